@@ -68,6 +68,13 @@ def tests(session: nox.Session, backend: str) -> None:
 
 
 @nox.session
+def parity(session: nox.Session) -> None:
+    """Prove TensorFlow, PyTorch and JAX compute the same numbers from the same weights."""
+    install_project(session, *BACKENDS)
+    session.run("multibackend", "parity", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Check style and common bugs with ruff."""
     session.install(*CONSTRAINTS, "ruff")

@@ -84,7 +84,47 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity (default: 1)")
     run.add_argument("--tf32", action="store_true", help="allow TensorFloat-32 matmuls on a GPU (faster, less exact)")
     run.set_defaults(handler=_run_command)
+
+    parity = commands.add_parser(
+        "parity", help="prove the backends compute the same network from the same weights",
+        description="Run each backend in its own process from the same NumPy initial weights and compare forward "
+        "passes, one update, the XOR trajectory, one MNIST epoch, saved .keras models across backends, and the "
+        "course exercises. Writes OUT/parity.json. Exit 1 names the failing checks.",
+    )  # fmt: skip
+    parity.add_argument("--backends", type=backend_list, help="comma-separated (default: every installed backend)")
+    parity.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="cpu (default), gpu, or auto: CPU plus GPU where a backend sees one")  # fmt: skip
+    parity.add_argument("--seeds", type=positive_int, default=10, help="XOR trajectories to compare (default: 10)")
+    parity.add_argument("--mnist-epochs", type=positive_int, default=1, help="MNIST epochs to compare (default: 1)")
+    parity.add_argument("--out", default="results", help="folder for parity.json (default: results/)")
+    parity.set_defaults(handler=_parity_command)
     return parser
+
+
+def backend_list(text: str) -> list[str]:
+    """argparse type: a comma-separated list of known backends."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {unknown[0] if unknown else text!r} (choose from {', '.join(BACKENDS)})"
+        )
+    return names
+
+
+def _parity_command(args: argparse.Namespace) -> int:
+    from multibackend.parity import format_table, run_parity
+
+    payload = run_parity(
+        args.backends, device=args.device, seeds=args.seeds, mnist_epochs=args.mnist_epochs, out_dir=args.out
+    )
+    print(format_table(payload["rows"]))
+    print(f"results     {args.out}/parity.json")
+    if payload["passed"]:
+        print("PASSED: every check within tolerance")
+        return 0
+    print(f"FAILED: {', '.join(payload['failed_checks'])}")
+    return 1
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -118,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     except ResultsError as error:
         print(f"multibackend: error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        print(f"multibackend: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("multibackend: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,124 @@
+"""The parity comparison logic on synthetic arrays, and real multi-backend runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from multibackend import parity
+from multibackend.backend import installed_backends
+
+from .conftest import run_cli
+
+
+def worker_output(seed=0, **changes):
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "forward_xor": rng.random((4, 1)),
+        "forward_mnist": rng.random((10, 10)),
+        "one_update_xor": rng.random(9),
+        "one_update_mnist": rng.random(50),
+        "xor_trajectory_weights": rng.random((3, 9)),
+        "xor_trajectory_accuracy": np.array([1.0, 0.75, 1.0]),
+        "mnist_epoch_loss": np.array([0.25]),
+        "mnist_test_argmax": np.arange(1000) % 10,
+    }
+    arrays.update(changes)
+    return arrays
+
+
+def by_check(rows):
+    return {row.check: row for row in rows}
+
+
+def test_identical_outputs_pass_every_check():
+    rows = parity.compare_outputs({"a": worker_output(), "b": worker_output()})
+    assert rows and all(row.passed for row in rows)
+    assert {row.pair for row in rows} == {"a vs b"}
+
+
+def test_a_weight_perturbed_by_1e_3_is_caught():
+    perturbed = worker_output()["one_update_mnist"].copy()
+    perturbed[7] += 1e-3
+    rows = by_check(parity.compare_outputs({"a": worker_output(), "b": worker_output(one_update_mnist=perturbed)}))
+    assert not rows["one_update_mnist"].passed
+    assert rows["one_update_mnist"].difference == pytest.approx(1e-3)
+    assert rows["forward_xor"].passed
+
+
+def test_differences_just_inside_and_outside_the_tolerances():
+    base = worker_output()
+    inside = worker_output(forward_mnist=base["forward_mnist"] + 0.9e-6)
+    outside = worker_output(forward_mnist=base["forward_mnist"] + 1.1e-6)
+    assert by_check(parity.compare_outputs({"a": base, "b": inside}))["forward_mnist"].passed
+    assert not by_check(parity.compare_outputs({"a": base, "b": outside}))["forward_mnist"].passed
+
+
+def test_a_different_xor_outcome_and_too_many_argmax_changes_fail():
+    base = worker_output()
+    argmax = base["mnist_test_argmax"].copy()
+    argmax[:11] = (argmax[:11] + 1) % 10  # 1.1% of 1000 digits
+    other = worker_output(xor_trajectory_accuracy=np.array([1.0, 1.0, 1.0]), mnist_test_argmax=argmax)
+    rows = by_check(parity.compare_outputs({"a": base, "b": other}))
+    assert not rows["xor_trajectory_accuracy"].passed
+    assert not rows["mnist_argmax_disagreement"].passed
+
+
+def test_relative_loss_tolerance():
+    rows = by_check(
+        parity.compare_outputs({"a": worker_output(), "b": worker_output(mnist_epoch_loss=np.array([0.2503]))})
+    )
+    assert not rows["mnist_epoch_loss_relative"].passed  # 1.2e-3 relative
+
+
+def test_saved_models_are_compared_for_all_ordered_pairs():
+    outputs = {tag: {"saved_predictions": np.ones((5, 10)), "saved_accuracy": np.array(0.9)} for tag in "abc"}
+    loaded = {}
+    for loader in "abc":
+        loaded[loader] = {}
+        for saver in "abc":
+            loaded[loader].update({f"{saver}/predictions": np.ones((5, 10)), f"{saver}/accuracy": np.array(0.9)})
+    loaded["c"]["a/predictions"] = np.ones((5, 10)) + 2e-5
+    rows = parity.compare_saved_models(outputs, loaded)
+    assert len(rows) == 12
+    failing = [row.pair for row in rows if not row.passed]
+    assert failing == ["saved by a, loaded by c"]
+
+
+def test_fewer_than_two_participants_is_a_usage_error():
+    from multibackend.errors import UsageError
+
+    only = installed_backends()[:1]
+    with pytest.raises(UsageError, match="at least two"):
+        parity.participants(only, "cpu")
+
+
+def two_backends():
+    available = installed_backends()
+    if len(available) < 2:
+        pytest.skip(f"needs two backends, found {available}")
+    return available[:2]
+
+
+@pytest.mark.cross_backend
+def test_real_two_backend_parity_passes(tmp_path):
+    backends = two_backends()
+    result = run_cli("parity", "--backends", ",".join(backends), "--seeds", "2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    payload = json.loads((tmp_path / "parity.json").read_text())
+    assert payload["passed"] and payload["participants"] == [f"{name}-cpu" for name in backends]
+    checks = {row["check"] for row in payload["rows"]}
+    assert {"forward_mnist", "one_update_mnist", "xor_trajectory_weights", "saved_model_predictions"} <= checks
+    assert "course_exercise:squared_error_is_0.36" in checks
+
+
+@pytest.mark.cross_backend
+def test_planted_difference_fails_with_the_check_named(tmp_path):
+    backends = two_backends()
+    result = run_cli(
+        "parity", "--backends", ",".join(backends), "--seeds", "1", "--out", str(tmp_path),
+        env={"MULTIBACKEND_PARITY_PERTURB": f"{backends[1]}:1e-3"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "FAILED: " in result.stdout and "forward_xor" in result.stdout and "one_update_mnist" in result.stdout
+    assert not json.loads((tmp_path / "parity.json").read_text())["passed"]
