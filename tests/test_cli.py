@@ -108,3 +108,39 @@ def test_help_lists_the_choices():
     result = run_cli("run", "--help")
     assert result.returncode == 0
     assert "{xor,mnist}" in result.stdout and "{torch,tensorflow,jax}" in result.stdout
+
+
+def test_auto_falls_back_to_cpu_and_gpu_is_refused_without_one(monkeypatch):
+    from multibackend import devices
+
+    monkeypatch.setattr(devices, "gpu_available", lambda backend: False)
+    assert devices.resolve_device(BACKEND, "auto") == "cpu"
+    assert devices.resolve_device(BACKEND, "cpu") == "cpu"
+    with pytest.raises(UsageError, match="no usable GPU"):
+        devices.resolve_device(BACKEND, "gpu")
+    monkeypatch.setattr(devices, "gpu_available", lambda backend: True)
+    assert devices.resolve_device(BACKEND, "auto") == "gpu"
+    assert devices.resolve_device(BACKEND, "cpu") == "cpu"
+
+
+def test_device_strings_are_classified():
+    from multibackend.devices import device_kind
+
+    assert device_kind("cuda:0") == "gpu" and device_kind("/job:localhost/replica:0/task:0/device:GPU:0") == "gpu"
+    assert device_kind("cpu") == "cpu" and device_kind("TFRT_CPU_0") == "cpu"
+
+
+@pytest.mark.gpu
+def test_gpu_run_records_where_the_weights_lived(tmp_path):
+    from multibackend.devices import gpu_available
+
+    if not gpu_available(BACKEND):
+        pytest.skip(f"no usable GPU for {BACKEND} on this machine")
+    result = run_cli("run", "xor", "--backend", BACKEND, "--device", "gpu", "--seeds", "1", "--verbose", "0",
+                     "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    import json
+
+    payload = json.loads((tmp_path / f"xor-{BACKEND}-gpu.json").read_text())
+    assert payload["device"] == "gpu" and payload["tf32"] is False
+    assert "cuda" in payload["weight_device"].lower() or "gpu" in payload["weight_device"].lower()

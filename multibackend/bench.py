@@ -1,0 +1,147 @@
+"""`multibackend bench`: each backend's Keras paths against its own native loop.
+
+Every measurement is a fresh process (peak memory is per process); the
+trainers of one backend alternate, repeat after repeat, so slow phases of a
+shared machine hit them alike. Only ratios within one run are meaningful.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from multibackend.backend import BACKENDS, installed_backends
+from multibackend.bench_worker import TRAINERS
+from multibackend.devices import cpu_name
+from multibackend.errors import UsageError
+from multibackend.networks import MNIST
+from multibackend.results import write_json_atomic
+
+
+def training_flops_per_sample(layer_sizes: list[int]) -> int:
+    """FLOPs of one training sample of a dense net: forward, weight gradients, and input
+    gradients of every layer but the first (2 FLOPs per multiply-add)."""
+    pairs = list(zip(layer_sizes[:-1], layer_sizes[1:]))
+    forward = sum(2 * n_in * n_out for n_in, n_out in pairs)
+    input_gradients = sum(2 * n_in * n_out for n_in, n_out in pairs[1:])
+    return 2 * forward + input_gradients
+
+
+def estimated_peak_gflops() -> float:
+    """A rough fp32 peak of this CPU: cores x clock x FLOPs per cycle (FMA: 32 with AVX2, 64 with AVX-512)."""
+    megahertz, flags = 2000.0, ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("cpu MHz") and megahertz == 2000.0:
+                    megahertz = float(line.split(":")[1])
+                elif line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        pass
+    per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 16
+    return (os.cpu_count() or 1) * megahertz / 1000 * per_cycle
+
+
+def _measure(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "multibackend.bench_worker",
+        backend,
+        trainer,
+        "--epochs",
+        str(epochs),
+        "--warmup",
+        str(warmup),
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if finished.returncode != 0:
+        last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"bench of {trainer} on {backend} failed: {last}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: int, progress=print) -> dict:
+    """Measures every trainer of every chosen backend; returns rows with ratios to native."""
+    available = installed_backends()
+    chosen = backends or [name for name in BACKENDS if name in available]
+    missing = [name for name in chosen if name not in available]
+    if missing:
+        raise UsageError(f"backend {missing[0]!r} is not installed here")
+    flops_per_epoch = training_flops_per_sample(MNIST.network.layer_sizes) * MNIST.train_samples
+    peak = estimated_peak_gflops()
+    rows = []
+    for backend in chosen:
+        samples: dict[str, list[dict]] = {trainer: [] for trainer in TRAINERS[backend]}
+        for repeat in range(repeats):
+            for trainer in TRAINERS[backend]:
+                progress(f"  {backend:<10} {trainer:<18} repeat {repeat + 1}/{repeats}")
+                samples[trainer].append(_measure(backend, trainer, epochs, warmup))
+        native = statistics.median(s for m in samples["native"] for s in m["epoch_seconds"])
+        native_rss = statistics.median(m["peak_rss_bytes"] for m in samples["native"])
+        for trainer, measured in samples.items():
+            seconds = statistics.median(s for m in measured for s in m["epoch_seconds"])
+            rss = statistics.median(m["peak_rss_bytes"] for m in measured)
+            gflops = flops_per_epoch / seconds / 1e9
+            rows.append({
+                "backend": backend, "trainer": trainer, "median_epoch_seconds": seconds,
+                "time_ratio_to_native": seconds / native, "peak_rss_bytes": rss, "memory_ratio_to_native": rss / native_rss,
+                "gflops": gflops, "share_of_peak": gflops / peak,
+                "test_accuracy": statistics.median(m["test_accuracy"] for m in measured),
+                "all_epoch_seconds": [s for m in measured for s in m["epoch_seconds"]],
+            })  # fmt: skip
+    return {
+        "machine": f"{platform.node()}: {cpu_name()}",
+        "estimated_peak_gflops": peak,
+        "flops_per_epoch": flops_per_epoch,
+        "repeats": repeats,
+        "timed_epochs_per_repeat": epochs,
+        "warmup_epochs": warmup,
+        "command": " ".join(["multibackend", *sys.argv[1:]]),
+        "rows": rows,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def format_table(payload: dict) -> str:
+    header = f"{'backend':<11}{'trainer':<19}{'s/epoch':>9}{'x native':>10}{'peak MiB':>10}{'x native':>10}{'GFLOP/s':>9}{'% peak':>8}{'test acc':>10}"
+    lines = [header]
+    for row in payload["rows"]:
+        lines.append(
+            f"{row['backend']:<11}{row['trainer']:<19}{row['median_epoch_seconds']:>9.3f}{row['time_ratio_to_native']:>10.2f}"
+            f"{row['peak_rss_bytes'] / 2**20:>10.0f}{row['memory_ratio_to_native']:>10.2f}{row['gflops']:>9.1f}"
+            f"{100 * row['share_of_peak']:>8.1f}{row['test_accuracy']:>10.4f}"
+        )
+    return "\n".join(lines)
+
+
+def write_outputs(payload: dict, results_dir: Path, report_dir: Path) -> tuple[Path, Path]:
+    json_path = write_json_atomic(results_dir / "bench.json", payload)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    markdown = [
+        "# Benchmark: Keras on each backend vs the framework's own training loop", "",
+        f"Machine: {payload['machine']}; estimated fp32 peak {payload['estimated_peak_gflops']:.0f} GFLOP/s. "
+        f"Work: {payload['flops_per_epoch'] / 1e9:.0f} GFLOP per MNIST epoch (60,000 samples, batch 128).", "",
+        f"Each trainer ran in a fresh process, {payload['repeats']} repeats alternating with the other trainers of its "
+        f"backend, {payload['warmup_epochs']} warm-up epoch(s) then {payload['timed_epochs_per_repeat']} timed epochs; "
+        "s/epoch is the median of all timed epochs; peak memory is the process's peak resident set (imports included).", "",
+        f"Reproduce: `{payload['command']}`", "",
+        "| backend | trainer | s/epoch | time vs native | peak RSS MiB | memory vs native | GFLOP/s | % of peak | test acc |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for row in payload["rows"]:
+        markdown.append(
+            f"| {row['backend']} | {row['trainer']} | {row['median_epoch_seconds']:.3f} | {row['time_ratio_to_native']:.2f}x "
+            f"| {row['peak_rss_bytes'] / 2**20:.0f} | {row['memory_ratio_to_native']:.2f}x | {row['gflops']:.1f} "
+            f"| {100 * row['share_of_peak']:.1f} | {row['test_accuracy']:.4f} |"
+        )
+    md_path = report_dir / "bench.md"
+    md_path.write_text("\n".join(markdown) + "\n")
+    return json_path, md_path

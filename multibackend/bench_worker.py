@@ -1,0 +1,87 @@
+"""One timed training in a fresh process; used by `multibackend bench`.
+
+    python -m multibackend.bench_worker BACKEND TRAINER --epochs N --warmup W
+
+Prints one JSON line: timed epoch seconds (after W warm-up epochs), test
+accuracy and the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import time
+
+from multibackend import data
+from multibackend.backend import select_backend
+from multibackend.networks import DEFAULT_SEED, MNIST, initial_weights
+
+# Trainers per backend: Keras `fit`, Keras `fit` with several steps per
+# compiled call, a PyTorch loop over the Keras model, and the framework's own loop.
+TRAINERS = {
+    "torch": ("keras-fit", "keras-torch-loop", "native"),
+    "jax": ("keras-fit", "keras-fit-steps32", "native"),
+    "tensorflow": ("keras-fit", "keras-fit-steps32", "native"),
+}
+
+
+def run(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
+    select_backend(backend, "cpu")
+    (x_train, y_train), (x_test, y_test) = data.load_mnist(allow_download=False)
+    x_train, x_test = data.preprocess_images(x_train), data.preprocess_images(x_test)
+    weights = initial_weights(MNIST.network, DEFAULT_SEED)
+    total = warmup + epochs
+    if trainer == "native":
+        module = importlib.import_module(f"multibackend.native.{backend}_loop")
+        result = module.train(x_train, y_train, x_test, y_test, weights, total, MNIST.batch_size, DEFAULT_SEED)
+        seconds, accuracy = result["epoch_seconds"], result["test_accuracy"]
+    else:
+        import keras
+
+        from multibackend.models import build_dense, compile_example
+
+        keras.utils.set_random_seed(DEFAULT_SEED)
+        model = build_dense(MNIST.network, weights=weights)
+        steps = 32 if trainer == "keras-fit-steps32" else 1
+        compile_example(model, MNIST, steps_per_execution=steps)
+        seconds = []
+        if trainer == "keras-torch-loop":
+            from multibackend.torch_trainer import fit_with_torch_loop
+
+            fit_with_torch_loop(model, x_train, y_train, total, MNIST.batch_size, DEFAULT_SEED,
+                                on_epoch_end=lambda epoch, s: seconds.append(s))  # fmt: skip
+        else:
+            for _ in range(total):
+                started = time.perf_counter()
+                model.fit(x_train, y_train, epochs=1, batch_size=MNIST.batch_size, verbose=0)
+                seconds.append(time.perf_counter() - started)
+        accuracy = float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
+    return {
+        "backend": backend,
+        "trainer": trainer,
+        "epoch_seconds": seconds[warmup:],
+        "warmup_seconds": seconds[:warmup],
+        "test_accuracy": accuracy,
+        "epochs_trained": total,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m multibackend.bench_worker")
+    parser.add_argument("backend", choices=list(TRAINERS))
+    parser.add_argument("trainer")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
+    args = parser.parse_args()
+    if args.trainer not in TRAINERS[args.backend]:
+        parser.error(
+            f"trainer {args.trainer!r} is not available on {args.backend} ({', '.join(TRAINERS[args.backend])})"
+        )
+    print(json.dumps(run(args.backend, args.trainer, args.epochs, args.warmup)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+"""`multibackend report`: one page that shows how the backends differ.
+
+Reads results files (the contract in `results.py`) from one or more folders,
+possibly from several machines, and writes `comparison.md`, a self-contained
+`comparison.html` (images embedded) and the PNG plots they show.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from multibackend.errors import ResultsError, UsageError
+from multibackend.results import read_results
+
+RESULTS_NAME = re.compile(r"^(?P<example>xor|mnist)-(?P<backend>[a-z]+)-(?P<device>cpu|gpu)\.json$")
+COLORS = {"torch": "#ee4c2c", "tensorflow": "#ff8f00", "jax": "#2a6fdb"}
+LINESTYLES = {"cpu": "-", "gpu": "--"}
+
+
+def collect_results(folders: list[Path], warn=print) -> dict[tuple[str, str, str], dict]:
+    """Reads every results file in `folders`; bad ones are named in a warning and skipped.
+
+    Args:
+        folders: Folders holding `<example>-<backend>-<device>.json` files.
+        warn: Called with one line per skipped file.
+
+    Returns:
+        `(example, backend, device)` -> results payload; the newest wins a tie.
+    """
+    rows: dict[tuple[str, str, str], dict] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"results folder {folder} does not exist")
+        for path in sorted(folder.glob("*.json")):
+            match = RESULTS_NAME.match(path.name)
+            if not match:
+                continue  # parity.json, bench.json, ...: not a run's results
+            try:
+                payload = read_results(path, example=match["example"])
+            except ResultsError as error:
+                warn(f"warning: skipping {error}")
+                continue
+            key = (payload["example"], payload["backend"], payload["device"])
+            if key not in rows or payload["created"] > rows[key]["created"]:
+                rows[key] = payload
+    return rows
+
+
+def _label(payload: dict) -> str:
+    return f"{payload['backend']} ({payload['device']})"
+
+
+def _style(payload: dict) -> dict:
+    return {"color": COLORS.get(payload["backend"], "gray"), "linestyle": LINESTYLES[payload["device"]]}
+
+
+def _plot_history(plt, runs: list[dict], example: str, path: Path) -> Path:
+    metric = runs[0].get("metric", "accuracy")
+    figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for run in runs:
+        epochs = np.arange(1, len(run["history"]["loss"]) + 1)
+        loss_axis.plot(epochs, run["history"]["loss"], label=_label(run), **_style(run))
+        if metric in run["history"]:
+            metric_axis.plot(epochs, run["history"][metric], label=_label(run), **_style(run))
+    loss_axis.set(title=f"{example.upper()}: training loss per epoch", xlabel="epoch", ylabel="loss", yscale="log")
+    metric_axis.set(title=f"{example.upper()}: training {metric} per epoch", xlabel="epoch", ylabel=metric)
+    for axis in (loss_axis, metric_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _plot_epoch_seconds(plt, runs: list[dict], path: Path) -> Path:
+    figure, axes = plt.subplots(1, len(runs_by_example(runs)), figsize=(11, 3.8), squeeze=False)
+    for axis, (example, group) in zip(axes[0], runs_by_example(runs).items()):
+        labels = [_label(run) for run in group]
+        medians = [run["median_epoch_seconds"] for run in group]
+        firsts = [run["first_epoch_seconds"] for run in group]
+        positions = np.arange(len(group))
+        axis.bar(positions - 0.2, medians, 0.4, label="median epoch", color=[COLORS.get(r["backend"]) for r in group])
+        axis.bar(positions + 0.2, firsts, 0.4, label="first epoch (compile/warm-up)", color="lightgray")
+        for x, value in zip(positions, medians):
+            axis.annotate(f"{value:.3g}s", (x - 0.2, value), ha="center", va="bottom", fontsize=8)
+        axis.set_xticks(positions, labels, rotation=15)
+        axis.set(title=f"{example.upper()}: seconds per epoch (lower is faster)", ylabel="seconds")
+        axis.legend(fontsize=8)
+        axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def runs_by_example(runs: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for run in runs:
+        grouped.setdefault(run["example"], []).append(run)
+    return grouped
+
+
+def _plot_misclassified(plt, run: dict, images: np.ndarray, path: Path, count: int = 12) -> Path:
+    wrong = run["misclassified"][:count]
+    columns = 6
+    rows = max(1, -(-len(wrong) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, (index, predicted, actual) in zip(axes.ravel(), wrong):
+        axis.imshow(images[index], cmap="gray_r")
+        axis.set_title(f"Pred: {predicted}, Actual: {actual}", fontsize=8)
+    figure.suptitle(f"Misclassified test digits: {_label(run)}, {len(run['misclassified'])} of 10,000", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def misclassified_overlap(runs: list[dict]) -> dict:
+    """How many misclassified test digits all backends share, and how many only one gets wrong."""
+    sets = {_label(run): {index for index, _, _ in run["misclassified"]} for run in runs}
+    shared = set.intersection(*sets.values()) if sets else set()
+    union = set.union(*sets.values()) if sets else set()
+    unique = {
+        label: len(wrong - set.union(set(), *(s for other, s in sets.items() if other != label)))
+        for label, wrong in sets.items()
+    }
+    return {
+        "shared_by_all": len(shared),
+        "wrong_anywhere": len(union),
+        "unique": unique,
+        "total": {k: len(v) for k, v in sets.items()},
+    }
+
+
+def _plot_overlap(plt, overlap: dict, path: Path) -> Path:
+    labels = ["shared by all", *(f"only {label}" for label in overlap["unique"])]
+    values = [overlap["shared_by_all"], *overlap["unique"].values()]
+    figure, axis = plt.subplots(figsize=(7, 3.4))
+    bars = axis.bar(
+        labels, values, color=["#555", *(COLORS.get(label.split()[0], "gray") for label in overlap["unique"])]
+    )
+    axis.bar_label(bars)
+    axis.set(
+        title=f"Misclassified MNIST test digits: shared vs unique ({overlap['wrong_anywhere']} wrong anywhere)",
+        ylabel="digits",
+    )
+    axis.tick_params(axis="x", rotation=15)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def xor_surface(weights: list, grid: np.ndarray) -> np.ndarray:
+    """The XOR net's output on `grid` points, computed in NumPy from stored weights."""
+    kernel1, bias1, kernel2, bias2 = (np.asarray(w, dtype=np.float64) for w in weights)
+    return np.tanh(np.tanh(grid @ kernel1 + bias1) @ kernel2 + bias2)[:, 0]
+
+
+def _plot_xor_surfaces(plt, runs: list[dict], path: Path) -> Path:
+    xs = np.linspace(-0.25, 1.25, 121)
+    mesh = np.array(np.meshgrid(xs, xs)).reshape(2, -1).T
+    figure, axes = plt.subplots(1, len(runs), figsize=(3.4 * len(runs) + 1.2, 3.6), squeeze=False, layout="constrained")
+    for axis, run in zip(axes[0], runs):
+        surface = xor_surface(run["final_weights"], mesh).reshape(len(xs), len(xs))
+        image = axis.contourf(xs, xs, surface, levels=np.linspace(-1, 1, 21), cmap="coolwarm")
+        axis.contour(xs, xs, surface, levels=[0.5], colors="black", linewidths=1.5)
+        for (x0, x1), target in zip([(0, 0), (0, 1), (1, 0), (1, 1)], [0, 1, 1, 0]):
+            axis.scatter(x0, x1, c="white" if target else "black", edgecolors="black", s=60, zorder=3)
+        axis.set(title=f"{_label(run)}: acc {run['test']['binary_accuracy']:.2f}", xlabel="x0")
+    axes[0][0].set_ylabel("x1")
+    figure.colorbar(image, ax=axes[0].tolist(), shrink=0.9, label="output (black line: 0.5)")
+    figure.suptitle("XOR decision surfaces from the shared initial weights", fontsize=10)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _plot_solve_rate(plt, runs: list[dict], path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(7, 3.4))
+    for offset, run in enumerate(runs):
+        rate = run["solve_rate"]
+        jitter = (offset - (len(runs) - 1) / 2) * 0.12
+        axis.scatter(
+            np.array(rate["seeds"]) + jitter,
+            rate["binary_accuracy"],
+            label=f"{_label(run)}: {sum(rate['solved'])}/{len(rate['seeds'])} solved",
+            color=COLORS.get(run["backend"]),
+            s=30,
+        )
+    axis.set(
+        title="XOR from random starts: final binary accuracy per seed (1.0 = solved)",
+        xlabel="seed",
+        ylabel="binary accuracy",
+        ylim=(0.2, 1.08),
+    )
+    axis.legend(fontsize=8, loc="lower right")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _fmt(value, pattern: str = "{:.4f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def table_rows(runs: list[dict]) -> list[list[str]]:
+    """The comparison table: one row per (example, backend, device)."""
+    rows = []
+    for run in runs:
+        metric = run.get("metric", "accuracy")
+        gates = run["gates"]
+        rows.append([
+            run["example"], run["backend"], run["backend_version"], run["keras_version"],
+            f"{run['device']}: {run['device_name']}", f"{run['params']:,}",
+            _fmt(run["test"].get("loss")), _fmt(run["test"].get(metric)),
+            _fmt(run.get("median_epoch_seconds"), "{:.3f}"), _fmt(run.get("first_epoch_seconds"), "{:.3f}"),
+            _fmt(run.get("steps_per_second"), "{:,.0f}"), _fmt((run.get("peak_rss_bytes") or 0) / 2**20, "{:,.0f}"),
+            f"{sum(g['passed'] for g in gates)}/{len(gates)}" + ("" if run["passed"] else " FAIL"),
+        ])  # fmt: skip
+    return rows
+
+
+TABLE_HEADER = [
+    "example", "backend", "version", "keras", "device", "params", "test loss", "test acc",
+    "median s/epoch", "first epoch s", "steps/s", "peak RSS MiB", "gates",
+]  # fmt: skip
+
+
+def headlines(runs: list[dict], overlap: dict | None, parity: dict | None) -> list[str]:
+    """The few sentences a reader needs: fastest backend, accuracy bar, disagreements."""
+    lines = []
+    for (example, device), group in sorted(_by_example_device(runs).items()):
+        ranked = sorted(group, key=lambda run: run["median_epoch_seconds"])
+        fastest = ranked[0]
+        others = ", ".join(
+            f"{run['backend']} {run['median_epoch_seconds'] / fastest['median_epoch_seconds']:.1f}x"
+            for run in ranked[1:]
+        )
+        lines.append(
+            f"Fastest on {example.upper()} ({device}): **{fastest['backend']}** at {fastest['median_epoch_seconds']:.3g} s/epoch"
+            + (f" (slower: {others})" if others else "")
+        )
+    mnist = [run for run in runs if run["example"] == "mnist"]
+    if mnist:
+        low = [run for run in mnist if run["epochs"] >= 20 and run["test"]["accuracy"] < 0.98]
+        accs = ", ".join(f"{_label(run)} {run['test']['accuracy']:.4f} ({run['epochs']} ep)" for run in mnist)
+        verdict = (
+            "All 20-epoch MNIST runs reach >= 0.98"
+            if not low and all(run["epochs"] >= 20 for run in mnist)
+            else (
+                "Below 0.98 after 20 epochs: " + ", ".join(_label(run) for run in low)
+                if low
+                else "Not every MNIST run trained the course's 20 epochs"
+            )
+        )
+        lines.append(f"{verdict}: {accs}")
+    if overlap:
+        unique = ", ".join(f"{label} {count}" for label, count in overlap["unique"].items())
+        lines.append(
+            f"Where they disagree: {overlap['shared_by_all']} test digits are wrong on every backend; "
+            f"wrong on one backend only: {unique}"
+        )
+    xor = [run for run in runs if run["example"] == "xor" and "solve_rate" in run]
+    if xor:
+        rates = ", ".join(
+            f"{_label(run)} {sum(run['solve_rate']['solved'])}/{len(run['solve_rate']['seeds'])}" for run in xor
+        )
+        lines.append(f"XOR from random starts does not always train: solved {rates}")
+    if parity:
+        lines.append(
+            f"Parity ({', '.join(parity['participants'])}): "
+            + ("every check within tolerance" if parity["passed"] else "FAILED " + ", ".join(parity["failed_checks"]))
+        )
+    return lines
+
+
+def _by_example_device(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        grouped.setdefault((run["example"], run["device"]), []).append(run)
+    return grouped
+
+
+def write_report(folders: list[Path], out_dir: Path, warn=print) -> Path:
+    """Writes `comparison.md`, `comparison.html` and the plots to `out_dir`.
+
+    Args:
+        folders: Results folders to merge.
+        out_dir: Where the report goes.
+        warn: Called with one line per skipped results file.
+
+    Returns:
+        The path of the HTML report.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    collected = collect_results(folders, warn=warn)
+    if not collected:
+        raise UsageError(
+            f"no usable results files in {', '.join(str(f) for f in folders)}; run `multibackend run` first"
+        )
+    order = {"torch": 0, "tensorflow": 1, "jax": 2}
+    runs = sorted(collected.values(), key=lambda r: (r["example"] != "xor", r["device"], order.get(r["backend"], 9)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures: list[tuple[str, Path]] = []
+    grouped = runs_by_example(runs)
+    for example, group in grouped.items():
+        figures.append(
+            (
+                f"{example.upper()}: training curves",
+                _plot_history(plt, group, example, out_dir / f"{example}-history.png"),
+            )
+        )
+    figures.append(("Speed", _plot_epoch_seconds(plt, runs, out_dir / "epoch-seconds.png")))
+    overlap = None
+    mnist_runs = [run for run in grouped.get("mnist", []) if "misclassified" in run]
+    if mnist_runs:
+        images = _mnist_test_images(warn)
+        if images is not None:
+            for run in mnist_runs:
+                name = f"misclassified-{run['backend']}-{run['device']}.png"
+                figures.append(
+                    (f"Misclassified digits: {_label(run)}", _plot_misclassified(plt, run, images, out_dir / name))
+                )
+        overlap = misclassified_overlap(mnist_runs)
+        figures.append(
+            (
+                "Misclassified digits: shared vs unique",
+                _plot_overlap(plt, overlap, out_dir / "misclassified-overlap.png"),
+            )
+        )
+    xor_runs = [run for run in grouped.get("xor", []) if "final_weights" in run]
+    if xor_runs:
+        figures.append(("XOR decision surfaces", _plot_xor_surfaces(plt, xor_runs, out_dir / "xor-surfaces.png")))
+        figures.append(("XOR solve rate over seeds", _plot_solve_rate(plt, xor_runs, out_dir / "xor-solve-rate.png")))
+    parity = _read_parity(folders, warn)
+    lines = headlines(runs, overlap, parity)
+    rows = table_rows(runs)
+    sources = sorted({f"{run['host']}: {run['device_name']}" for run in runs if "host" in run})
+    _write_markdown(out_dir / "comparison.md", lines, rows, figures, parity, sources)
+    html_path = out_dir / "comparison.html"
+    _write_html(html_path, lines, rows, figures, parity, sources)
+    return html_path
+
+
+def _mnist_test_images(warn) -> np.ndarray | None:
+    from multibackend import data
+
+    try:
+        _, (x_test, _) = data.load_mnist(allow_download=False)
+    except UsageError as error:
+        warn(f"warning: no misclassified-digit pictures: {error}")
+        return None
+    return x_test
+
+
+def _read_parity(folders: list[Path], warn) -> dict | None:
+    for folder in folders:
+        path = folder / "parity.json"
+        if path.is_file():
+            try:
+                parity = json.loads(path.read_text())
+                if not {"participants", "rows", "passed", "failed_checks", "max_difference"} <= set(parity):
+                    raise ValueError("missing fields")
+                return parity
+            except ValueError as error:
+                warn(f"warning: skipping {path}: {error}")
+    return None
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _parity_rows(parity: dict) -> list[list[str]]:
+    worst: dict[str, dict] = {}
+    for row in parity["rows"]:
+        if row["check"] not in worst or row["difference"] > worst[row["check"]]["difference"]:
+            worst[row["check"]] = row
+    return [
+        [
+            check,
+            row["pair"],
+            f"{row['difference']:.3g}",
+            f"{row['tolerance']:.3g}",
+            "pass" if all(r["passed"] for r in parity["rows"] if r["check"] == check) else "FAIL",
+        ]
+        for check, row in sorted(worst.items())
+    ]
+
+
+PARITY_HEADER = ["check", "worst pair", "max difference", "tolerance", "all pairs"]
+
+
+def _write_markdown(path: Path, lines, rows, figures, parity, sources) -> None:
+    parts = [
+        "# Backend comparison",
+        "",
+        f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `multibackend report`.",
+        "",
+    ]
+    parts += [f"- {line}" for line in lines]
+    parts += ["", "## Runs", "", _markdown_table(TABLE_HEADER, rows), ""]
+    parts += ["Machines: " + "; ".join(sources), ""] if sources else []
+    if parity:
+        parts += ["## Parity: same weights, same numbers", "", _markdown_table(PARITY_HEADER, _parity_rows(parity)), ""]
+    for title, figure in figures:
+        parts += [f"## {title}", "", f"![{title}]({figure.name})", ""]
+    path.write_text("\n".join(parts))
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{"fail" if "FAIL" in cell else ""}">{html.escape(cell)}</td>' for cell in row)
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _write_html(path: Path, lines, rows, figures, parity, sources) -> None:
+    bold = re.compile(r"\*\*(.+?)\*\*")
+    items = "".join("<li>" + bold.sub(r"<b>\1</b>", html.escape(line)) + "</li>" for line in lines)
+    images = "".join(
+        f'<figure><figcaption>{html.escape(title)}</figcaption><img alt="{html.escape(title)}" '
+        f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}"></figure>'
+        for title, figure in figures
+    )
+    parity_html = (
+        f"<h2>Parity: same weights, same numbers</h2>{_html_table(PARITY_HEADER, _parity_rows(parity))}"
+        if parity
+        else ""
+    )
+    machines = f"<p class=small>Machines: {html.escape('; '.join(sources))}</p>" if sources else ""
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1200px;color:#222}"
+        "table{border-collapse:collapse;font-size:13px;margin:.5em 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "th{background:#f0f0f0}td:nth-child(-n+5){text-align:left}td.fail{background:#fdd;font-weight:bold}"
+        "ul.headlines li{margin:.3em 0;font-size:15px}figure{margin:1em 0}img{max-width:100%}"
+        "figcaption{font-weight:bold;margin-bottom:.3em}.small{font-size:12px;color:#555}"
+    )
+    document = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Backend comparison</title><style>{style}</style></head><body>"
+        f"<h1>Backend comparison: TensorFlow, PyTorch and JAX on the course's examples</h1>"
+        f"<p class=small>Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by multibackend report.</p>"
+        f"<ul class=headlines>{items}</ul><h2>Runs</h2>{_html_table(TABLE_HEADER, rows)}{machines}{parity_html}{images}"
+        "</body></html>"
+    )
+    path.write_text(document)

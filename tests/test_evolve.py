@@ -1,0 +1,125 @@
+"""The evolutionary search: genome mapping, parameter counts, resume, test-set isolation, bad input."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+
+from multibackend import data, evolve
+from multibackend.genome import Genome, course_baseline, genome_from_params, suggest_genome
+from multibackend.networks import dense_param_count
+
+from .conftest import BACKEND, run_cli
+
+TINY = ["--generations", "3", "--population", "2", "--max-epochs", "1", "--train-samples", "1500"]
+
+
+def test_course_network_is_a_point_of_the_space():
+    baseline = course_baseline(epochs=3)
+    assert baseline.params == 407_050
+    assert genome_from_params(baseline.to_params()) == baseline
+
+
+@pytest.mark.parametrize(
+    "units",
+    [(16,), (1024, 1024), (300, 100, 50), (64, 32, 16, 128)],
+)
+def test_genome_parameter_count_follows_the_formula(units):
+    genome = Genome(units, "elu", "adam", 3e-3, 64, 0.25, 2)
+    assert genome.params == dense_param_count([784, *units, 10])
+
+
+def test_trial_maps_to_the_model_it_describes():
+    from multibackend.models import build_dense
+
+    params = {"n_layers": 3, "units_1": 200, "units_2": 50, "units_3": 20, "activation": "tanh",
+              "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 256, "dropout": 0.3, "epochs": 2}  # fmt: skip
+    genome = suggest_genome(optuna.trial.FixedTrial(params), max_epochs=3)
+    assert genome == Genome((200, 50, 20), "tanh", "sgd", 0.01, 256, 0.3, 2)
+    model = build_dense(genome.network())
+    assert model.count_params() == genome.params == dense_param_count([784, 200, 50, 20, 10])
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    dropout = [layer for layer in model.layers if layer.__class__.__name__ == "Dropout"]
+    assert [layer.units for layer in dense] == [200, 50, 20, 10] and len(dropout) == 3
+    assert all(layer.activation.__name__ == "tanh" for layer in dense[:-1])
+
+
+def test_search_never_reads_the_test_set(monkeypatch):
+    real = data.load_mnist()
+    (x_train, y_train), (x_test, y_test) = real
+    poisoned = ((x_train, y_train), (np.full_like(x_test, 255), np.full_like(y_test, 99)))
+    monkeypatch.setattr(data, "load_mnist", lambda *a, **k: poisoned)
+    arrays = evolve.search_data(train_samples=5000)
+    assert arrays["x_train"].shape == (5000, 784) and arrays["x_val"].shape == (10_000, 784)
+    np.testing.assert_array_equal(arrays["y_val"], y_train[50_000:])
+    np.testing.assert_array_equal(arrays["x_val"], data.preprocess_images(x_train[50_000:]))
+    assert arrays["y_train"].max() <= 9 and arrays["y_val"].max() <= 9
+
+
+def completed(db) -> list[tuple[int, float]]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute(
+            "SELECT t.number, v.value FROM trials t JOIN trial_values v ON v.trial_id = t.trial_id "
+            "WHERE t.state = 'COMPLETE' AND v.objective = 0 ORDER BY t.number"
+        ).fetchall()
+
+
+def test_killed_search_resumes_without_losing_trials(tmp_path):
+    args = [sys.executable, "-m", "multibackend", "evolve", "--backend", BACKEND, *TINY,
+            "--results", str(tmp_path / "results"), "--out", str(tmp_path / "reports")]  # fmt: skip
+    db = tmp_path / "results" / "evolve.db"
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not db.exists() or len(completed(db)) < 2):
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = completed(db)
+    assert 2 <= len(before) < 6, before
+    result = run_cli(*args[3:])
+    assert result.returncode == 0, result.stderr
+    after = completed(db)
+    assert len(after) == 6
+    assert set(before) <= set(after)  # every finished trial kept, with its value
+    summary = json.loads((tmp_path / "results" / f"evolve-mnist-dense-{BACKEND}.json").read_text())
+    assert summary["completed_trials"] == 6 and summary["backends"] == [BACKEND]
+    assert summary["baseline"]["params"] == 407_050 and "test_accuracy" in summary["baseline"]
+    assert all("test_accuracy" in entry for entry in summary["front"])
+    report = (tmp_path / "reports" / f"evolve-mnist-dense-{BACKEND}.md").read_text()
+    assert "Pareto front" in report and "baseline" in report
+    assert (tmp_path / "reports" / f"evolve-mnist-dense-{BACKEND}-front.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--population", "1"], "at least 2"),
+        (["--train-samples", "60000"], "at most 50,000"),
+        (["--generations", "0"], "positive integer"),
+        (["--budget", "-1"], "positive number"),
+        (["--storage", "redis://localhost/0"], "unknown scheme"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(tmp_path, extra, message):
+    result = run_cli("evolve", "--backend", BACKEND, *extra, "--results", str(tmp_path / "r"))
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_study_with_another_search_space_is_refused_and_kept(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    config = evolve.EvolveConfig(backend=BACKEND, storage=storage, study="s", max_epochs=2, train_samples=1000)
+    evolve.open_study(config)
+    result = run_cli("evolve", "--backend", BACKEND, "--storage", storage, "--study", "s", "--max-epochs", "3",
+                     "--train-samples", "1000", "--results", str(tmp_path))  # fmt: skip
+    assert result.returncode == 2 and "another search space (differs in: epochs)" in result.stderr
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.user_attrs["search_space"]["epochs"] == [1, 2] and len(study.trials) == 1  # the queued baseline

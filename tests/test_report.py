@@ -1,0 +1,109 @@
+"""The comparison report from real (short) results files."""
+
+import json
+import re
+import shutil
+
+import pytest
+
+from multibackend.backend import installed_backends
+from multibackend.report import collect_results, misclassified_overlap, write_report, xor_surface
+
+from .conftest import run_cli
+
+PLOTS = {
+    "xor-history.png", "mnist-history.png", "epoch-seconds.png", "misclassified-overlap.png",
+    "xor-surfaces.png", "xor-solve-rate.png",
+}  # fmt: skip
+
+
+def assert_self_contained(page: str):
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", page)
+    assert "<link" not in page and "<script" not in page
+    assert page.count("data:image/png;base64,") >= len(PLOTS)
+
+
+def test_report_from_real_results_of_this_backend(real_results, tmp_path, backend):
+    warnings = []
+    page = write_report([real_results], tmp_path / "report", warn=warnings.append)
+    assert warnings == []
+    names = {path.name for path in (tmp_path / "report").iterdir()}
+    assert PLOTS | {f"misclassified-{backend}-cpu.png", "comparison.md", "comparison.html"} <= names
+    markdown = (tmp_path / "report" / "comparison.md").read_text()
+    assert f"| xor | {backend} |" in markdown and f"| mnist | {backend} |" in markdown
+    assert "Fastest on MNIST (cpu)" in markdown and "407,050" in markdown
+    assert_self_contained(page.read_text())
+
+
+def test_bad_files_are_named_and_skipped(real_results, tmp_path, backend):
+    folder = tmp_path / "mixed"
+    shutil.copytree(real_results, folder)
+    (folder / "xor-jax-gpu.json").write_text("{truncated")
+    mnist = json.loads((folder / f"mnist-{backend}-cpu.json").read_text())
+    (folder / "xor-tensorflow-gpu.json").write_text(json.dumps(mnist))  # an MNIST file under an XOR name
+    (folder / "mnist-torch-gpu.json").write_text(json.dumps({**mnist, "schema_version": 99}))
+    warnings = []
+    write_report([folder], tmp_path / "report", warn=warnings.append)
+    assert len(warnings) == 3
+    assert any("xor-jax-gpu.json" in w and "unreadable" in w for w in warnings)
+    assert any("mnist-torch-gpu.json" in w and "newer" in w for w in warnings)
+    assert any("xor-tensorflow-gpu.json" in w and "not 'xor'" in w for w in warnings)
+    assert f"| mnist | {backend} |" in (tmp_path / "report" / "comparison.md").read_text()
+
+
+def test_results_from_several_machines_merge(real_results, tmp_path, backend):
+    gpu_folder = tmp_path / "gpu"
+    gpu_folder.mkdir()
+    payload = json.loads((real_results / f"mnist-{backend}-cpu.json").read_text())
+    payload.update(device="gpu", device_name="NVIDIA H200 (139 GiB)", host="elsewhere")
+    (gpu_folder / f"mnist-{backend}-gpu.json").write_text(json.dumps(payload))
+    rows = collect_results([real_results, gpu_folder])
+    assert {("mnist", backend, "cpu"), ("mnist", backend, "gpu"), ("xor", backend, "cpu")} == set(rows)
+
+
+def test_report_cli_errors_are_one_line(tmp_path):
+    result = run_cli("report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "does not exist" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("report", str(empty), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "no usable results files" in result.stderr
+
+
+def test_overlap_counts():
+    runs = [
+        {"backend": "torch", "device": "cpu", "misclassified": [[1, 0, 1], [2, 0, 2], [3, 0, 3]]},
+        {"backend": "jax", "device": "cpu", "misclassified": [[1, 0, 1], [2, 0, 2], [4, 0, 4]]},
+    ]
+    overlap = misclassified_overlap(runs)
+    assert overlap["shared_by_all"] == 2 and overlap["wrong_anywhere"] == 4
+    assert overlap["unique"] == {"torch (cpu)": 1, "jax (cpu)": 1}
+
+
+def test_xor_surface_reproduces_the_stored_prediction(real_results):
+    payload = json.loads((real_results / next(p.name for p in real_results.glob("xor-*.json"))).read_text())
+    import numpy as np
+
+    outputs = xor_surface(payload["final_weights"], np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float))
+    assert ((outputs > 0.5).astype(int) == [0, 1, 1, 0]).all()
+
+
+@pytest.mark.cross_backend
+def test_report_over_every_installed_backend(tmp_path):
+    backends = installed_backends()
+    if len(backends) < 2:
+        pytest.skip(f"needs two backends, found {backends}")
+    results = tmp_path / "results"
+    for name in backends:
+        for args in (["xor", "--seeds", "2"], ["mnist", "--epochs", "1"]):
+            done = run_cli("run", *args, "--backend", name, "--device", "cpu", "--verbose", "0", "--out", str(results))
+            assert done.returncode == 0, done.stderr
+    result = run_cli("report", str(results), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr
+    markdown = (tmp_path / "report" / "comparison.md").read_text()
+    for name in backends:
+        assert f"| xor | {name} |" in markdown and f"| mnist | {name} |" in markdown
+        assert (tmp_path / "report" / f"misclassified-{name}-cpu.png").is_file()
+    assert "shared vs unique" in markdown
+    assert_self_contained((tmp_path / "report" / "comparison.html").read_text())

@@ -1,0 +1,202 @@
+"""`multibackend verify` on real scripts and notebooks, and the bundled course examples."""
+
+import json
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from multibackend.backend import BACKENDS, installed_backends
+from multibackend.verify import collect_files, portability_warnings
+
+from .conftest import BACKEND, REPO, run_cli
+
+COURSE = REPO / "scripts" / "course"
+EXAMPLES = sorted(COURSE.glob("*.py"))
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+TF_NOTEBOOK = (
+    "import numpy as np\nimport tensorflow as tf\nimport keras",
+    "model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\n"
+    "x = tf.constant(np.ones((4, 2), 'float32'))\n"
+    "with tf.GradientTape() as tape:\n    loss = tf.reduce_mean(model(x))\n"
+    "grads = tape.gradient(loss, model.trainable_variables)\n"
+    "print([tuple(g.shape) for g in grads])",
+)
+
+
+def test_notebooks_are_in_sync_with_their_scripts():
+    assert EXAMPLES, "no bundled course examples"
+    for script in EXAMPLES:
+        notebook_path = script.with_suffix(".ipynb")
+        assert notebook_path.is_file(), f"{notebook_path} missing: run nox -s notebooks"
+        from_script = [c.source for c in jupytext.read(script).cells]
+        from_notebook = [c.source for c in nbformat.read(notebook_path, as_version=4).cells]
+        assert from_script == from_notebook, f"{notebook_path} is out of date: run nox -s notebooks"
+
+
+def test_bundled_examples_are_portable():
+    for path in collect_files([str(COURSE)]):
+        assert portability_warnings(path) == [], path
+
+
+def test_framework_imports_are_flagged(tmp_path):
+    notebook = write_notebook(tmp_path / "tf.ipynb", *TF_NOTEBOOK)
+    warnings = portability_warnings(notebook)
+    assert len(warnings) == 1 and "imports tensorflow (line 2)" in warnings[0]
+    script = tmp_path / "t.py"
+    script.write_text("import keras\nfrom torch import nn\nfrom jax.numpy import ones\n")
+    assert [w.split(": imports ")[1].split(" ")[0] for w in portability_warnings(script)] == ["torch", "jax.numpy"]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: str(tmp / "missing.py"), "no such file or folder"),
+        (lambda tmp: (tmp / "notes.txt").write_text("hi") and str(tmp / "notes.txt"), "not a Python script"),
+    ],
+)
+def test_bad_paths_are_one_line_errors(tmp_path, make, message):
+    result = run_cli("verify", make(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_script_that_hangs_times_out_without_stalling(tmp_path):
+    (tmp_path / "hang.py").write_text("import time\ntime.sleep(600)\n")
+    (tmp_path / "ok.py").write_text("print('fine')\n")
+    result = run_cli("verify", str(tmp_path / "hang.py"), str(tmp_path / "ok.py"), "--backends", BACKEND,
+                     "--timeout", "3", "--out", str(tmp_path / "out"), timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    cells = {Path(c["file"]).name: c for c in json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]}
+    assert cells["hang.py"]["status"] == "timed out" and cells["hang.py"]["seconds"] < 30
+    assert cells["ok.py"]["status"] == "passed"
+    assert "TIMED OUT" in (tmp_path / "out" / "verify.md").read_text()
+
+
+def test_failing_script_reports_its_error_line(tmp_path):
+    (tmp_path / "bad.py").write_text("import keras\nraise ValueError('the course example broke')\n")
+    result = run_cli("verify", str(tmp_path / "bad.py"), "--backends", BACKEND, "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "ValueError: the course example broke" in result.stdout
+
+
+def test_unseen_notebook_passes_under_this_backend(tmp_path):
+    notebook = write_notebook(
+        tmp_path / "unseen.ipynb",
+        "import keras\nimport numpy as np\nprint(keras.backend.backend())",
+        "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])\nassert model.count_params() == 8",
+    )
+    result = run_cli("verify", str(notebook), "--backends", BACKEND, "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed" in result.stdout
+
+
+@pytest.mark.cross_backend
+def test_tensorflow_notebook_fails_under_the_other_backends(tmp_path):
+    if "tensorflow" not in installed_backends():
+        pytest.skip("tensorflow is not installed")
+    notebook = write_notebook(tmp_path / "uses_tf.ipynb", *TF_NOTEBOOK)
+    others = [name for name in installed_backends() if name != "tensorflow"]
+    result = run_cli(
+        "verify", str(notebook), "--backends", ",".join(["tensorflow", *others]), "--out", str(tmp_path / "out")
+    )
+    assert result.returncode == 1
+    assert "imports tensorflow" in result.stdout
+    cells = {c["backend"]: c for c in json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]}
+    assert cells["tensorflow"]["status"] == "passed"
+    for name in others:
+        assert cells[name]["status"] == "failed" and ":" in cells[name]["error"], cells[name]
+
+
+@pytest.mark.cross_backend
+def test_all_bundled_examples_pass_under_every_backend(tmp_path):
+    backends = [name for name in BACKENDS if name in installed_backends()]
+    result = run_cli("verify", str(COURSE), "--backends", ",".join(backends), "--offline-datasets", "on",
+                     "--out", str(tmp_path / "out"), env={"COURSE_EPOCHS": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    payload = json.loads((tmp_path / "out" / "verify.json").read_text())
+    assert len(payload["cells"]) == 2 * len(EXAMPLES) * len(backends)
+
+
+LOAD_DATA_SCRIPT = """
+from keras.datasets import mnist
+from multibackend.data import array_digest
+
+(x_train, y_train), (x_test, y_test) = mnist.load_data()
+assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+assert y_train.shape == (60000,) and y_test.shape == (10000,)
+assert {a.dtype.name for a in (x_train, y_train, x_test, y_test)} == {"uint8"}
+print("digests", *(array_digest(a) for a in (x_train, y_train, x_test, y_test)))
+"""
+
+
+def test_unchanged_load_data_works_offline(tmp_path):
+    from .test_data import ARRAY_DIGESTS
+
+    script = tmp_path / "course_style.py"
+    script.write_text(LOAD_DATA_SCRIPT + "print(open(__file__).read() == open(__file__).read())\n")
+    before = script.read_text()
+    keras_home = tmp_path / "keras-home"
+    result = run_cli("verify", str(script), "--backends", BACKEND, "--offline-datasets", "on",
+                     "--out", str(tmp_path / "out"), env={"KERAS_HOME": str(keras_home)})  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The script is unchanged and the Keras dataset cache untouched (Keras itself may write keras.json).
+    assert script.read_text() == before and not (keras_home / "datasets").exists()
+    child = run_cli_child(script, offline=True, env={"KERAS_HOME": str(keras_home)})
+    assert child.returncode == 0, child.stderr
+    digests = child.stdout.split("digests ")[1].split()[:4]
+    assert digests == [ARRAY_DIGESTS[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+
+
+def test_without_the_option_offline_failure_says_how_to_turn_it_on(tmp_path):
+    from multibackend.offline import download_host_reachable
+
+    if download_host_reachable():
+        pytest.skip("the download host is reachable from here")
+    script = tmp_path / "course_style.py"
+    script.write_text(LOAD_DATA_SCRIPT)
+    result = run_cli("verify", str(script), "--backends", BACKEND, "--offline-datasets", "off",
+                     "--out", str(tmp_path / "out"), env={"KERAS_HOME": str(tmp_path / "keras-home")})  # fmt: skip
+    assert result.returncode == 1
+    assert "--offline-datasets on" in result.stdout
+
+
+def test_a_script_that_never_loads_mnist_is_unaffected():
+    import sys
+
+    from multibackend import offline
+
+    offline.install()
+    assert offline.installed()
+    assert "keras.src.datasets.mnist" not in sys.modules  # nothing imported on its behalf
+    from keras.datasets import mnist
+
+    assert mnist.load_data is offline.offline_load_data
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, offline._PatchOnImport)]
+
+
+def run_cli_child(script: Path, offline: bool, env: dict):
+    import os
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "multibackend.verify_child",
+        *(["--offline-datasets"] if offline else []),
+        str(script),
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **env}, cwd=script.parent, timeout=300
+    )
