@@ -38,11 +38,10 @@ def run(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
         result = module.train(x_train, y_train, x_test, y_test, weights, total, MNIST.batch_size, DEFAULT_SEED)
         seconds, accuracy = result["epoch_seconds"], result["test_accuracy"]
     else:
-        import keras
-
+        # No keras.utils.set_random_seed here: it imports TensorFlow wherever it is installed,
+        # which would inflate the memory of the torch and JAX measurements.
         from multibackend.models import build_dense, compile_example
 
-        keras.utils.set_random_seed(DEFAULT_SEED)
         model = build_dense(MNIST.network, weights=weights)
         steps = 32 if trainer == "keras-fit-steps32" else 1
         compile_example(model, MNIST, steps_per_execution=steps)

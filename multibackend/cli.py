@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="folder for the results file (default: results/)")
     run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity (default: 1)")
     run.add_argument("--tf32", action="store_true", help="allow TensorFloat-32 matmuls on a GPU (faster, less exact)")
+    run.add_argument("--trainer", choices=("fit", "torch-loop"), default="fit",
+                     help="fit: Keras's loop, as the course (default); torch-loop: a faster PyTorch loop over the "
+                     "same Keras model (mnist on torch only)")  # fmt: skip
     run.set_defaults(handler=_run_command)
 
     parity = commands.add_parser(
@@ -304,7 +307,7 @@ def _run_command(args: argparse.Namespace) -> int:
     config = RunConfig(
         example=args.example, backend=args.backend, device=args.device, epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, seeds=args.seeds, data_dir=args.data_dir,
-        out_dir=args.out, verbose=args.verbose, tf32=args.tf32,
+        out_dir=args.out, verbose=args.verbose, tf32=args.tf32, trainer=args.trainer,
     )  # fmt: skip
     payload = run(config)
     print(summary(payload))

@@ -20,6 +20,9 @@ from multibackend.networks import DEFAULT_SEED, EXAMPLES, XOR, Example
 from multibackend.results import SCHEMA_VERSION, results_path, write_json_atomic
 
 DEFAULT_XOR_SEEDS = 10
+# fit: Keras's own training loop, as the course trains; torch-loop: a PyTorch
+# loop over the same Keras model's weights (faster on the torch backend).
+TRAINERS = ("fit", "torch-loop")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class RunConfig:
     out_dir: str = "results"
     verbose: int = 1
     tf32: bool = False
+    trainer: str = "fit"
 
 
 def prepare(config: RunConfig) -> tuple[Example, str]:
@@ -52,6 +56,10 @@ def prepare(config: RunConfig) -> tuple[Example, str]:
         if value is not None and (not isinstance(value, int) or value < 1):
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
     backend_choice.check_backend(config.backend)
+    if config.trainer not in TRAINERS:
+        raise UsageError(f"unknown trainer {config.trainer!r} (choose from {', '.join(TRAINERS)})")
+    if config.trainer == "torch-loop" and (config.backend != "torch" or config.example != "mnist"):
+        raise UsageError("--trainer torch-loop runs the mnist example on the torch backend only")
     example = EXAMPLES[config.example]
     device = devices.resolve_device(config.backend, config.device)
     backend_choice.select_backend(config.backend, device)
@@ -152,9 +160,16 @@ def run(config: RunConfig) -> dict:
     model = build_example(example, config.seed)
     timer = _make_epoch_timer()
     started = time.perf_counter()
-    history = model.fit(
-        x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=config.verbose, callbacks=[timer]
-    )
+    if config.trainer == "torch-loop":
+        from multibackend.torch_trainer import fit_with_torch_loop
+
+        history = fit_with_torch_loop(
+            model, x_train, y_train, epochs, batch_size, config.seed, on_epoch_end=lambda _, s: timer.seconds.append(s)
+        )
+    else:
+        history = model.fit(
+            x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=config.verbose, callbacks=[timer]
+        ).history
     train_seconds = time.perf_counter() - started
     test = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     test = {name: float(value) for name, value in test.items()}
@@ -187,7 +202,8 @@ def run(config: RunConfig) -> dict:
         "batch_size": batch_size,
         "seed": config.seed,
         "steps_per_epoch": steps_per_epoch,
-        "history": {name: [float(v) for v in values] for name, values in history.history.items()},
+        "trainer": config.trainer,
+        "history": {name: [float(v) for v in values] for name, values in history.items()},
         "metric": example.metric,
         "test": test,
         "epoch_seconds": timer.seconds,

@@ -1,11 +1,13 @@
 """A PyTorch training loop for a Keras model on the torch backend (the `--trainer torch-loop` path).
 
-On the torch backend a Keras model is a `torch.nn.Module` whose weights are
-`torch.nn.Parameter`s, so a plain PyTorch loop can train the very same model:
-it skips `fit`'s per-step Python machinery (callbacks, metric objects, data
-adapters, tree flattening) that makes Keras-on-torch slower than plain PyTorch.
-The optimizer is RMSprop with Keras's defaults, the loss Keras's clipped
-crossentropy on the softmax output, so it follows the same math as `fit`.
+On the torch backend a Keras model's weights are `torch.nn.Parameter`s, so a
+plain PyTorch loop can train the very same model in place. It skips `fit`'s
+per-step Python machinery (callbacks, metric objects, data adapters, tree
+flattening) and Keras's per-layer call overhead by running the Dense/Dropout
+stack as torch operations on the layers' own variables. The optimizer is
+RMSprop computed as Keras does and the loss Keras's clipped crossentropy on the
+softmax output, so it follows the same math as `fit`; after training, the
+Keras model holds the trained weights and evaluates, predicts and saves as usual.
 """
 
 from __future__ import annotations
@@ -14,11 +16,49 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from multibackend.native import EPSILON, LEARNING_RATE, RHO
+from multibackend.native.torch_loop import KerasRMSprop
 
 # Keras clips probabilities to [epsilon, 1 - epsilon] before the log.
 KERAS_EPSILON = 1e-7
+
+
+ACTIVATIONS = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "elu": F.elu,
+    "softmax": lambda x: torch.softmax(x, dim=-1),
+    "linear": lambda x: x,
+}
+
+
+def forward_function(model):
+    """A torch function computing `model(x)` for a stack of Dense and Dropout layers."""
+    import keras
+
+    steps = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            name = layer.activation.__name__
+            if name not in ACTIVATIONS:
+                raise ValueError(f"the torch-loop trainer does not know activation {name!r}")
+            steps.append(("dense", layer.kernel.value, layer.bias.value, ACTIVATIONS[name]))
+        elif isinstance(layer, keras.layers.Dropout):
+            steps.append(("dropout", layer.rate))
+        else:
+            raise ValueError(f"the torch-loop trainer handles Dense and Dropout layers, not {type(layer).__name__}")
+
+    def forward(x: torch.Tensor, training: bool) -> torch.Tensor:
+        for step in steps:
+            if step[0] == "dense":
+                x = step[3](torch.addmm(step[2], x, step[1]))
+            else:
+                x = F.dropout(x, step[1], training)
+        return x
+
+    return forward
 
 
 def sparse_crossentropy(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -27,7 +67,9 @@ def sparse_crossentropy(probabilities: torch.Tensor, labels: torch.Tensor) -> to
     return -torch.log(picked.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)).mean()
 
 
-def fit_with_torch_loop(model, x_train, y_train, epochs: int, batch_size: int, seed: int, on_epoch_end=None) -> dict:
+def fit_with_torch_loop(
+    model, x_train, y_train, epochs: int, batch_size: int, seed: int, on_epoch_end=None, shuffle: bool = True
+) -> dict:
     """Trains a compiled-or-not Keras MNIST model (torch backend) with RMSprop and a plain loop.
 
     Args:
@@ -38,6 +80,7 @@ def fit_with_torch_loop(model, x_train, y_train, epochs: int, batch_size: int, s
         batch_size: Samples per update.
         seed: Seed of the shuffling order.
         on_epoch_end: Optional callable `(epoch, seconds)`.
+        shuffle: Whether to shuffle the samples every epoch (as `fit` does by default).
 
     Returns:
         `{"loss": [...], "accuracy": [...]}` per epoch, like `History.history`.
@@ -47,22 +90,23 @@ def fit_with_torch_loop(model, x_train, y_train, epochs: int, batch_size: int, s
     if keras.backend.backend() != "torch":
         raise RuntimeError("the torch-loop trainer needs the torch backend")
     device = model.trainable_variables[0].value.device
+    forward = forward_function(model)
     parameters = [variable.value for variable in model.trainable_variables]
-    optimizer = torch.optim.RMSprop(parameters, lr=LEARNING_RATE, alpha=RHO, eps=EPSILON)
+    optimizer = KerasRMSprop(parameters)
     inputs = torch.from_numpy(np.ascontiguousarray(x_train)).to(device)
     labels = torch.from_numpy(y_train.astype(np.int64)).to(device)
     generator = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": []}
     for epoch in range(epochs):
         started = time.perf_counter()
-        order = torch.randperm(len(inputs), generator=generator).to(device)
+        order = (torch.randperm(len(inputs), generator=generator) if shuffle else torch.arange(len(inputs))).to(device)
         total_loss = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         for start in range(0, len(inputs), batch_size):
             batch = order[start : start + batch_size]
-            probabilities = model(inputs[batch], training=True)
+            probabilities = forward(inputs[batch], training=True)
             loss = sparse_crossentropy(probabilities, labels[batch])
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total_loss += loss.detach() * len(batch)

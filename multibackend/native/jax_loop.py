@@ -25,7 +25,7 @@ def _loss(params, x, y):
 def _step(params, velocities, x, y):
     loss, grads = jax.value_and_grad(_loss)(params, x, y)
     velocities = [RHO * v + (1 - RHO) * g * g for v, g in zip(velocities, grads)]
-    params = [p - LEARNING_RATE * g / (jnp.sqrt(v) + EPSILON) for p, g, v in zip(params, grads, velocities)]
+    params = [p - LEARNING_RATE * g / jnp.sqrt(v + EPSILON) for p, g, v in zip(params, grads, velocities)]
     return params, velocities, loss
 
 

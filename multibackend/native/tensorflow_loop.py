@@ -26,7 +26,7 @@ def train(x_train, y_train, x_test, y_test, weights, epochs: int, batch_size: in
         grads = tape.gradient(loss, params)
         for p, g, v in zip(params, grads, velocities):
             v.assign(RHO * v + (1 - RHO) * g * g)
-            p.assign_sub(LEARNING_RATE * g / (tf.sqrt(v) + EPSILON))
+            p.assign_sub(LEARNING_RATE * g / tf.sqrt(v + EPSILON))
         return loss
 
     inputs, labels = tf.constant(x_train), tf.constant(y_train.astype(np.int32))

@@ -1,0 +1,45 @@
+"""The native reference loop of this backend and the benchmark's bookkeeping (never timed)."""
+
+import importlib
+import json
+
+import pytest
+
+from multibackend import data
+from multibackend.bench import training_flops_per_sample
+from multibackend.networks import DEFAULT_SEED, MNIST, initial_weights
+
+from .conftest import BACKEND, run_cli
+
+
+def test_training_flops_of_the_course_network():
+    # forward 2*(784*512 + 512*10), the same again for weight gradients, plus the hidden layer's input gradient
+    assert training_flops_per_sample([784, 512, 10]) == 1_636_352
+
+
+def test_native_loop_of_this_backend_learns():
+    (x_train, y_train), (x_test, y_test) = data.load_mnist()
+    x_train, x_test = data.preprocess_images(x_train[:12_000]), data.preprocess_images(x_test)
+    loop = importlib.import_module(f"multibackend.native.{BACKEND}_loop")
+    result = loop.train(x_train, y_train[:12_000], x_test, y_test, initial_weights(MNIST.network, DEFAULT_SEED), 1, 128)
+    assert len(result["epoch_seconds"]) == 1 and result["loss"][0] < 0.6
+    assert result["test_accuracy"] >= 0.9
+
+
+@pytest.mark.slow
+def test_bench_runs_and_its_numbers_are_consistent(tmp_path):
+    result = run_cli("bench", "--backends", BACKEND, "--repeats", "1", "--epochs", "1", "--warmup", "0",
+                     "--results", str(tmp_path), "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads((tmp_path / "bench.json").read_text())
+    rows = {row["trainer"]: row for row in payload["rows"]}
+    assert "native" in rows and "keras-fit" in rows and len(rows) == 3
+    native = rows["native"]
+    assert native["time_ratio_to_native"] == 1.0 and native["memory_ratio_to_native"] == 1.0
+    for row in rows.values():
+        assert row["time_ratio_to_native"] == pytest.approx(
+            row["median_epoch_seconds"] / native["median_epoch_seconds"]
+        )
+        assert row["gflops"] == pytest.approx(payload["flops_per_epoch"] / row["median_epoch_seconds"] / 1e9)
+        assert 0 < row["share_of_peak"] < 1 and row["test_accuracy"] > 0.9
+    assert "| keras-fit |" in (tmp_path / "bench.md").read_text()
