@@ -19,26 +19,25 @@ class OneLineErrorParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def number_type(convert, minimum: float, exclusive: bool, description: str):
+    """Builds an argparse type that accepts numbers above (or from) `minimum`."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (exclusive and value == minimum) or value != value:
+            raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}")
+        return value
+
+    parse.__name__ = description.replace(" ", "_").replace("-", "_")
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
+positive_int = number_type(int, 1, False, "a positive integer")
+non_negative_int = number_type(int, 0, False, "a non-negative integer")
+positive_float = number_type(float, 0.0, True, "a positive number")
 
 
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
@@ -214,17 +213,6 @@ def _bench_command(args: argparse.Namespace) -> int:
     json_path, md_path = write_outputs(payload, Path(args.results), Path(args.out))
     print(f"results     {json_path}, {md_path}")
     return 0
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
 
 
 def _verify_command(args: argparse.Namespace) -> int:
