@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.abc
+import importlib.machinery
 import json
 import resource
+import sys
 import time
 
 from multibackend import data
@@ -27,7 +30,38 @@ TRAINERS = {
 }
 
 
+FRAMEWORK_PACKAGES = {"torch": ("torch",), "jax": ("jax", "jaxlib"), "tensorflow": ("tensorflow",)}
+
+
+class _Absent(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (hidden by the benchmark)", name=spec.name)
+
+    def exec_module(self, module):  # never reached
+        raise ModuleNotFoundError(module.__name__)
+
+
+class _HideFrameworks(importlib.abc.MetaPathFinder):
+    """Makes other frameworks look uninstalled: Keras imports JAX and TensorFlow wherever they
+    are installed, which would add hundreds of MiB to a torch measurement."""
+
+    def __init__(self, hidden: set[str]):
+        self.hidden = hidden
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname.split(".")[0] in self.hidden:
+            return importlib.machinery.ModuleSpec(fullname, _Absent(), origin=None)
+        return None
+
+
+def hide_other_frameworks(backend: str) -> None:
+    """Measures each backend as if only its framework were installed, like the per-backend nox venvs."""
+    hidden = {package for name, packages in FRAMEWORK_PACKAGES.items() if name != backend for package in packages}
+    sys.meta_path.insert(0, _HideFrameworks(hidden))
+
+
 def run(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
+    hide_other_frameworks(backend)
     select_backend(backend, "cpu")
     (x_train, y_train), (x_test, y_test) = data.load_mnist(allow_download=False)
     x_train, x_test = data.preprocess_images(x_train), data.preprocess_images(x_test)
@@ -38,8 +72,6 @@ def run(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
         result = module.train(x_train, y_train, x_test, y_test, weights, total, MNIST.batch_size, DEFAULT_SEED)
         seconds, accuracy = result["epoch_seconds"], result["test_accuracy"]
     else:
-        # No keras.utils.set_random_seed here: it imports TensorFlow wherever it is installed,
-        # which would inflate the memory of the torch and JAX measurements.
         from multibackend.models import build_dense, compile_example
 
         model = build_dense(MNIST.network, weights=weights)
