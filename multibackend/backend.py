@@ -51,7 +51,8 @@ def select_backend(name: str, device: str = "cpu") -> None:
         name: One of `BACKENDS`.
         device: `"cpu"` or `"gpu"` (already resolved, see `devices.resolve_device`).
     """
-    check_backend(name)
+    if name not in BACKENDS:
+        check_backend(name)
     if "keras" in sys.modules:
         active = sys.modules["keras"].backend.backend()
         if active != name:
@@ -60,6 +61,7 @@ def select_backend(name: str, device: str = "cpu") -> None:
                 f"start a new process with KERAS_BACKEND={name}"
             )
         return
+    check_backend(name)
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     # Several runs may share one GPU: never let JAX or TensorFlow take all its memory.

@@ -17,7 +17,6 @@ import socket
 import sys
 
 KERAS_MNIST = "keras.src.datasets.mnist"
-PUBLIC_MODULES = ("keras.datasets.mnist", "keras.api.datasets.mnist")
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 OPTION_HINT = "turn the offline datasets on: multibackend verify --offline-datasets on"
 
@@ -39,11 +38,17 @@ def offline_load_data(path: str = "mnist.npz"):
 def _patch(module) -> None:
     if module.load_data is offline_load_data:
         return
-    offline_load_data.__wrapped_original__ = module.load_data
+    original = module.load_data
+    offline_load_data.__wrapped_original__ = original
     module.load_data = offline_load_data
-    for name in PUBLIC_MODULES:
-        if name in sys.modules:
-            sys.modules[name].load_data = offline_load_data
+    # Keras's public modules (keras.datasets.mnist, its tf_keras twin) hold their own reference.
+    for name, public in list(sys.modules.items()):
+        if (
+            name.startswith("keras")
+            and name.endswith("datasets.mnist")
+            and getattr(public, "load_data", None) is original
+        ):
+            public.load_data = offline_load_data
 
 
 class _PatchingLoader(importlib.abc.Loader):

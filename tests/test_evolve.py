@@ -64,11 +64,14 @@ def test_search_never_reads_the_test_set(monkeypatch):
 
 
 def completed(db) -> list[tuple[int, float]]:
-    with sqlite3.connect(db) as connection:
-        return connection.execute(
-            "SELECT t.number, v.value FROM trials t JOIN trial_values v ON v.trial_id = t.trial_id "
-            "WHERE t.state = 'COMPLETE' AND v.objective = 0 ORDER BY t.number"
-        ).fetchall()
+    try:
+        with sqlite3.connect(db) as connection:
+            return connection.execute(
+                "SELECT t.number, v.value FROM trials t JOIN trial_values v ON v.trial_id = t.trial_id "
+                "WHERE t.state = 'COMPLETE' AND v.objective = 0 ORDER BY t.number"
+            ).fetchall()
+    except sqlite3.OperationalError:  # the study's tables are not created yet
+        return []
 
 
 def test_killed_search_resumes_without_losing_trials(tmp_path):

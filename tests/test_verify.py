@@ -171,18 +171,40 @@ def test_without_the_option_offline_failure_says_how_to_turn_it_on(tmp_path):
     assert "--offline-datasets on" in result.stdout
 
 
-def test_a_script_that_never_loads_mnist_is_unaffected():
+def test_the_patch_is_lazy_and_reaches_every_public_name():
+    import subprocess
     import sys
+
+    code = (
+        "import sys\n"
+        "from multibackend import offline\n"
+        "offline.install()\n"
+        "assert 'keras' not in sys.modules  # installing imports nothing: a script without Keras is unaffected\n"
+        "import keras\n"
+        "from keras.datasets import mnist\n"
+        "assert mnist.load_data is offline.offline_load_data\n"
+        "assert keras.datasets.mnist.load_data is offline.offline_load_data\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
+
+
+def test_install_after_keras_is_imported_patches_in_place():
+    import keras
 
     from multibackend import offline
 
-    offline.install()
-    assert offline.installed()
-    assert "keras.src.datasets.mnist" not in sys.modules  # nothing imported on its behalf
-    from keras.datasets import mnist
+    original = keras.datasets.mnist.load_data
+    try:
+        offline.install()
+        assert keras.datasets.mnist.load_data is offline.offline_load_data
+        (_, y_train), _ = keras.datasets.mnist.load_data()
+        assert y_train.shape == (60000,)
+    finally:
+        import keras.src.datasets.mnist as source
 
-    assert mnist.load_data is offline.offline_load_data
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, offline._PatchOnImport)]
+        source.load_data = keras.datasets.mnist.load_data = original
 
 
 def run_cli_child(script: Path, offline: bool, env: dict):
