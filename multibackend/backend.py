@@ -25,6 +25,11 @@ INSTALL_HINTS = {
 }
 
 
+def quiet_framework_logs() -> None:
+    """Silences TensorFlow's C++ start-up chatter; must run before TensorFlow is first imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def installed_backends() -> list[str]:
     """Backends whose framework package can be imported in this environment."""
     return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
@@ -63,7 +68,7 @@ def select_backend(name: str, device: str = "cpu") -> None:
         return
     check_backend(name)
     os.environ["KERAS_BACKEND"] = name
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    quiet_framework_logs()
     # Several runs may share one GPU: never let JAX or TensorFlow take all its memory.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")

@@ -6,14 +6,25 @@ before Keras is imported; the proofs inspect a trained Keras variable.
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 
 from multibackend.errors import UsageError
 
 
+def nvidia_driver_present() -> bool:
+    """Whether this machine exposes an NVIDIA driver at all (checked without importing a framework)."""
+    return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
 def gpu_available(backend: str) -> bool:
     """Whether `backend`'s framework sees a usable GPU in this process."""
+    if not nvidia_driver_present():
+        return False  # no framework import: no start-up cost or log chatter on CPU machines
+    from multibackend.backend import quiet_framework_logs
+
+    quiet_framework_logs()
     try:
         if backend == "torch":
             import torch

@@ -43,11 +43,12 @@ class RunConfig:
     trainer: str = "fit"
 
 
-def prepare(config: RunConfig) -> tuple[Example, str]:
-    """Validates the input and fixes backend and device, before Keras is imported.
+def prepare(config: RunConfig) -> tuple[Example, str, tuple | None]:
+    """Validates the input, reads local data, fixes backend and device; all before Keras is imported.
 
     Returns:
-        The example and the resolved device (`cpu` or `gpu`).
+        The example, the resolved device (`cpu` or `gpu`), and the data arrays
+        when they were found locally (None: they must be downloaded by Keras).
     """
     if config.example not in EXAMPLES:
         raise UsageError(f"unknown example {config.example!r} (choose from {', '.join(EXAMPLES)})")
@@ -61,17 +62,21 @@ def prepare(config: RunConfig) -> tuple[Example, str]:
     if config.trainer == "torch-loop" and (config.backend != "torch" or config.example != "mnist"):
         raise UsageError("--trainer torch-loop runs the mnist example on the torch backend only")
     example = EXAMPLES[config.example]
+    # Bad or missing data files are reported before any framework is imported.
+    arrays = _load_arrays(example, config.data_dir, allow_download=False)
     device = devices.resolve_device(config.backend, config.device)
     backend_choice.select_backend(config.backend, device)
-    return example, device
+    return example, device, arrays
 
 
-def _load_arrays(example: Example, data_dir: str | None):
+def _load_arrays(example: Example, data_dir: str | None, allow_download: bool = True):
     if example.name == "xor":
         x, y = data.xor_data()
         return (x, y), (x, y), "xor truth table"
     source = data.find_mnist(data_dir)
-    (x_train, y_train), (x_test, y_test) = data.load_mnist(data_dir)
+    if source is None and not allow_download:
+        return None
+    (x_train, y_train), (x_test, y_test) = data.load_source(source) if source else data.load_mnist(data_dir)
     described = f"{source.kind}:{source.path}" if source else "keras download"
     return (
         (data.preprocess_images(x_train), y_train),
@@ -145,8 +150,8 @@ def run(config: RunConfig) -> dict:
     Returns:
         The results payload that was written to `OUT/<example>-<backend>-<device>.json`.
     """
-    example, device = prepare(config)
-    (x_train, y_train), (x_test, y_test), source = _load_arrays(example, config.data_dir)
+    example, device, arrays = prepare(config)
+    (x_train, y_train), (x_test, y_test), source = arrays or _load_arrays(example, config.data_dir)
     epochs = config.epochs or example.epochs
     batch_size = config.batch_size or example.batch_size
 
