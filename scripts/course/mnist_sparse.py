@@ -37,7 +37,7 @@ model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
 model.fit(train_images[:5000], train_labels[:5000], epochs=1, batch_size=128, verbose=1)
 only_loss = model.evaluate(test_images2, test_labels, verbose=0)
 print("evaluate without metrics returns the loss:", only_loss)
-assert np.ndim(only_loss) == 0
+assert np.ndim(only_loss) == 0, f"expected one number, got {only_loss!r}"
 
 # %% [markdown]
 # With metrics, `evaluate` returns `[loss, accuracy]`.
@@ -53,7 +53,8 @@ model.fit(train_images, train_labels, epochs=EPOCHS, batch_size=128, verbose=1)
 test_loss, test_acc = model.evaluate(test_images2, test_labels)  # unseen images
 print("test_loss:    ", test_loss)
 print("test_accuracy:", test_acc)
-assert test_acc > (0.98 if EPOCHS >= 20 else 0.95)
+expected = 0.98 if EPOCHS >= 20 else 0.95
+assert test_acc > expected, f"test accuracy {test_acc:.4f} after {EPOCHS} epochs, expected > {expected}"
 
 # %% [markdown]
 # Three misclassified test digits, titled like the course's slide.
