@@ -10,6 +10,7 @@ from multibackend import __version__
 from multibackend.backend import BACKENDS, DEFAULT_BACKEND, DEVICES
 from multibackend.errors import ResultsError, UsageError
 from multibackend.networks import DEFAULT_SEED, EXAMPLES
+from multibackend.runner import TRAINERS
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="folder for the results file (default: results/)")
     run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity (default: 1)")
     run.add_argument("--tf32", action="store_true", help="allow TensorFloat-32 matmuls on a GPU (faster, less exact)")
-    run.add_argument("--trainer", choices=("fit", "torch-loop"), default="fit",
+    run.add_argument("--trainer", choices=TRAINERS, default="fit",
                      help="fit: Keras's loop, as the course (default); torch-loop: a faster PyTorch loop over the "
                      "same Keras model (mnist on torch only)")  # fmt: skip
     run.set_defaults(handler=_run_command)

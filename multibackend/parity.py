@@ -155,6 +155,10 @@ def participants(backends: list[str] | None, device: str) -> list[tuple[str, str
 
 
 def _probe_gpu(backend: str) -> bool:
+    from multibackend.devices import nvidia_driver_present
+
+    if not nvidia_driver_present():
+        return False
     # Probing imports the framework; do it in a child so this process stays framework-free.
     code = f"from multibackend.devices import gpu_available; print(gpu_available({backend!r}))"
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
