@@ -303,6 +303,7 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
         "generations": config.generations,
         "completed_trials": len(completed),
         "minutes_this_run": minutes,
+        "trial_minutes": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in completed) / 60,
         "front": front_entries,
         "baseline": baseline_entry,
         "dominating_baseline": dominating,
