@@ -81,8 +81,9 @@ def _plot_history(plt, runs: list[dict], example: str, path: Path) -> Path:
 
 
 def _plot_epoch_seconds(plt, runs: list[dict], path: Path) -> Path:
-    figure, axes = plt.subplots(1, len(runs_by_example(runs)), figsize=(11, 3.8), squeeze=False)
-    for axis, (example, group) in zip(axes[0], runs_by_example(runs).items()):
+    grouped = group_runs(runs, "example")
+    figure, axes = plt.subplots(1, len(grouped), figsize=(11, 3.8), squeeze=False)
+    for axis, (example, group) in zip(axes[0], grouped.items()):
         labels = [_label(run) for run in group]
         medians = [run["median_epoch_seconds"] for run in group]
         firsts = [run["first_epoch_seconds"] for run in group]
@@ -101,10 +102,12 @@ def _plot_epoch_seconds(plt, runs: list[dict], path: Path) -> Path:
     return path
 
 
-def runs_by_example(runs: list[dict]) -> dict[str, list[dict]]:
-    grouped: dict[str, list[dict]] = {}
+def group_runs(runs: list[dict], *fields: str) -> dict:
+    """Runs grouped by one field (key: its value) or several (key: tuple of values), in order."""
+    grouped: dict = {}
     for run in runs:
-        grouped.setdefault(run["example"], []).append(run)
+        key = run[fields[0]] if len(fields) == 1 else tuple(run[field] for field in fields)
+        grouped.setdefault(key, []).append(run)
     return grouped
 
 
@@ -242,7 +245,7 @@ TABLE_HEADER = [
 def headlines(runs: list[dict], overlap: dict | None, parity: dict | None) -> list[str]:
     """The few sentences a reader needs: fastest backend, accuracy bar, disagreements."""
     lines = []
-    for (example, device), group in sorted(_by_example_device(runs).items()):
+    for (example, device), group in sorted(group_runs(runs, "example", "device").items()):
         ranked = sorted(group, key=lambda run: run["median_epoch_seconds"])
         fastest = ranked[0]
         others = ", ".join(
@@ -257,15 +260,12 @@ def headlines(runs: list[dict], overlap: dict | None, parity: dict | None) -> li
     if mnist:
         low = [run for run in mnist if run["epochs"] >= 20 and run["test"]["accuracy"] < 0.98]
         accs = ", ".join(f"{_label(run)} {run['test']['accuracy']:.4f} ({run['epochs']} ep)" for run in mnist)
-        verdict = (
-            "All 20-epoch MNIST runs reach >= 0.98"
-            if not low and all(run["epochs"] >= 20 for run in mnist)
-            else (
-                "Below 0.98 after 20 epochs: " + ", ".join(_label(run) for run in low)
-                if low
-                else "Not every MNIST run trained the course's 20 epochs"
-            )
-        )
+        if low:
+            verdict = "Below 0.98 after 20 epochs: " + ", ".join(_label(run) for run in low)
+        elif all(run["epochs"] >= 20 for run in mnist):
+            verdict = "All 20-epoch MNIST runs reach >= 0.98"
+        else:
+            verdict = "Not every MNIST run trained the course's 20 epochs"
         lines.append(f"{verdict}: {accs}")
     if overlap:
         unique = ", ".join(f"{label} {count}" for label, count in overlap["unique"].items())
@@ -285,13 +285,6 @@ def headlines(runs: list[dict], overlap: dict | None, parity: dict | None) -> li
             + ("every check within tolerance" if parity["passed"] else "FAILED " + ", ".join(parity["failed_checks"]))
         )
     return lines
-
-
-def _by_example_device(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    grouped: dict[tuple[str, str], list[dict]] = {}
-    for run in runs:
-        grouped.setdefault((run["example"], run["device"]), []).append(run)
-    return grouped
 
 
 def write_report(folders: list[Path], out_dir: Path, warn=print) -> Path:
@@ -319,7 +312,7 @@ def write_report(folders: list[Path], out_dir: Path, warn=print) -> Path:
     runs = sorted(collected.values(), key=lambda r: (r["example"] != "xor", r["device"], order.get(r["backend"], 9)))
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, Path]] = []
-    grouped = runs_by_example(runs)
+    grouped = group_runs(runs, "example")
     for example, group in grouped.items():
         figures.append(
             (
