@@ -236,6 +236,11 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
     return rows
 
 
+MEMORY_NOTE = (
+    "Peak RSS is the whole process's; Keras also imports the other frameworks installed beside it (JAX under torch, "
+    "for one), so a venv holding one backend uses less."
+)
+
 TABLE_HEADER = [
     "example", "backend", "version", "keras", "device", "params", "test loss", "test acc",
     "median s/epoch", "first epoch s", "steps/s", "peak RSS MiB", "gates",
@@ -413,6 +418,7 @@ def _write_markdown(path: Path, lines, rows, figures, parity, sources) -> None:
     parts += [f"- {line}" for line in lines]
     parts += ["", "## Runs", "", _markdown_table(TABLE_HEADER, rows), ""]
     parts += ["Machines: " + "; ".join(sources), ""] if sources else []
+    parts += [MEMORY_NOTE, ""]
     if parity:
         parts += ["## Parity: same weights, same numbers", "", _markdown_table(PARITY_HEADER, _parity_rows(parity)), ""]
     for title, figure in figures:
@@ -445,6 +451,7 @@ def _write_html(path: Path, lines, rows, figures, parity, sources) -> None:
         else ""
     )
     machines = f"<p class=small>Machines: {html.escape('; '.join(sources))}</p>" if sources else ""
+    machines += f"<p class=small>{html.escape(MEMORY_NOTE)}</p>"
     style = (
         "body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1200px;color:#222}"
         "table{border-collapse:collapse;font-size:13px;margin:.5em 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
