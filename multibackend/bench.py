@@ -19,7 +19,7 @@ from pathlib import Path
 from multibackend.backend import BACKENDS, installed_backends
 from multibackend.bench_worker import TRAINERS
 from multibackend.devices import cpu_name
-from multibackend.errors import UsageError
+from multibackend.errors import UsageError, last_line
 from multibackend.networks import MNIST
 from multibackend.results import write_json_atomic
 
@@ -63,8 +63,7 @@ def _measure(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if finished.returncode != 0:
-        last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"bench of {trainer} on {backend} failed: {last}")
+        raise RuntimeError(f"bench of {trainer} on {backend} failed: {last_line(finished.stderr, 'no output')}")
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from multibackend.backend import BACKENDS, installed_backends
-from multibackend.errors import ResultsError, UsageError
+from multibackend.errors import ResultsError, UsageError, last_line
 from multibackend.networks import DEFAULT_SEED, EXAMPLES
 from multibackend.results import read_results, results_path
 
@@ -49,7 +49,6 @@ def run_missing(
                        "--epochs", str(epochs[example]), "--out", str(results_dir), "--verbose", "0"]  # fmt: skip
             finished = subprocess.run(command, capture_output=True, text=True)
             if finished.returncode not in (0, 1):
-                last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
-                raise UsageError(f"{example} on {backend} failed: {last}")
+                raise UsageError(f"{example} on {backend} failed: {last_line(finished.stderr, 'no output')}")
             if finished.returncode == 1:
                 progress(f"  {example} on {backend}: a gate failed (kept in the report)")

@@ -13,3 +13,9 @@ class DataError(UsageError):
 
 class ResultsError(Exception):
     """A results file that is malformed, from another schema or example."""
+
+
+def last_line(output: str, fallback: str) -> str:
+    """The last non-empty line of a child process's output: where Python names its error."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else fallback

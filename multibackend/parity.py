@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from multibackend.backend import BACKENDS, installed_backends
-from multibackend.errors import UsageError
+from multibackend.errors import UsageError, last_line
 from multibackend.results import write_json_atomic
 
 TOLERANCES = {
@@ -122,8 +122,8 @@ def _run_worker(args: list[str], tag: str, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"parity worker {tag} timed out after {timeout:.0f} s") from None
     if finished.returncode != 0:
-        lines = [line for line in finished.stderr.strip().splitlines() if line.strip()]
-        raise RuntimeError(f"parity worker {tag} failed: {lines[-1] if lines else 'exit ' + str(finished.returncode)}")
+        reason = last_line(finished.stderr, f"exit {finished.returncode}")
+        raise RuntimeError(f"parity worker {tag} failed: {reason}")
 
 
 def participants(backends: list[str] | None, device: str) -> list[tuple[str, str]]:

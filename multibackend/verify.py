@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from multibackend.backend import BACKENDS
-from multibackend.errors import UsageError
+from multibackend.errors import UsageError, last_line
 from multibackend.results import write_json_atomic
 
 SUFFIXES = (".py", ".ipynb")
@@ -125,8 +125,7 @@ def run_cell(path: Path, backend: str, timeout: float, offline: bool) -> Cell:
 
 def first_error_line(stderr: str, offline: bool) -> str:
     """The line that names the error: the last line of a traceback."""
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    line = lines[-1] if lines else "failed with no error output"
+    line = last_line(stderr, "failed with no error output")
     if not offline and ("mnist.npz" in stderr or "URL fetch failure" in stderr):
         line += OFFLINE_HINT
     return line
