@@ -82,11 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="xor only: random starts for the solve rate (default: 10)")  # fmt: skip
     run.add_argument("--data-dir", help="folder with the four MNIST IDX .gz files or mnist.npz")
     run.add_argument("--out", default="results", help="folder for the results file (default: results/)")
-    run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity (default: 1)")
+    run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                     help="0: quiet; 1: progress bar (fit) or a line per epoch (loop); 2: a line per epoch "
+                     "(default: 1)")  # fmt: skip
     run.add_argument("--tf32", action="store_true", help="allow TensorFloat-32 matmuls on a GPU (faster, less exact)")
-    run.add_argument("--trainer", choices=TRAINERS, default="fit",
-                     help="fit: Keras's loop, as the course (default); torch-loop: a faster PyTorch loop over the "
-                     "same Keras model (mnist on torch only)")  # fmt: skip
+    run.add_argument("--trainer", choices=TRAINERS, default="auto",
+                     help="fit: Keras's fit, as the course writes it; loop: the same Keras model trained by a loop in "
+                     "the backend's own framework (faster; mnist only); auto (default): loop for mnist, fit for xor")  # fmt: skip
     run.set_defaults(handler=_run_command)
 
     parity = commands.add_parser(
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--mnist-epochs", type=positive_int, default=20, help="MNIST epochs (default: 20, the course's)"
     )
+    compare.add_argument("--trainer", choices=TRAINERS, default="auto",
+                         help="trainer of the runs, as for `run` (default: auto: loop for mnist, fit for xor)")  # fmt: skip
     compare.add_argument("--results", default="results", help="results folder (default: results/)")
     compare.add_argument("--out", default="reports", help="folder for the report (default: reports/)")
     compare.add_argument("--rerun", action="store_true", help="run again even when matching results exist")
@@ -258,7 +262,8 @@ def _compare_command(args: argparse.Namespace) -> int:
 
     results = Path(args.results)
     epochs = {"xor": XOR.epochs, "mnist": args.mnist_epochs}
-    run_missing(args.examples, args.backends, device=args.device, results_dir=results, epochs=epochs, rerun=args.rerun)
+    run_missing(args.examples, args.backends, device=args.device, results_dir=results, epochs=epochs,
+                trainer=args.trainer, rerun=args.rerun)  # fmt: skip
     return _report_command(argparse.Namespace(results=[str(results)], out=args.out))
 
 

@@ -10,15 +10,17 @@ from multibackend.backend import BACKENDS, installed_backends
 from multibackend.errors import ResultsError, UsageError, last_line
 from multibackend.networks import DEFAULT_SEED, EXAMPLES
 from multibackend.results import read_results, results_path
+from multibackend.runner import resolve_trainer
 
 
-def reusable(path: Path, example: str, epochs: int, batch_size: int, seed: int) -> bool:
-    """Whether an existing results file was made with the requested settings."""
+def reusable(path: Path, example: str, epochs: int, batch_size: int, seed: int, trainer: str = "fit") -> bool:
+    """Whether an existing results file was made with the requested settings (trainer resolved: fit or loop)."""
     try:
         payload = read_results(path, example=example)
     except ResultsError:
         return False
-    return (payload["epochs"], payload["batch_size"], payload["seed"]) == (epochs, batch_size, seed)
+    made_with = (payload["epochs"], payload["batch_size"], payload["seed"], payload.get("trainer", "fit"))
+    return made_with == (epochs, batch_size, seed, trainer)
 
 
 def run_missing(
@@ -28,6 +30,7 @@ def run_missing(
     device: str,
     results_dir: Path,
     epochs: dict[str, int],
+    trainer: str = "auto",
     rerun: bool,
     progress=print,
 ) -> None:
@@ -41,12 +44,14 @@ def run_missing(
         spec = EXAMPLES[example]
         for backend in chosen:
             path = results_path(results_dir, example, backend, device)
-            if not rerun and reusable(path, example, epochs[example], spec.batch_size, DEFAULT_SEED):
+            resolved = resolve_trainer(trainer, example)
+            if not rerun and reusable(path, example, epochs[example], spec.batch_size, DEFAULT_SEED, resolved):
                 progress(f"reusing {path}")
                 continue
-            progress(f"running {example} on {backend} ({device}, {epochs[example]} epochs) ...")
+            progress(f"running {example} on {backend} ({device}, {epochs[example]} epochs, {resolved}) ...")
             command = [sys.executable, "-m", "multibackend", "run", example, "--backend", backend, "--device", device,
-                       "--epochs", str(epochs[example]), "--out", str(results_dir), "--verbose", "0"]  # fmt: skip
+                       "--epochs", str(epochs[example]), "--trainer", resolved, "--out", str(results_dir),
+                       "--verbose", "0"]  # fmt: skip
             finished = subprocess.run(command, capture_output=True, text=True)
             if finished.returncode not in (0, 1):
                 raise UsageError(f"{example} on {backend} failed: {last_line(finished.stderr, 'no output')}")

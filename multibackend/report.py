@@ -227,7 +227,7 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
         gates = run["gates"]
         rows.append([
             run["example"], run["backend"], run["backend_version"], run["keras_version"],
-            f"{run['device']}: {run['device_name']}", f"{run['params']:,}",
+            f"{run['device']}: {run['device_name']}", run.get("trainer", "fit"), f"{run['params']:,}",
             _fmt(run["test"].get("loss")), _fmt(run["test"].get(metric)),
             _fmt(run.get("median_epoch_seconds"), "{:.3f}"), _fmt(run.get("first_epoch_seconds"), "{:.3f}"),
             _fmt(run.get("steps_per_second"), "{:,.0f}"), _fmt((run.get("peak_rss_bytes") or 0) / 2**20, "{:,.0f}"),
@@ -242,7 +242,7 @@ MEMORY_NOTE = (
 )
 
 TABLE_HEADER = [
-    "example", "backend", "version", "keras", "device", "params", "test loss", "test acc",
+    "example", "backend", "version", "keras", "device", "trainer", "params", "test loss", "test acc",
     "median s/epoch", "first epoch s", "steps/s", "peak RSS MiB", "gates",
 ]  # fmt: skip
 
@@ -257,9 +257,14 @@ def headlines(runs: list[dict], overlap: dict | None, parity: dict | None) -> li
             f"{run['backend']} {run['median_epoch_seconds'] / fastest['median_epoch_seconds']:.1f}x"
             for run in ranked[1:]
         )
+        trainers = sorted({run.get("trainer", "fit") for run in group})
+        trained_by = (
+            f"trained by {trainers[0]}" if len(trainers) == 1
+            else "trainers differ: " + ", ".join(f"{run['backend']} {run.get('trainer', 'fit')}" for run in group)
+        )  # fmt: skip
         lines.append(
-            f"Fastest on {example.upper()} ({device}): **{fastest['backend']}** at {fastest['median_epoch_seconds']:.3g} s/epoch"
-            + (f" (slower: {others})" if others else "")
+            f"Fastest on {example.upper()} ({device}, {trained_by}): **{fastest['backend']}** at "
+            f"{fastest['median_epoch_seconds']:.3g} s/epoch" + (f" (slower: {others})" if others else "")
         )
     mnist = [run for run in runs if run["example"] == "mnist"]
     if mnist:

@@ -20,9 +20,11 @@ from multibackend.networks import DEFAULT_SEED, EXAMPLES, XOR, Example
 from multibackend.results import SCHEMA_VERSION, results_path, write_json_atomic
 
 DEFAULT_XOR_SEEDS = 10
-# fit: Keras's own training loop, as the course trains; torch-loop: a PyTorch
-# loop over the same Keras model's weights (faster on the torch backend).
-TRAINERS = ("fit", "torch-loop")
+# fit: Keras's own training loop, as the course trains; loop: a loop in the
+# backend's own framework over the same Keras model (multibackend.keras_loops),
+# MNIST only; auto: loop for MNIST, fit for XOR.
+TRAINERS = ("auto", "fit", "loop")
+TRAINER_NAMES = {"fit": "fit (Keras's training loop)", "loop": "loop ({backend}'s own loop over the Keras model)"}
 
 
 @dataclass
@@ -40,7 +42,7 @@ class RunConfig:
     out_dir: str = "results"
     verbose: int = 1
     tf32: bool = False
-    trainer: str = "fit"
+    trainer: str = "auto"
 
 
 def prepare(config: RunConfig) -> tuple[Example, str, tuple | None]:
@@ -59,14 +61,29 @@ def prepare(config: RunConfig) -> tuple[Example, str, tuple | None]:
     backend_choice.check_backend(config.backend)
     if config.trainer not in TRAINERS:
         raise UsageError(f"unknown trainer {config.trainer!r} (choose from {', '.join(TRAINERS)})")
-    if config.trainer == "torch-loop" and (config.backend != "torch" or config.example != "mnist"):
-        raise UsageError("--trainer torch-loop runs the mnist example on the torch backend only")
+    if config.trainer == "loop" and config.example != "mnist":
+        raise UsageError("--trainer loop trains the mnist example only (xor trains with fit)")
     example = EXAMPLES[config.example]
     # Bad or missing data files are reported before any framework is imported.
     arrays = _load_arrays(example, config.data_dir, allow_download=False)
     device = devices.resolve_device(config.backend, config.device)
     backend_choice.select_backend(config.backend, device)
     return example, device, arrays
+
+
+def resolve_trainer(trainer: str, example: str) -> str:
+    """The trainer a run uses: `auto` is the framework loop for MNIST and `fit` for XOR.
+
+    Args:
+        trainer: One of `TRAINERS`.
+        example: The example's name.
+
+    Returns:
+        `"fit"` or `"loop"`.
+    """
+    if trainer == "auto":
+        return "loop" if example == "mnist" else "fit"
+    return trainer
 
 
 def _load_arrays(example: Example, data_dir: str | None, allow_download: bool = True):
@@ -164,13 +181,18 @@ def run(config: RunConfig) -> dict:
     keras.utils.set_random_seed(config.seed)
     model = build_example(example, config.seed)
     timer = _make_epoch_timer()
+    trainer = resolve_trainer(config.trainer, example.name)
     started = time.perf_counter()
-    if config.trainer == "torch-loop":
-        from multibackend.torch_trainer import fit_with_torch_loop
+    if trainer == "loop":
+        from multibackend.keras_loops import fit_with_loop
 
-        history = fit_with_torch_loop(
-            model, x_train, y_train, epochs, batch_size, config.seed, on_epoch_end=lambda _, s: timer.seconds.append(s)
-        )
+        def on_epoch_end(epoch: int, seconds: float, logs: dict) -> None:
+            timer.seconds.append(seconds)
+            if config.verbose:
+                print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - " + " - ".join(
+                    f"{name}: {value:.4f}" for name, value in logs.items()), flush=True)  # fmt: skip
+
+        history = fit_with_loop(model, x_train, y_train, epochs, batch_size, config.seed, on_epoch_end)
     else:
         history = model.fit(
             x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=config.verbose, callbacks=[timer]
@@ -207,7 +229,7 @@ def run(config: RunConfig) -> dict:
         "batch_size": batch_size,
         "seed": config.seed,
         "steps_per_epoch": steps_per_epoch,
-        "trainer": config.trainer,
+        "trainer": trainer,
         "history": {name: [float(v) for v in values] for name, values in history.items()},
         "metric": example.metric,
         "test": test,
@@ -255,6 +277,7 @@ def summary(payload: dict) -> str:
         f"python {payload['python_version']}",
         f"device      {payload['device']}: {payload['device_name']} (weights on {payload['weight_device']})",
         f"params      {payload['params']:,} (course formula: {payload['expected_params']:,})",
+        f"trainer     {TRAINER_NAMES[payload['trainer']].format(backend=payload['backend'])}",
         f"test        {test_parts}",
         f"epoch time  median {payload['median_epoch_seconds']:.3f} s, first {payload['first_epoch_seconds']:.3f} s, "
         f"{payload['steps_per_second']:.0f} steps/s, peak RSS {payload['peak_rss_bytes'] / 2**20:.0f} MiB",

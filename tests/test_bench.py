@@ -7,6 +7,7 @@ import pytest
 
 from multibackend import data
 from multibackend.bench import training_flops_per_sample
+from multibackend.bench_worker import TRAINERS
 from multibackend.networks import DEFAULT_SEED, MNIST, initial_weights
 
 from .conftest import BACKEND, run_cli
@@ -33,7 +34,8 @@ def test_bench_runs_and_its_numbers_are_consistent(tmp_path):
     assert result.returncode == 0, result.stderr
     payload = json.loads((tmp_path / "bench.json").read_text())
     rows = {row["trainer"]: row for row in payload["rows"]}
-    assert "native" in rows and "keras-fit" in rows and len(rows) == 3
+    assert list(rows) == list(TRAINERS[BACKEND])
+    assert {"native", "keras-fit", "keras-loop", "run-mnist"} <= set(rows)
     native = rows["native"]
     assert native["time_ratio_to_native"] == 1.0 and native["memory_ratio_to_native"] == 1.0
     for row in rows.values():

@@ -31,7 +31,8 @@ def test_report_from_real_results_of_this_backend(real_results, tmp_path, backen
     assert PLOTS | {f"misclassified-{backend}-cpu.png", "comparison.md", "comparison.html"} <= names
     markdown = (tmp_path / "report" / "comparison.md").read_text()
     assert f"| xor | {backend} |" in markdown and f"| mnist | {backend} |" in markdown
-    assert "Fastest on MNIST (cpu)" in markdown and "407,050" in markdown
+    assert "Fastest on MNIST (cpu, trained by loop)" in markdown and "Fastest on XOR (cpu, trained by fit)" in markdown
+    assert "407,050" in markdown
     assert_self_contained(page.read_text())
 
 

@@ -1,4 +1,4 @@
-"""A PyTorch training loop for a Keras model on the torch backend (the `--trainer torch-loop` path).
+"""A PyTorch training loop for a Keras model on the torch backend.
 
 On the torch backend a Keras model's weights are `torch.nn.Parameter`s, so a
 plain PyTorch loop can train the very same model in place. It skips `fit`'s
@@ -43,12 +43,12 @@ def forward_function(model):
         if isinstance(layer, keras.layers.Dense):
             name = layer.activation.__name__
             if name not in ACTIVATIONS:
-                raise ValueError(f"the torch-loop trainer does not know activation {name!r}")
+                raise ValueError(f"the PyTorch loop does not know activation {name!r}")
             steps.append(("dense", layer.kernel.value, layer.bias.value, ACTIVATIONS[name]))
         elif isinstance(layer, keras.layers.Dropout):
             steps.append(("dropout", layer.rate))
         else:
-            raise ValueError(f"the torch-loop trainer handles Dense and Dropout layers, not {type(layer).__name__}")
+            raise ValueError(f"the PyTorch loop handles Dense and Dropout layers, not {type(layer).__name__}")
 
     def forward(x: torch.Tensor, training: bool) -> torch.Tensor:
         for step in steps:
@@ -67,28 +67,12 @@ def sparse_crossentropy(probabilities: torch.Tensor, labels: torch.Tensor) -> to
     return -torch.log(picked.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)).mean()
 
 
-def fit_with_torch_loop(
-    model, x_train, y_train, epochs: int, batch_size: int, seed: int, on_epoch_end=None, shuffle: bool = True
-) -> dict:
-    """Trains a compiled-or-not Keras MNIST model (torch backend) with RMSprop and a plain loop.
-
-    Args:
-        model: A Keras model built on the torch backend, softmax output.
-        x_train: float32 `(n, 784)` inputs.
-        y_train: integer labels `(n,)`.
-        epochs: Epochs to train.
-        batch_size: Samples per update.
-        seed: Seed of the shuffling order.
-        on_epoch_end: Optional callable `(epoch, seconds)`.
-        shuffle: Whether to shuffle the samples every epoch (as `fit` does by default).
-
-    Returns:
-        `{"loss": [...], "accuracy": [...]}` per epoch, like `History.history`.
-    """
+def fit_with_loop(model, x_train, y_train, epochs, batch_size, seed, on_epoch_end=None, shuffle=True) -> dict:
+    """Trains with a plain PyTorch loop; see `multibackend.keras_loops.fit_with_loop`."""
     import keras
 
     if keras.backend.backend() != "torch":
-        raise RuntimeError("the torch-loop trainer needs the torch backend")
+        raise RuntimeError("the PyTorch loop needs the torch backend")
     device = model.trainable_variables[0].value.device
     forward = forward_function(model)
     parameters = [variable.value for variable in model.trainable_variables]
@@ -114,5 +98,5 @@ def fit_with_torch_loop(
         history["loss"].append(float(total_loss) / len(inputs))
         history["accuracy"].append(float(correct) / len(inputs))
         if on_epoch_end is not None:
-            on_epoch_end(epoch, time.perf_counter() - started)
+            on_epoch_end(epoch, time.perf_counter() - started, {name: values[-1] for name, values in history.items()})
     return history
