@@ -1,12 +1,15 @@
 """The framework loops over a Keras model: the same math as Keras `fit` on the same model, and the same gates."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from multibackend import data
 from multibackend.networks import DEFAULT_SEED, MNIST
 
-from .conftest import BACKEND, run_cli
+from .conftest import BACKEND, REPO, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +62,13 @@ def test_loop_refuses_the_xor_example(tmp_path):
     result = run_cli("run", "xor", "--trainer", "loop", "--out", str(tmp_path))
     assert result.returncode == 2 and "trains the mnist example only" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the profile script measures Keras fit on the torch backend")
+def test_profile_script_splits_fit_and_loop_into_kernels_and_python():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "profile_fit_torch.py")],
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("fit ") and "torch kernels" in lines[0] and "Python around them" in lines[0]
+    assert any("optimizer apply" in line for line in lines) and lines[-1].startswith("loop ")
