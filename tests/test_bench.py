@@ -6,7 +6,7 @@ import json
 import pytest
 
 from multibackend import data
-from multibackend.bench import training_flops_per_sample
+from multibackend.bench import goal_lines, training_flops_per_sample
 from multibackend.bench_worker import TRAINERS
 from multibackend.networks import DEFAULT_SEED, MNIST, initial_weights
 
@@ -16,6 +16,23 @@ from .conftest import BACKEND, run_cli
 def test_training_flops_of_the_course_network():
     # forward 2*(784*512 + 512*10), the same again for weight gradients, plus the hidden layer's input gradient
     assert training_flops_per_sample([784, 512, 10]) == 1_636_352
+
+
+def test_goal_lines_name_the_fastest_keras_path_and_the_session():
+    def row(trainer, seconds, time_ratio, memory_ratio):
+        return {"backend": "torch", "trainer": trainer, "median_epoch_seconds": seconds,
+                "time_ratio_to_native": time_ratio, "best_time_ratio_to_native": time_ratio - 0.05,
+                "memory_ratio_to_native": memory_ratio}  # fmt: skip
+
+    rows = [row("keras-fit", 2.0, 2.0, 1.1), row("keras-loop", 1.1, 1.1, 1.1), row("run-mnist", 1.3, 1.3, 1.1),
+            row("native", 1.0, 1.0, 1.0)]  # fmt: skip
+    (line,) = goal_lines(rows)
+    assert line.startswith(
+        "torch: fastest Keras path `keras-loop` 1.10x time (best epochs 1.05x), 1.10x memory: within 1.15x"
+    )
+    assert line.endswith(
+        "`nox -s mnist-torch` (run-mnist) 1.30x time (best epochs 1.25x), 1.10x memory: NOT within 1.15x"
+    )
 
 
 def test_native_loop_of_this_backend_learns():
@@ -42,6 +59,11 @@ def test_bench_runs_and_its_numbers_are_consistent(tmp_path):
         assert row["time_ratio_to_native"] == pytest.approx(
             row["median_epoch_seconds"] / native["median_epoch_seconds"]
         )
+        assert row["best_epoch_seconds"] == min(row["all_epoch_seconds"]) <= row["median_epoch_seconds"]
+        assert row["best_time_ratio_to_native"] == pytest.approx(
+            row["best_epoch_seconds"] / native["best_epoch_seconds"]
+        )
         assert row["gflops"] == pytest.approx(payload["flops_per_epoch"] / row["median_epoch_seconds"] / 1e9)
         assert 0 < row["share_of_peak"] < 1 and row["test_accuracy"] > 0.9
-    assert "| keras-fit |" in (tmp_path / "bench.md").read_text()
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "| keras-fit |" in markdown and f"- {BACKEND}: fastest Keras path" in markdown
