@@ -170,6 +170,8 @@ def run(config: RunConfig) -> dict:
     """
     example, device, arrays = prepare(config)
     (x_train, y_train), (x_test, y_test), source = arrays or _load_arrays(example, config.data_dir)
+    del arrays  # x_train is dropped after training: no other reference may keep it alive
+    train_samples = len(x_train)
     epochs = config.epochs or example.epochs
     batch_size = config.batch_size or example.batch_size
 
@@ -199,6 +201,7 @@ def run(config: RunConfig) -> dict:
             x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=config.verbose, callbacks=[timer]
         ).history
     train_seconds = time.perf_counter() - started
+    del x_train  # MNIST: 180 MiB that evaluation and prediction do not need (lower peak memory)
     test = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     test = {name: float(value) for name, value in test.items()}
 
@@ -207,7 +210,7 @@ def run(config: RunConfig) -> dict:
     if ran_on != device:
         raise RuntimeError(f"asked for {device} but the trained weights live on {weight_device}")
     params = int(model.count_params())
-    steps_per_epoch = -(-len(x_train) // batch_size)
+    steps_per_epoch = -(-train_samples // batch_size)
     median_epoch = statistics.median(timer.seconds)
     gates = example_gates(example.name, params, example.network.expected_params, epochs, test[example.metric])
 
