@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One prepared device check: XOR and MNIST (20 epochs) on every available backend,
 # on the GPU and on the CPU for comparison, then the parity checks (CPU and GPU
-# participants, TF32 off). Results files and a log go to OUTDIR.
+# participants, TF32 off). MNIST runs twice: with the default framework loop
+# (OUTDIR/results) and with Keras fit (OUTDIR/results-fit). Results files and a
+# log go to OUTDIR.
 #
 #   scripts/gpu_check.sh OUTDIR [--device gpu|cpu] [--epochs N]
 #
@@ -71,6 +73,7 @@ for backend in "${backends[@]}"; do
   for dev in "${devices[@]}"; do
     step 300 "$python" -m multibackend run xor --backend "$backend" --device "$dev" --verbose 0 --out "$outdir/results"
     step 600 "$python" -m multibackend run mnist --backend "$backend" --device "$dev" --epochs "$epochs" --verbose 2 --out "$outdir/results"
+    step 600 "$python" -m multibackend run mnist --backend "$backend" --device "$dev" --epochs "$epochs" --trainer fit --verbose 2 --out "$outdir/results-fit"
   done
 done
 
@@ -81,13 +84,13 @@ if [ ${#backends[@]} -ge 2 ] || [ "$device" = gpu ]; then
 fi
 
 say "== summary (seconds per epoch: median over epochs 2..N)"
-"$python" - "$outdir/results" <<'PY' 2>&1 | tee -a "$log"
+"$python" - "$outdir/results" "$outdir/results-fit" <<'PY' 2>&1 | tee -a "$log"
 import json, pathlib, statistics, sys
-for path in sorted(pathlib.Path(sys.argv[1]).glob("*-*-*.json")):
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*-*-*.json")) + sorted(pathlib.Path(sys.argv[2]).glob("*-*-*.json")):
     r = json.loads(path.read_text())
     later = r["epoch_seconds"][1:] or r["epoch_seconds"]
     metric = r["test"].get(r.get("metric", "accuracy"))
-    print(f"{r['example']:<6} {r['backend']:<11} {r['device']:<4} {r['device_name'][:28]:<28} "
+    print(f"{r['example']:<6} {r['backend']:<11} {r['device']:<4} {r.get('trainer', 'fit'):<5} {r['device_name'][:28]:<28} "
           f"acc {metric:.4f}  s/epoch {statistics.median(later):.3f}  first {r['epoch_seconds'][0]:.2f}  "
           f"{'PASS' if r['passed'] else 'FAIL'}")
 parity = pathlib.Path(sys.argv[1]) / "parity.json"
