@@ -67,6 +67,16 @@ def _measure(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
+# The training images take 180 MiB; a process with less than this on transparent
+# huge pages had (most of) them on 4 KiB pages, which made epochs ~1.5x slower here.
+HUGE_PAGE_THRESHOLD = 128 * 2**20
+
+
+def on_huge_pages(measurement: dict) -> bool:
+    """Whether a measured process held its training data on transparent huge pages."""
+    return (measurement.get("huge_page_bytes") or 0) >= HUGE_PAGE_THRESHOLD
+
+
 def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: int, progress=print) -> dict:
     """Measures every trainer of every chosen backend; returns rows with ratios to native."""
     available = installed_backends()
@@ -99,6 +109,7 @@ def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: 
                 "gflops": gflops, "share_of_peak": gflops / peak,
                 "test_accuracy": statistics.median(m["test_accuracy"] for m in measured),
                 "all_epoch_seconds": [s for m in measured for s in m["epoch_seconds"]],
+                "processes_on_huge_pages": sum(on_huge_pages(m) for m in measured), "processes": len(measured),
             })  # fmt: skip
     return {
         "machine": f"{platform.node()}: {cpu_name()}",
@@ -116,7 +127,7 @@ def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: 
 def format_table(payload: dict) -> str:
     header = (
         f"{'backend':<11}{'trainer':<19}{'s/epoch':>9}{'x native':>10}{'best s':>8}{'x native':>10}"
-        f"{'peak MiB':>10}{'x native':>10}{'GFLOP/s':>9}{'% peak':>8}{'test acc':>10}"
+        f"{'peak MiB':>10}{'x native':>10}{'GFLOP/s':>9}{'% peak':>8}{'test acc':>10}{'huge pg':>9}"
     )
     lines = [header]
     for row in payload["rows"]:
@@ -125,6 +136,7 @@ def format_table(payload: dict) -> str:
             f"{row['best_epoch_seconds']:>8.3f}{row['best_time_ratio_to_native']:>10.2f}"
             f"{row['peak_rss_bytes'] / 2**20:>10.0f}{row['memory_ratio_to_native']:>10.2f}{row['gflops']:>9.1f}"
             f"{100 * row['share_of_peak']:>8.1f}{row['test_accuracy']:>10.4f}"
+            f"{row['processes_on_huge_pages']:>7}/{row['processes']}"
         )
     return "\n".join(lines)
 
@@ -177,21 +189,24 @@ def write_outputs(payload: dict, results_dir: Path, report_dir: Path) -> tuple[P
         f"Work: {payload['flops_per_epoch'] / 1e9:.0f} GFLOP per MNIST epoch (60,000 samples, batch 128).", "",
         f"Each trainer ran in a fresh process, {payload['repeats']} repeats alternating with the other trainers of its "
         f"backend, {payload['warmup_epochs']} warm-up epoch(s) then {payload['timed_epochs_per_repeat']} timed epochs; "
-        "s/epoch is the median of all timed epochs and best s the fastest one (this shared machine has slow spells that "
-        "hit some processes and not others: the median says what to expect, the best what each path does undisturbed); "
+        "s/epoch is the median of all timed epochs and best s the fastest one. A process is slow or fast as a whole: "
+        "its 180 MiB of training images either got transparent huge pages from the kernel or not (about 1.5x slower "
+        "without; 'on huge pages' counts the processes that got them). The median says what to expect on a busy "
+        "machine, the best what each path does with huge pages; "
         "peak memory is the median over processes of each one's peak resident set (imports included).", "",
         f"Reproduce: `{payload['command']}`", "",
         *(f"- {line}" for line in TRAINER_LEGEND), "",
         "| backend | trainer | s/epoch | time vs native | best s/epoch | best vs native | peak RSS MiB | memory vs native "
-        "| GFLOP/s | % of peak | test acc |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| GFLOP/s | % of peak | test acc | on huge pages |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for row in payload["rows"]:
         markdown.append(
             f"| {row['backend']} | {row['trainer']} | {row['median_epoch_seconds']:.3f} | {row['time_ratio_to_native']:.2f}x "
             f"| {row['best_epoch_seconds']:.3f} | {row['best_time_ratio_to_native']:.2f}x "
             f"| {row['peak_rss_bytes'] / 2**20:.0f} | {row['memory_ratio_to_native']:.2f}x | {row['gflops']:.1f} "
-            f"| {100 * row['share_of_peak']:.1f} | {row['test_accuracy']:.4f} |"
+            f"| {100 * row['share_of_peak']:.1f} | {row['test_accuracy']:.4f} "
+            f"| {row['processes_on_huge_pages']}/{row['processes']} |"
         )
     markdown += ["", "## Against the goal (within 1.15x of native, time and memory)", ""]
     markdown += [f"- {line}" for line in goal_lines(payload["rows"])]

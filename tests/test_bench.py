@@ -59,6 +59,7 @@ def test_bench_runs_and_its_numbers_are_consistent(tmp_path):
         assert row["time_ratio_to_native"] == pytest.approx(
             row["median_epoch_seconds"] / native["median_epoch_seconds"]
         )
+        assert row["processes"] == 1 and row["processes_on_huge_pages"] in (0, 1)
         assert row["best_epoch_seconds"] == min(row["all_epoch_seconds"]) <= row["median_epoch_seconds"]
         assert row["best_time_ratio_to_native"] == pytest.approx(
             row["best_epoch_seconds"] / native["best_epoch_seconds"]
@@ -67,3 +68,13 @@ def test_bench_runs_and_its_numbers_are_consistent(tmp_path):
         assert 0 < row["share_of_peak"] < 1 and row["test_accuracy"] > 0.9
     markdown = (tmp_path / "bench.md").read_text()
     assert "| keras-fit |" in markdown and f"- {BACKEND}: fastest Keras path" in markdown
+
+
+def test_huge_page_accounting():
+    from multibackend.bench import on_huge_pages
+    from multibackend.bench_worker import transparent_huge_page_bytes
+
+    measured = transparent_huge_page_bytes()
+    assert measured is None or (isinstance(measured, int) and measured >= 0)
+    assert on_huge_pages({"huge_page_bytes": 200 * 2**20}) and not on_huge_pages({"huge_page_bytes": 2**20})
+    assert not on_huge_pages({"huge_page_bytes": None}) and not on_huge_pages({})
