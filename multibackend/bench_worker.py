@@ -16,6 +16,7 @@ import json
 import resource
 import sys
 import tempfile
+import threading
 import time
 
 from multibackend import data
@@ -64,38 +65,72 @@ def hide_other_frameworks(backend: str) -> None:
     sys.meta_path.insert(0, _HideFrameworks(hidden))
 
 
+class HugePageWatcher:
+    """The most memory this process held on transparent huge pages, sampled twice a second.
+
+    Sampled, not read at the end: `multibackend run` frees the training images before evaluating.
+    """
+
+    def __init__(self, interval: float = 0.5):
+        self.most: int | None = transparent_huge_page_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _watch(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            now = transparent_huge_page_bytes()
+            if now is not None:
+                self.most = max(self.most or 0, now)
+
+    def stop(self) -> int | None:
+        self._stop.set()
+        self._thread.join()
+        return self.most
+
+
 def run(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
+    watcher = HugePageWatcher()
     hide_other_frameworks(backend)
     select_backend(backend, "cpu")
     total = warmup + epochs
-    if trainer == "run-mnist":
-        return _measured(backend, trainer, warmup, *_run_mnist(backend, total))
+    seconds, accuracy = _run_mnist(backend, total) if trainer == "run-mnist" else _train(backend, trainer, total)
+    return {
+        "backend": backend,
+        "trainer": trainer,
+        "epoch_seconds": seconds[warmup:],
+        "warmup_seconds": seconds[:warmup],
+        "test_accuracy": accuracy,
+        "epochs_trained": len(seconds),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "huge_page_bytes": watcher.stop(),
+    }
+
+
+def _train(backend: str, trainer: str, epochs: int) -> tuple[list[float], float]:
     (x_train, y_train), (x_test, y_test) = data.load_mnist(allow_download=False)
     x_train, x_test = data.preprocess_images(x_train), data.preprocess_images(x_test)
     weights = initial_weights(MNIST.network, DEFAULT_SEED)
     if trainer == "native":
         module = importlib.import_module(f"multibackend.native.{backend}_loop")
-        result = module.train(x_train, y_train, x_test, y_test, weights, total, MNIST.batch_size, DEFAULT_SEED)
-        seconds, accuracy = result["epoch_seconds"], result["test_accuracy"]
+        result = module.train(x_train, y_train, x_test, y_test, weights, epochs, MNIST.batch_size, DEFAULT_SEED)
+        return result["epoch_seconds"], result["test_accuracy"]
+    from multibackend.models import build_dense, compile_example
+
+    model = build_dense(MNIST.network, weights=weights)
+    compile_example(model, MNIST, steps_per_execution=32 if trainer == "keras-fit-steps32" else 1)
+    seconds: list[float] = []
+    if trainer == "keras-loop":
+        from multibackend.keras_loops import fit_with_loop
+
+        fit_with_loop(model, x_train, y_train, epochs, MNIST.batch_size, DEFAULT_SEED,
+                      on_epoch_end=lambda epoch, s, logs: seconds.append(s))  # fmt: skip
     else:
-        from multibackend.models import build_dense, compile_example
-
-        model = build_dense(MNIST.network, weights=weights)
-        steps = 32 if trainer == "keras-fit-steps32" else 1
-        compile_example(model, MNIST, steps_per_execution=steps)
-        seconds = []
-        if trainer == "keras-loop":
-            from multibackend.keras_loops import fit_with_loop
-
-            fit_with_loop(model, x_train, y_train, total, MNIST.batch_size, DEFAULT_SEED,
-                          on_epoch_end=lambda epoch, s, logs: seconds.append(s))  # fmt: skip
-        else:
-            for _ in range(total):
-                started = time.perf_counter()
-                model.fit(x_train, y_train, epochs=1, batch_size=MNIST.batch_size, verbose=0)
-                seconds.append(time.perf_counter() - started)
-        accuracy = float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
-    return _measured(backend, trainer, warmup, seconds, accuracy)
+        for _ in range(epochs):
+            started = time.perf_counter()
+            model.fit(x_train, y_train, epochs=1, batch_size=MNIST.batch_size, verbose=0)
+            seconds.append(time.perf_counter() - started)
+    return seconds, float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
 
 
 def _run_mnist(backend: str, epochs: int) -> tuple[list[float], float]:
@@ -124,19 +159,6 @@ def transparent_huge_page_bytes() -> int | None:
     except OSError:
         pass
     return None
-
-
-def _measured(backend: str, trainer: str, warmup: int, seconds: list[float], accuracy: float) -> dict:
-    return {
-        "backend": backend,
-        "trainer": trainer,
-        "epoch_seconds": seconds[warmup:],
-        "warmup_seconds": seconds[:warmup],
-        "test_accuracy": accuracy,
-        "epochs_trained": len(seconds),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "huge_page_bytes": transparent_huge_page_bytes(),
-    }
 
 
 def main() -> None:
