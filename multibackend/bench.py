@@ -189,10 +189,11 @@ def write_outputs(payload: dict, results_dir: Path, report_dir: Path) -> tuple[P
         f"Work: {payload['flops_per_epoch'] / 1e9:.0f} GFLOP per MNIST epoch (60,000 samples, batch 128).", "",
         f"Each trainer ran in a fresh process, {payload['repeats']} repeats alternating with the other trainers of its "
         f"backend, {payload['warmup_epochs']} warm-up epoch(s) then {payload['timed_epochs_per_repeat']} timed epochs; "
-        "s/epoch is the median of all timed epochs and best s the fastest one. A process is slow or fast as a whole: "
-        "its 180 MiB of training images either got transparent huge pages from the kernel or not (about 1.5x slower "
-        "without; 'on huge pages' counts the processes that got them). The median says what to expect on a busy "
-        "machine, the best what each path does with huge pages; "
+        "s/epoch is the median of all timed epochs and best s the fastest one. On this shared machine a process is "
+        "mostly fast or slow as a whole (about 1.5x apart). One cause is known: its 180 MiB of training images get "
+        "transparent huge pages from the kernel or not ('on huge pages' counts the processes that got them; "
+        "NUMPY_MADVISE_HUGEPAGE=0 reproduces the slow case), but processes that had them still split, so it is not "
+        "the only one. The median says what to expect on a busy machine, the best what each path does undisturbed; "
         "peak memory is the median over processes of each one's peak resident set (imports included).", "",
         f"Reproduce: `{payload['command']}`", "",
         *(f"- {line}" for line in TRAINER_LEGEND), "",
