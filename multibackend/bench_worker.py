@@ -3,7 +3,8 @@
     python -m multibackend.bench_worker BACKEND TRAINER --epochs N --warmup W
 
 Prints one JSON line: timed epoch seconds (after W warm-up epochs), test
-accuracy and the process's peak resident memory.
+accuracy, the process's peak resident memory and its most memory on
+transparent huge pages.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from multibackend.backend import select_backend
 from multibackend.networks import DEFAULT_SEED, MNIST, initial_weights
 
 # Trainers per backend: Keras `fit`; `fit` with 32 steps per compiled call
-# (no gain on torch, whose Keras trainer runs them one by one in Python); the
+# (not on torch, whose Keras trainer runs them one by one in Python); the
 # framework's loop over the Keras model (`--trainer loop`); `multibackend run
 # mnist` as `nox -s mnist-<backend>` runs it (default trainer, plus evaluation
 # and the misclassified digits); and the framework's own loop, the baseline.
