@@ -59,7 +59,7 @@ def test_default_mnist_run_uses_the_loop_and_passes_the_gates(tmp_path):
 
 
 def test_loop_refuses_the_xor_example(tmp_path):
-    result = run_cli("run", "xor", "--trainer", "loop", "--out", str(tmp_path))
+    result = run_cli("run", "xor", "--backend", BACKEND, "--trainer", "loop", "--out", str(tmp_path))
     assert result.returncode == 2 and "trains the mnist example only" in result.stderr
     assert not list(tmp_path.iterdir())
 
