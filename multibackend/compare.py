@@ -42,9 +42,9 @@ def run_missing(
         raise UsageError(f"backend {missing[0]!r} is not installed here (installed: {', '.join(available) or 'none'})")
     for example in examples:
         spec = EXAMPLES[example]
+        resolved = resolve_trainer(trainer, example)
         for backend in chosen:
             path = results_path(results_dir, example, backend, device)
-            resolved = resolve_trainer(trainer, example)
             if not rerun and reusable(path, example, epochs[example], spec.batch_size, DEFAULT_SEED, resolved):
                 progress(f"reusing {path}")
                 continue
