@@ -76,7 +76,8 @@ def main() -> None:
     }
     fit = "fit_model.fit(x, y, batch_size=128, epochs=1, verbose=0)"
     loop = "fit_with_loop(loop_model, x, y, 1, 128, 0)"
-    exec(fit, namespace), exec(loop, namespace)  # warm-up epochs
+    for warm_up in (fit, loop):
+        exec(warm_up, namespace)
     for name, statement in (("fit", fit), ("loop", loop)):
         stats = profile(statement, namespace)
         kernels, total = split_kernels(stats)
