@@ -1,16 +1,20 @@
-"""One timed training in a fresh process; used by `multibackend bench`.
+"""Timed training in a fresh process; used by `multibackend bench`.
 
     python -m multibackend.bench_worker BACKEND TRAINER --epochs N --warmup W
+    python -m multibackend.bench_worker BACKEND alternating --epochs N --warmup W
 
-Prints one JSON line: timed epoch seconds (after W warm-up epochs), test
-accuracy, the process's peak resident memory and its most memory on
-transparent huge pages.
+The first prints one JSON line: timed epoch seconds (after W warm-up epochs),
+test accuracy, the process's peak resident memory and its most memory on
+transparent huge pages. The second trains every trainer of BACKEND that runs
+epoch by epoch side by side in one process, one epoch each in turn (the order
+rotating every round), and prints their epoch seconds round by round: this
+machine's slow and fast phases then hit the trainers alike, so the ratio of
+two epochs of one round measures their difference, not the machine's.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.abc
 import importlib.machinery
 import json
@@ -19,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import numpy as np
 
 from multibackend import data
 from multibackend.backend import select_backend
@@ -34,6 +40,15 @@ TRAINERS = {
     "jax": ("keras-fit", "keras-fit-steps32", "keras-loop", "run-mnist", "native"),
     "tensorflow": ("keras-fit", "keras-fit-steps32", "keras-loop", "run-mnist", "native"),
 }
+
+
+# `run-mnist` is a whole `multibackend run`; the others can train epoch by epoch.
+ALTERNATING = "alternating"
+
+
+def alternating_trainers(backend: str) -> tuple[str, ...]:
+    """The trainers of `backend` that the alternating process runs side by side."""
+    return tuple(trainer for trainer in TRAINERS[backend] if trainer != "run-mnist")
 
 
 FRAMEWORK_PACKAGES = {"torch": ("torch",), "jax": ("jax", "jaxlib"), "tensorflow": ("tensorflow",)}
@@ -114,30 +129,86 @@ def run(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     }
 
 
-def _train(backend: str, trainer: str, epochs: int) -> tuple[list[float], float]:
+def _mnist_arrays():
     (x_train, y_train), (x_test, y_test) = data.load_mnist(allow_download=False)
-    x_train, x_test = data.preprocess_images(x_train), data.preprocess_images(x_test)
-    weights = initial_weights(MNIST.network, DEFAULT_SEED)
+    return data.preprocess_images(x_train), y_train, data.preprocess_images(x_test), y_test
+
+
+def _epoch_runner(backend: str, trainer: str, x_train, y_train, weights):
+    """`(train_one_epoch(order), test_accuracy(x_test, y_test))` of one trainer, with its own network.
+
+    `fit` shuffles by itself and ignores `order`.
+    """
     if trainer == "native":
-        module = importlib.import_module(f"multibackend.native.{backend}_loop")
-        result = module.train(x_train, y_train, x_test, y_test, weights, epochs, MNIST.batch_size, DEFAULT_SEED)
-        return result["epoch_seconds"], result["test_accuracy"]
+        from multibackend.native import native_trainer
+
+        network = native_trainer(backend, x_train, y_train, weights, MNIST.batch_size)
+        return network.train_epoch, lambda x, y: float(np.mean(network.predict_classes(x) == y))
     from multibackend.models import build_dense, compile_example
 
     model = build_dense(MNIST.network, weights=weights)
     compile_example(model, MNIST, steps_per_execution=32 if trainer == "keras-fit-steps32" else 1)
-    seconds: list[float] = []
-    if trainer == "keras-loop":
-        from multibackend.keras_loops import fit_with_loop
 
-        fit_with_loop(model, x_train, y_train, epochs, MNIST.batch_size, DEFAULT_SEED,
-                      on_epoch_end=lambda epoch, s, logs: seconds.append(s))  # fmt: skip
-    else:
-        for _ in range(epochs):
+    def test_accuracy(x, y) -> float:
+        return float(model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
+
+    if trainer == "keras-loop":
+        from multibackend.keras_loops import epoch_trainer
+
+        loop = epoch_trainer(model, x_train, y_train, MNIST.batch_size)
+
+        def train_epoch(order):
+            loop.train_epoch(order)
+            loop.sync_model()
+
+        return train_epoch, test_accuracy
+    return lambda order: model.fit(x_train, y_train, epochs=1, batch_size=MNIST.batch_size, verbose=0), test_accuracy
+
+
+def _train(backend: str, trainer: str, epochs: int) -> tuple[list[float], float]:
+    x_train, y_train, x_test, y_test = _mnist_arrays()
+    train_epoch, test_accuracy = _epoch_runner(backend, trainer, x_train, y_train,
+                                               initial_weights(MNIST.network, DEFAULT_SEED))  # fmt: skip
+    rng = np.random.default_rng(DEFAULT_SEED)
+    seconds = []
+    for _ in range(epochs):
+        order = rng.permutation(len(x_train))
+        started = time.perf_counter()
+        train_epoch(order)
+        seconds.append(time.perf_counter() - started)
+    return seconds, test_accuracy(x_test, y_test)
+
+
+def run_alternating(backend: str, epochs: int, warmup: int) -> dict:
+    """Every epoch-by-epoch trainer of `backend` in this process, one epoch each in turn.
+
+    Returns:
+        `{"epoch_seconds": {trainer: [...]}, ...}`: timed rounds only; entry i of
+        every list comes from the same round, which also gave every trainer but
+        `fit` the same sample order.
+    """
+    hide_other_frameworks(backend)
+    select_backend(backend, "cpu")
+    x_train, y_train, x_test, y_test = _mnist_arrays()
+    weights = initial_weights(MNIST.network, DEFAULT_SEED)
+    trainers = alternating_trainers(backend)
+    runners = {trainer: _epoch_runner(backend, trainer, x_train, y_train, weights) for trainer in trainers}
+    seconds: dict[str, list[float]] = {trainer: [] for trainer in trainers}
+    rng = np.random.default_rng(DEFAULT_SEED)
+    for round_index in range(warmup + epochs):
+        order = rng.permutation(len(x_train))
+        shift = round_index % len(trainers)
+        for trainer in trainers[shift:] + trainers[:shift]:
             started = time.perf_counter()
-            model.fit(x_train, y_train, epochs=1, batch_size=MNIST.batch_size, verbose=0)
-            seconds.append(time.perf_counter() - started)
-    return seconds, float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
+            runners[trainer][0](order)
+            seconds[trainer].append(time.perf_counter() - started)
+    return {
+        "backend": backend,
+        "trainer": ALTERNATING,
+        "epoch_seconds": {trainer: values[warmup:] for trainer, values in seconds.items()},
+        "warmup_seconds": {trainer: values[:warmup] for trainer, values in seconds.items()},
+        "test_accuracy": {trainer: runner[1](x_test, y_test) for trainer, runner in runners.items()},
+    }
 
 
 def _run_mnist(backend: str, epochs: int) -> tuple[list[float], float]:
@@ -175,10 +246,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
+    if args.trainer == ALTERNATING:
+        print(json.dumps(run_alternating(args.backend, args.epochs, args.warmup)))
+        return
     if args.trainer not in TRAINERS[args.backend]:
-        parser.error(
-            f"trainer {args.trainer!r} is not available on {args.backend} ({', '.join(TRAINERS[args.backend])})"
-        )
+        choices = ", ".join((*TRAINERS[args.backend], ALTERNATING))
+        parser.error(f"trainer {args.trainer!r} is not available on {args.backend} ({choices})")
     print(json.dumps(run(args.backend, args.trainer, args.epochs, args.warmup)))
 
 

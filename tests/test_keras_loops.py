@@ -72,3 +72,25 @@ def test_profile_script_splits_fit_and_loop_into_kernels_and_python():
     lines = result.stdout.splitlines()
     assert lines[0].startswith("fit ") and "torch kernels" in lines[0] and "Python around them" in lines[0]
     assert any("optimizer apply" in line for line in lines) and lines[-1].startswith("loop ")
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch loop computes the loss from the logits itself")
+def test_torch_loop_needs_a_softmax_output_and_matches_keras_loss_at_the_clipping_bounds():
+    import keras
+    import torch
+
+    from multibackend.keras_loops.torch_loop import logits_function, sparse_crossentropy_from_logits
+
+    sigmoid_output = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
+    with pytest.raises(ValueError, match="softmax"):
+        logits_function(sigmoid_output)
+    # Confident right, confident wrong and unsure rows: Keras clips probabilities to [1e-7, 1 - 1e-7].
+    logits = torch.tensor([[30.0, 0.0, 0.0], [-30.0, 0.0, 0.0], [0.2, 0.1, -0.3]], requires_grad=True)
+    labels = torch.tensor([0, 0, 2])
+    ours = sparse_crossentropy_from_logits(logits, labels)
+    keras_loss = keras.losses.SparseCategoricalCrossentropy()(labels, torch.softmax(logits, dim=1))
+    assert ours.item() == pytest.approx(keras_loss.item(), rel=1e-6)
+    (ours_grad,) = torch.autograd.grad(ours, logits)
+    (keras_grad,) = torch.autograd.grad(keras_loss, logits)
+    assert torch.allclose(ours_grad, keras_grad, atol=1e-6)
+    assert float(ours_grad[1].abs().max()) == 0.0  # clipped: a confident wrong row gives no gradient, as in Keras

@@ -5,23 +5,26 @@ plain PyTorch loop can train the very same model in place. It skips `fit`'s
 per-step Python machinery (callbacks, metric objects, data adapters, tree
 flattening) and Keras's per-layer call overhead by running the Dense/Dropout
 stack as torch operations on the layers' own variables. The optimizer is
-RMSprop computed as Keras does and the loss Keras's clipped crossentropy on the
-softmax output, so it follows the same math as `fit`; after training, the
-Keras model holds the trained weights and evaluates, predicts and saves as usual.
+RMSprop computed as Keras does and the loss Keras's clipped crossentropy, so it
+follows the same math as `fit`; after training, the Keras model holds the
+trained weights and evaluates, predicts and saves as usual.
 """
 
 from __future__ import annotations
 
-import time
+import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from multibackend.keras_loops import require_backend
 from multibackend.native.torch_loop import KerasRMSprop
 
-# Keras clips probabilities to [epsilon, 1 - epsilon] before the log.
+# Keras clips probabilities to [epsilon, 1 - epsilon] before the log; clipping
+# log-probabilities to the logs of those bounds is the same function.
 KERAS_EPSILON = 1e-7
+LOG_PROBABILITY_BOUNDS = (math.log(KERAS_EPSILON), math.log1p(-KERAS_EPSILON))
 
 
 ACTIVATIONS = {
@@ -29,19 +32,22 @@ ACTIVATIONS = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
     "elu": F.elu,
-    "softmax": lambda x: torch.softmax(x, dim=-1),
     "linear": lambda x: x,
 }
 
 
-def forward_function(model):
-    """A torch function computing `model(x)` for a stack of Dense and Dropout layers."""
+def logits_function(model):
+    """A torch function computing the logits of `model`: a stack of Dense and Dropout layers
+    whose last Dense layer has a softmax activation, which the function leaves out."""
     import keras
 
+    layers = list(model.layers)
+    if not layers or not isinstance(layers[-1], keras.layers.Dense) or layers[-1].activation.__name__ != "softmax":
+        raise ValueError("the PyTorch loop needs a model that ends in a Dense layer with softmax activation")
     steps = []
-    for layer in model.layers:
+    for layer in layers:
         if isinstance(layer, keras.layers.Dense):
-            name = layer.activation.__name__
+            name = "linear" if layer is layers[-1] else layer.activation.__name__
             if name not in ACTIVATIONS:
                 raise ValueError(f"the PyTorch loop does not know activation {name!r}")
             steps.append(("dense", layer.kernel.value, layer.bias.value, ACTIVATIONS[name]))
@@ -50,7 +56,7 @@ def forward_function(model):
         else:
             raise ValueError(f"the PyTorch loop handles Dense and Dropout layers, not {type(layer).__name__}")
 
-    def forward(x: torch.Tensor, training: bool) -> torch.Tensor:
+    def logits(x: torch.Tensor, training: bool) -> torch.Tensor:
         for step in steps:
             if step[0] == "dense":
                 x = step[3](torch.addmm(step[2], x, step[1]))
@@ -58,45 +64,44 @@ def forward_function(model):
                 x = F.dropout(x, step[1], training)
         return x
 
-    return forward
+    return logits
 
 
-def sparse_crossentropy(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Keras's sparse categorical crossentropy on probabilities, as a torch expression."""
-    picked = probabilities.gather(1, labels[:, None]).squeeze(1)
-    return -torch.log(picked.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)).mean()
+def sparse_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Keras's sparse categorical crossentropy of `softmax(logits)`, clipping included, in two fused torch ops."""
+    return F.nll_loss(torch.log_softmax(logits, dim=1).clamp(*LOG_PROBABILITY_BOUNDS), labels)
 
 
-def fit_with_loop(model, x_train, y_train, epochs, batch_size, seed, on_epoch_end=None, shuffle=True) -> dict:
-    """Trains with a plain PyTorch loop; see `multibackend.keras_loops.fit_with_loop`."""
-    import keras
+class EpochTrainer:
+    """Trains a Keras model in place with a plain PyTorch loop; see `multibackend.keras_loops.EpochTrainer`."""
 
-    if keras.backend.backend() != "torch":
-        raise RuntimeError("the PyTorch loop needs the torch backend")
-    device = model.trainable_variables[0].value.device
-    forward = forward_function(model)
-    parameters = [variable.value for variable in model.trainable_variables]
-    optimizer = KerasRMSprop(parameters)
-    inputs = torch.from_numpy(np.ascontiguousarray(x_train)).to(device)
-    labels = torch.from_numpy(y_train.astype(np.int64)).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
-    for epoch in range(epochs):
-        started = time.perf_counter()
-        order = (torch.randperm(len(inputs), generator=generator) if shuffle else torch.arange(len(inputs))).to(device)
-        total_loss = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        for start in range(0, len(inputs), batch_size):
-            batch = order[start : start + batch_size]
-            probabilities = forward(inputs[batch], training=True)
-            loss = sparse_crossentropy(probabilities, labels[batch])
-            optimizer.zero_grad()
+    def __init__(self, model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int):
+        require_backend("torch")
+        self.device = model.trainable_variables[0].value.device
+        self.logits = logits_function(model)
+        self.optimizer = KerasRMSprop([variable.value for variable in model.trainable_variables])
+        self.inputs = torch.from_numpy(np.ascontiguousarray(x_train)).to(self.device)
+        self.labels = torch.from_numpy(y_train.astype(np.int64)).to(self.device)
+        self.batch_size = batch_size
+
+    def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
+        order = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(self.device)
+        losses, predictions = [], []
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            logits = self.logits(self.inputs[batch], training=True)
+            loss = sparse_crossentropy_from_logits(logits, self.labels[batch])
+            self.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-            total_loss += loss.detach() * len(batch)
-            correct += (probabilities.detach().argmax(1) == labels[batch]).sum()
-        history["loss"].append(float(total_loss) / len(inputs))
-        history["accuracy"].append(float(correct) / len(inputs))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, time.perf_counter() - started, {name: values[-1] for name, values in history.items()})
-    return history
+            self.optimizer.step()
+            # Reduced once per epoch: fewer torch calls per batch than running sums (and no GPU sync).
+            losses.append(loss.detach())
+            predictions.append(logits.argmax(1))
+        sizes = torch.full((len(losses),), float(self.batch_size), device=self.device)
+        sizes[-1] = len(order) - self.batch_size * (len(losses) - 1)
+        total_loss = torch.dot(torch.stack(losses), sizes)
+        correct = (torch.cat(predictions) == self.labels[order]).sum()
+        return float(total_loss) / len(order), float(correct) / len(order)
+
+    def sync_model(self) -> None:
+        """Nothing to do: the loop updates the model's own Parameters."""

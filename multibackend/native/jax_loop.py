@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,22 +40,27 @@ def _full_batches(params, velocities, inputs, labels, batches):
     return params, velocities, losses
 
 
-def train(x_train, y_train, x_test, y_test, weights, epochs: int, batch_size: int, seed: int = 0) -> dict:
-    """Trains with a jitted JAX epoch; see `multibackend.native` for the contract."""
-    params = [jnp.asarray(w) for w in weights]
-    velocities = [jnp.zeros_like(p) for p in params]
-    inputs, labels = jnp.asarray(x_train), jnp.asarray(y_train.astype(np.int32))
-    rng = np.random.default_rng(seed)
-    epoch_seconds, losses = [], []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        batches, rest = batch_order(rng.permutation(len(x_train)), batch_size)
-        params, velocities, batch_losses = _full_batches(params, velocities, inputs, labels, batches)
-        total = jnp.sum(batch_losses) * batch_size
+class NativeTrainer:
+    """A jitted JAX epoch; see `multibackend.native.NativeTrainer`."""
+
+    def __init__(self, x_train: np.ndarray, y_train: np.ndarray, weights: list[np.ndarray], batch_size: int):
+        self.params = [jnp.asarray(w) for w in weights]
+        self.velocities = [jnp.zeros_like(p) for p in self.params]
+        self.inputs, self.labels = jnp.asarray(x_train), jnp.asarray(y_train.astype(np.int32))
+        self.batch_size = batch_size
+
+    def train_epoch(self, order: np.ndarray) -> float:
+        batches, rest = batch_order(order, self.batch_size)
+        self.params, self.velocities, batch_losses = _full_batches(
+            self.params, self.velocities, self.inputs, self.labels, batches
+        )
+        total = jnp.sum(batch_losses) * self.batch_size
         if len(rest):
-            params, velocities, loss = _step(params, velocities, inputs[rest], labels[rest])
+            self.params, self.velocities, loss = _step(
+                self.params, self.velocities, self.inputs[rest], self.labels[rest]
+            )
             total = total + loss * len(rest)
-        losses.append(float(total) / len(x_train))
-        epoch_seconds.append(time.perf_counter() - started)
-    predicted = np.asarray(jnp.argmax(_forward(params, jnp.asarray(x_test)), axis=1))
-    return {"epoch_seconds": epoch_seconds, "loss": losses, "test_accuracy": float(np.mean(predicted == y_test))}
+        return float(total) / len(order)
+
+    def predict_classes(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(jnp.argmax(_forward(self.params, jnp.asarray(x)), axis=1))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from torch import nn
@@ -37,33 +35,33 @@ class KerasRMSprop:
         torch._foreach_addcdiv_(self.parameters, grads, denominators, value=-self.lr)
 
 
-def train(x_train, y_train, x_test, y_test, weights, epochs: int, batch_size: int, seed: int = 0) -> dict:
-    """Trains with a plain PyTorch loop; see `multibackend.native` for the contract."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
-    with torch.no_grad():
-        for layer, kernel, bias in ((model[0], weights[0], weights[1]), (model[2], weights[2], weights[3])):
-            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))  # Keras kernels are (in, out)
-            layer.bias.copy_(torch.from_numpy(bias))
-    optimizer = KerasRMSprop(model.parameters())
-    loss_function = nn.CrossEntropyLoss()
-    inputs = torch.from_numpy(x_train)
-    labels = torch.from_numpy(y_train.astype(np.int64))
-    generator = torch.Generator().manual_seed(seed)
-    epoch_seconds, losses = [], []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        order = torch.randperm(len(inputs), generator=generator)
+class NativeTrainer:
+    """A plain PyTorch loop; see `multibackend.native.NativeTrainer`."""
+
+    def __init__(self, x_train: np.ndarray, y_train: np.ndarray, weights: list[np.ndarray], batch_size: int):
+        self.model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
+        with torch.no_grad():
+            for layer, kernel, bias in ((self.model[0], *weights[:2]), (self.model[2], *weights[2:])):
+                layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))  # Keras kernels are (in, out)
+                layer.bias.copy_(torch.from_numpy(bias))
+        self.optimizer = KerasRMSprop(self.model.parameters())
+        self.loss_function = nn.CrossEntropyLoss()
+        self.inputs = torch.from_numpy(x_train)
+        self.labels = torch.from_numpy(y_train.astype(np.int64))
+        self.batch_size = batch_size
+
+    def train_epoch(self, order: np.ndarray) -> float:
+        order = torch.from_numpy(np.asarray(order, dtype=np.int64))
         total = torch.zeros(())
-        for start in range(0, len(inputs), batch_size):
-            batch = order[start : start + batch_size]
-            loss = loss_function(model(inputs[batch]), labels[batch])
-            optimizer.zero_grad()
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            loss = self.loss_function(self.model(self.inputs[batch]), self.labels[batch])
+            self.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
             total += loss.detach() * len(batch)
-        losses.append(float(total) / len(inputs))
-        epoch_seconds.append(time.perf_counter() - started)
-    with torch.no_grad():
-        predicted = model(torch.from_numpy(x_test)).argmax(dim=1).numpy()
-    return {"epoch_seconds": epoch_seconds, "loss": losses, "test_accuracy": float(np.mean(predicted == y_test))}
+        return float(total) / len(order)
+
+    def predict_classes(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.model(torch.from_numpy(x)).argmax(dim=1).numpy()
