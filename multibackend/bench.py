@@ -221,16 +221,18 @@ def write_outputs(payload: dict, results_dir: Path, report_dir: Path) -> tuple[P
         f"Each trainer ran in a fresh process, {payload['repeats']} repeats alternating with the other trainers of its "
         f"backend, {payload['warmup_epochs']} warm-up epoch(s) then {payload['timed_epochs_per_repeat']} timed epochs; "
         "s/epoch is the median of all timed epochs and best s the fastest one; peak memory is the median over "
-        "processes of each one's peak resident set (imports included). On this shared machine the same process "
-        "takes about 0.9 s or 1.4 s an MNIST epoch by phases that last seconds to minutes, so medians of separate "
-        "processes swing from run to run. The paired ratio does not: every repeat also ran one process that "
+        "processes of each one's peak resident set (imports included). On this shared machine the same work runs "
+        "up to about 1.5x slower in phases that last seconds to minutes, so medians of separate processes swing "
+        "from run to run. The paired ratio does not: every repeat also ran one process that "
         "trains every trainer but run-mnist side by side, one epoch each in turn (the order rotating, the same "
         "sample order for all but `fit`), and it is the median of each epoch's time over the native epoch's of the "
         "same round ('paired by round'). run-mnist, a whole run, is paired by repeat: its process's median epoch "
         "over the native process's of the same repeat. The goal is judged on the paired ratio. 'On huge pages' "
         "counts processes whose training images got transparent huge pages (without them an epoch was about 1.5x "
         "slower here; NUMPY_MADVISE_HUGEPAGE=0 reproduces that).", "",
-        f"Reproduce: `{payload['command']}`", "",
+        f"Reproduce: `nox -s bench -- {payload['command'].removeprefix('multibackend bench').strip()}` (a venv with "
+        "only the project's packages: where IPython and matplotlib are installed, Keras on torch imports them too, "
+        "about +34 MiB).", "",
         *(f"- {line}" for line in TRAINER_LEGEND), "",
         "| backend | trainer | s/epoch | time vs native | paired time vs native | best s/epoch | best vs native "
         "| peak RSS MiB | memory vs native | GFLOP/s | % of peak | test acc | on huge pages |",

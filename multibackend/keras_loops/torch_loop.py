@@ -68,7 +68,7 @@ def logits_function(model):
 
 
 def sparse_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Keras's sparse categorical crossentropy of `softmax(logits)`, clipping included, in two fused torch ops."""
+    """Keras's sparse categorical crossentropy of `softmax(logits)`, clipping included, in three torch ops."""
     return F.nll_loss(torch.log_softmax(logits, dim=1).clamp(*LOG_PROBABILITY_BOUNDS), labels)
 
 
