@@ -42,12 +42,12 @@ TRAINERS = {
 }
 
 
-# `run-mnist` is a whole `multibackend run`; the others can train epoch by epoch.
 ALTERNATING = "alternating"
 
 
 def alternating_trainers(backend: str) -> tuple[str, ...]:
-    """The trainers of `backend` that the alternating process runs side by side."""
+    """The trainers of `backend` that the alternating process runs side by side: all but
+    `run-mnist`, which is a whole `multibackend run`, not something trained epoch by epoch."""
     return tuple(trainer for trainer in TRAINERS[backend] if trainer != "run-mnist")
 
 
