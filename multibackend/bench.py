@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from multibackend.backend import BACKENDS, installed_backends
-from multibackend.bench_worker import ALTERNATING, TRAINERS, alternating_trainers
+from multibackend.bench_worker import ALTERNATING, TRAINERS
 from multibackend.devices import cpu_name
 from multibackend.errors import UsageError, last_line
 from multibackend.networks import MNIST
@@ -81,6 +81,11 @@ def on_huge_pages(measurement: dict) -> bool:
     return (measurement.get("huge_page_bytes") or 0) >= HUGE_PAGE_THRESHOLD
 
 
+def paired_by_round(trainer: str, alternating: list[dict]) -> bool:
+    """Whether `trainer` ran in the alternating processes (else it is paired by repeat)."""
+    return trainer in alternating[0]["epoch_seconds"]
+
+
 def paired_time_ratio(
     trainer: str, processes: list[dict], native_processes: list[dict], alternating: list[dict]
 ) -> float:
@@ -90,7 +95,7 @@ def paired_time_ratio(
     process. `run-mnist`, a whole run: its process's median epoch over the
     native process's median epoch of the same repeat.
     """
-    if trainer in alternating[0]["epoch_seconds"]:
+    if paired_by_round(trainer, alternating):
         ratios = [mine / native
                   for measured in alternating
                   for mine, native in zip(measured["epoch_seconds"][trainer], measured["epoch_seconds"]["native"])]  # fmt: skip
@@ -129,7 +134,7 @@ def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: 
                 "backend": backend, "trainer": trainer, "median_epoch_seconds": seconds,
                 "time_ratio_to_native": seconds / native,
                 "paired_time_ratio_to_native": paired_time_ratio(trainer, measured, samples["native"], alternating),
-                "paired_by": "round" if trainer in alternating_trainers(backend) else "repeat",
+                "paired_by": "round" if paired_by_round(trainer, alternating) else "repeat",
                 "best_epoch_seconds": best,
                 "best_time_ratio_to_native": best / native_best,
                 "peak_rss_bytes": rss, "memory_ratio_to_native": rss / native_rss,

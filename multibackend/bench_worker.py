@@ -113,8 +113,6 @@ class HugePageWatcher:
 
 def run(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     watcher = HugePageWatcher()
-    hide_other_frameworks(backend)
-    select_backend(backend, "cpu")
     total = warmup + epochs
     seconds, accuracy = _run_mnist(backend, total) if trainer == "run-mnist" else _train(backend, trainer, total)
     return {
@@ -187,8 +185,6 @@ def run_alternating(backend: str, epochs: int, warmup: int) -> dict:
         every list comes from the same round, which also gave every trainer but
         `fit` the same sample order.
     """
-    hide_other_frameworks(backend)
-    select_backend(backend, "cpu")
     x_train, y_train, x_test, y_test = _mnist_arrays()
     weights = initial_weights(MNIST.network, DEFAULT_SEED)
     trainers = alternating_trainers(backend)
@@ -246,13 +242,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
-    if args.trainer == ALTERNATING:
-        print(json.dumps(run_alternating(args.backend, args.epochs, args.warmup)))
-        return
-    if args.trainer not in TRAINERS[args.backend]:
+    if args.trainer != ALTERNATING and args.trainer not in TRAINERS[args.backend]:
         choices = ", ".join((*TRAINERS[args.backend], ALTERNATING))
         parser.error(f"trainer {args.trainer!r} is not available on {args.backend} ({choices})")
-    print(json.dumps(run(args.backend, args.trainer, args.epochs, args.warmup)))
+    hide_other_frameworks(args.backend)
+    select_backend(args.backend, "cpu")
+    if args.trainer == ALTERNATING:
+        print(json.dumps(run_alternating(args.backend, args.epochs, args.warmup)))
+    else:
+        print(json.dumps(run(args.backend, args.trainer, args.epochs, args.warmup)))
 
 
 if __name__ == "__main__":
