@@ -48,14 +48,23 @@ step() {  # step LIMIT_SECONDS COMMAND...: run, log, never stop the script
 say "== gpu_check $(date -u +%FT%TZ) device=$device epochs=$epochs"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$log"
 "$python" - <<'PY' 2>&1 | tee -a "$log"
-import importlib.util, platform
+import importlib.metadata, importlib.util, platform
 print("python", platform.python_version())
-for name in ("keras", "torch", "jax", "tensorflow", "numpy"):
+# Versions from the installed metadata: importing keras here would pick its
+# default backend, TensorFlow, which a GPU image may not have.
+for name, distributions in (("keras", ["keras"]), ("torch", ["torch"]), ("jax", ["jax"]),
+                            ("tensorflow", ["tensorflow", "tensorflow-cpu"]), ("numpy", ["numpy"])):
     if importlib.util.find_spec(name) is None:
         print(f"{name}: not installed (unavailable here)")
+        continue
+    for distribution in distributions:
+        try:
+            print(f"{name}: {importlib.metadata.version(distribution)}")
+            break
+        except importlib.metadata.PackageNotFoundError:
+            pass
     else:
-        module = __import__(name)
-        print(f"{name}: {getattr(module, '__version__', '?')}")
+        print(f"{name}: installed, version unknown")
 PY
 
 backends=()
@@ -67,20 +76,24 @@ for backend in torch jax tensorflow; do
   fi
 done
 
-devices=(cpu)
-[ "$device" = gpu ] && devices=(gpu cpu)
-for backend in "${backends[@]}"; do
-  for dev in "${devices[@]}"; do
+run_device() {  # run_device DEVICE: XOR, MNIST (loop) and MNIST (fit) on every backend
+  local dev=$1
+  for backend in "${backends[@]}"; do
     step 300 "$python" -m multibackend run xor --backend "$backend" --device "$dev" --verbose 0 --out "$outdir/results"
     step 600 "$python" -m multibackend run mnist --backend "$backend" --device "$dev" --epochs "$epochs" --verbose 2 --out "$outdir/results"
     step 600 "$python" -m multibackend run mnist --backend "$backend" --device "$dev" --epochs "$epochs" --trainer fit --verbose 2 --out "$outdir/results-fit"
   done
-done
+}
 
-parity_device=cpu
-[ "$device" = gpu ] && parity_device=auto
-if [ ${#backends[@]} -ge 2 ] || [ "$device" = gpu ]; then
-  step 900 "$python" -m multibackend parity --device "$parity_device" --out "$outdir/results"
+# Most valuable first, so that a run cut short by the device's time limit keeps
+# the GPU runs and the GPU parity checks; the CPU runs are only the comparison.
+if [ "$device" = gpu ]; then
+  run_device gpu
+  step 900 "$python" -m multibackend parity --device auto --out "$outdir/results"
+  run_device cpu
+else
+  run_device cpu
+  [ ${#backends[@]} -ge 2 ] && step 900 "$python" -m multibackend parity --device cpu --out "$outdir/results"
 fi
 
 say "== summary (seconds per epoch: median over epochs 2..N)"
