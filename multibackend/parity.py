@@ -31,7 +31,10 @@ TOLERANCES = {
     "mnist_epoch_loss_relative": 1e-3,
     "mnist_argmax_disagreement": 0.01,
     "saved_model_predictions": 1e-5,
-    "saved_model_accuracy": 0.0,
+    # evaluate's accuracy is a float32 running mean whose last bit depends on the
+    # reduction order (a GPU gave 5.96e-8 for the same 10,000 answers): half a
+    # test digit still means the same number of digits right.
+    "saved_model_accuracy": 0.5 / 10_000,
 }
 
 

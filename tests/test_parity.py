@@ -85,6 +85,22 @@ def test_saved_models_are_compared_for_all_ordered_pairs():
     assert failing == ["saved by a, loaded by c"]
 
 
+def test_saved_model_accuracy_allows_float32_rounding_but_not_one_digit_more():
+    outputs = {tag: {"saved_predictions": np.ones((5, 10)), "saved_accuracy": np.float32(0.9835)} for tag in "ab"}
+
+    def loaded_with(accuracy):
+        seen = {}
+        for saver in "ab":
+            seen[f"{saver}/predictions"] = np.ones((5, 10))
+            seen[f"{saver}/accuracy"] = np.float32(accuracy)
+        return {loader: seen for loader in "ab"}
+
+    one_ulp = np.nextafter(np.float32(0.9835), np.float32(1.0))
+    assert all(row.passed for row in parity.compare_saved_models(outputs, loaded_with(one_ulp)))
+    one_more_digit_right = by_check(parity.compare_saved_models(outputs, loaded_with(0.9836)))
+    assert not one_more_digit_right["saved_model_accuracy"].passed
+
+
 def test_fewer_than_two_participants_is_a_usage_error():
     from multibackend.errors import UsageError
 
