@@ -86,8 +86,10 @@ def tests(session: nox.Session) -> None:
     install_project(session, *BACKENDS, "test", "report", "verify", "evolve")
     for run in runs:
         if run == "all":
+            session.log("cross-backend tests")
             session.run("pytest", "-m", "cross_backend", *pytest_args)
         else:
+            session.log(f"tests under KERAS_BACKEND={run}")
             session.run("pytest", "-m", "not cross_backend", *pytest_args, env={"KERAS_BACKEND": run})
 
 
