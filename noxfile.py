@@ -76,7 +76,7 @@ for _backend in BACKENDS:
 def tests(session: nox.Session) -> None:
     """Run pytest under each backend in turn, then the cross-backend tests, in one venv.
 
-    One venv holds the three backends (about 3.5 GB): a venv per backend plus one
+    One venv holds the three backends (3.2 GB here): a venv per backend plus one
     with all of them needed twice that, more than a CI machine's disk sometimes has.
     `--backend NAME` (repeatable; torch, tensorflow, jax, or all for the
     cross-backend tests) picks the runs; the other arguments go to pytest:
