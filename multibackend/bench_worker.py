@@ -163,18 +163,31 @@ def _epoch_runner(backend: str, trainer: str, x_train, y_train, weights):
     return lambda order: model.fit(x_train, y_train, epochs=1, batch_size=MNIST.batch_size, verbose=0), test_accuracy
 
 
-def _train(backend: str, trainer: str, epochs: int) -> tuple[list[float], float]:
+def _train_in_turn(backend: str, trainers: tuple[str, ...], rounds: int) -> tuple[dict, dict]:
+    """Trains `trainers` one epoch each in turn for `rounds` rounds, the order rotating every round.
+
+    Returns:
+        `(epoch seconds per trainer, test accuracy per trainer)`; entry i of every
+        list comes from round i, which gave every trainer but `fit` the same sample order.
+    """
     x_train, y_train, x_test, y_test = _mnist_arrays()
-    train_epoch, test_accuracy = _epoch_runner(backend, trainer, x_train, y_train,
-                                               initial_weights(MNIST.network, DEFAULT_SEED))  # fmt: skip
+    weights = initial_weights(MNIST.network, DEFAULT_SEED)
+    runners = {trainer: _epoch_runner(backend, trainer, x_train, y_train, weights) for trainer in trainers}
+    seconds: dict[str, list[float]] = {trainer: [] for trainer in trainers}
     rng = np.random.default_rng(DEFAULT_SEED)
-    seconds = []
-    for _ in range(epochs):
+    for round_index in range(rounds):
         order = rng.permutation(len(x_train))
-        started = time.perf_counter()
-        train_epoch(order)
-        seconds.append(time.perf_counter() - started)
-    return seconds, test_accuracy(x_test, y_test)
+        shift = round_index % len(trainers)
+        for trainer in trainers[shift:] + trainers[:shift]:
+            started = time.perf_counter()
+            runners[trainer][0](order)
+            seconds[trainer].append(time.perf_counter() - started)
+    return seconds, {trainer: runner[1](x_test, y_test) for trainer, runner in runners.items()}
+
+
+def _train(backend: str, trainer: str, epochs: int) -> tuple[list[float], float]:
+    seconds, accuracy = _train_in_turn(backend, (trainer,), epochs)
+    return seconds[trainer], accuracy[trainer]
 
 
 def run_alternating(backend: str, epochs: int, warmup: int) -> dict:
@@ -182,28 +195,15 @@ def run_alternating(backend: str, epochs: int, warmup: int) -> dict:
 
     Returns:
         `{"epoch_seconds": {trainer: [...]}, ...}`: timed rounds only; entry i of
-        every list comes from the same round, which also gave every trainer but
-        `fit` the same sample order.
+        every list comes from the same round.
     """
-    x_train, y_train, x_test, y_test = _mnist_arrays()
-    weights = initial_weights(MNIST.network, DEFAULT_SEED)
-    trainers = alternating_trainers(backend)
-    runners = {trainer: _epoch_runner(backend, trainer, x_train, y_train, weights) for trainer in trainers}
-    seconds: dict[str, list[float]] = {trainer: [] for trainer in trainers}
-    rng = np.random.default_rng(DEFAULT_SEED)
-    for round_index in range(warmup + epochs):
-        order = rng.permutation(len(x_train))
-        shift = round_index % len(trainers)
-        for trainer in trainers[shift:] + trainers[:shift]:
-            started = time.perf_counter()
-            runners[trainer][0](order)
-            seconds[trainer].append(time.perf_counter() - started)
+    seconds, accuracy = _train_in_turn(backend, alternating_trainers(backend), warmup + epochs)
     return {
         "backend": backend,
         "trainer": ALTERNATING,
         "epoch_seconds": {trainer: values[warmup:] for trainer, values in seconds.items()},
         "warmup_seconds": {trainer: values[:warmup] for trainer, values in seconds.items()},
-        "test_accuracy": {trainer: runner[1](x_test, y_test) for trainer, runner in runners.items()},
+        "test_accuracy": accuracy,
     }
 
 
