@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import nox
@@ -102,7 +103,9 @@ def split_backend_option(session: nox.Session) -> tuple[list[str], list[str]]:
         if arg == "--backend" or arg.startswith("--backend="):
             name = arg.partition("=")[2] if "=" in arg else next(args, "")
             if name not in choices:
-                session.error(f"--backend {name!r}: choose from {', '.join(choices)}")
+                # Bad input exits 2 with one line, as the project's commands do (session.error exits 1).
+                print(f"nox -s tests: error: --backend {name!r}: choose from {', '.join(choices)}", file=sys.stderr)
+                raise SystemExit(2)
             runs.append(name)
         else:
             rest.append(arg)
