@@ -1,10 +1,19 @@
-"""Errors that the command line turns into one-line messages and exit codes."""
+"""Errors that the command line turns into one-line messages and exit codes.
+
+Exit codes of every command: 0 passed; 1 a gate or check failed (`CheckFailed`,
+or a payload whose `passed` is false); 2 bad input or environment
+(`UsageError`); 3 a crash: a child process that crashed or timed out
+(`ChildCrashed`), or an unexpected internal error, whose traceback is written
+to a log file that the one-line message names.
+"""
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_CRASHED = 0, 1, 2, 3
 
 
 class UsageError(Exception):
     """Bad input from the user: a one-line message and exit status 2."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class DataError(UsageError):
@@ -13,6 +22,18 @@ class DataError(UsageError):
 
 class ResultsError(Exception):
     """A results file that is malformed, from another schema or example."""
+
+
+class CheckFailed(Exception):
+    """A check of the work itself failed (not a bad input): exit status 1."""
+
+    exit_code = EXIT_FAILED
+
+
+class ChildCrashed(Exception):
+    """A child process crashed or timed out; the message carries its last error line. Exit status 3."""
+
+    exit_code = EXIT_CRASHED
 
 
 def last_line(output: str, fallback: str) -> str:
