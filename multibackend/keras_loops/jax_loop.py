@@ -1,4 +1,6 @@
-"""A JAX training loop for a Keras model on the jax backend: a jitted `lax.scan` over each epoch."""
+"""A JAX training loop for a compiled Keras model on the jax backend: a jitted `lax.scan` over each epoch.
+
+It calls the compiled optimizer's own `stateless_apply`, so any Keras optimizer trains as under `fit`."""
 
 from __future__ import annotations
 
@@ -6,8 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from multibackend.keras_loops import require_backend
-from multibackend.native import batch_order
+from multibackend.keras_loops import SPARSE_CROSSENTROPY, batch_order, require_backend
 
 
 class EpochTrainer:
@@ -17,9 +18,10 @@ class EpochTrainer:
         require_backend("jax")
         import keras
 
-        optimizer = keras.optimizers.RMSprop()
-        optimizer.build(model.trainable_variables)
-        loss_function = keras.losses.get("sparse_categorical_crossentropy")
+        optimizer = model.optimizer  # the compiled one: its state is the model's after training
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        loss_function = keras.losses.get(SPARSE_CROSSENTROPY)
 
         def compute_loss(trainable, non_trainable, x, y):
             probabilities, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
@@ -58,7 +60,7 @@ class EpochTrainer:
         return float(total_loss) / len(order), float(correct) / len(order)
 
     def sync_model(self) -> None:
-        """Writes the trained state into the Keras model's variables (JAX arrays are immutable)."""
+        """Writes the trained weights and optimizer state into the Keras variables (JAX arrays are immutable)."""
         for group, values in zip(self.variable_groups, self.state):
             for variable, value in zip(group, values):
                 variable.assign(value)

@@ -1,11 +1,13 @@
-"""A TensorFlow training loop for a Keras model on the tensorflow backend: one `tf.function` per epoch."""
+"""A TensorFlow training loop for a compiled Keras model on the tensorflow backend: one `tf.function` per epoch.
+
+It calls the compiled optimizer's own `apply`, so any Keras optimizer trains as under `fit`."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from multibackend.keras_loops import require_backend
+from multibackend.keras_loops import SPARSE_CROSSENTROPY, require_backend
 
 
 class EpochTrainer:
@@ -15,10 +17,11 @@ class EpochTrainer:
         require_backend("tensorflow")
         import keras
 
-        optimizer = keras.optimizers.RMSprop()
+        optimizer = model.optimizer  # the compiled one: its state is the model's after training
         variables = model.trainable_variables
-        optimizer.build(variables)
-        loss_function = keras.losses.get("sparse_categorical_crossentropy")
+        if not optimizer.built:
+            optimizer.build(variables)
+        loss_function = keras.losses.get(SPARSE_CROSSENTROPY)
         inputs, labels = tf.constant(x_train), tf.constant(y_train.astype(np.int32))
 
         @tf.function

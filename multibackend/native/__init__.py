@@ -69,19 +69,3 @@ def train(backend: str, x_train, y_train, x_test, y_test, weights, epochs: int, 
         epoch_seconds.append(time.perf_counter() - started)
     test_accuracy = float(np.mean(trainer.predict_classes(x_test) == y_test))
     return {"epoch_seconds": epoch_seconds, "loss": losses, "test_accuracy": test_accuracy}
-
-
-def batch_order(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Splits one epoch's sample order into full batches and the short last batch.
-
-    Args:
-        order: A permutation of the sample indices.
-        batch_size: Samples per batch.
-
-    Returns:
-        `(batches, rest)`: int32 indices of shape `(n // batch_size, batch_size)`
-        and the remaining `n % batch_size` indices (possibly empty).
-    """
-    full = len(order) // batch_size * batch_size
-    order = order.astype(np.int32)
-    return order[:full].reshape(-1, batch_size), order[full:]

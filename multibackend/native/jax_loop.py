@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from multibackend.native import EPSILON, LEARNING_RATE, RHO, batch_order
+from multibackend.keras_loops import batch_order
+from multibackend.native import EPSILON, LEARNING_RATE, RHO
 
 
 def _forward(params, x):
