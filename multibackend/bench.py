@@ -22,7 +22,7 @@ from pathlib import Path
 from multibackend.backend import BACKENDS, installed_backends
 from multibackend.bench_worker import ALTERNATING, TRAINERS
 from multibackend.devices import cpu_name
-from multibackend.errors import UsageError, last_line
+from multibackend.errors import ChildCrashed, UsageError, last_line
 from multibackend.networks import MNIST
 from multibackend.results import write_json_atomic
 
@@ -67,7 +67,7 @@ def _measure(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if finished.returncode != 0:
-        raise RuntimeError(f"bench of {trainer} on {backend} failed: {last_line(finished.stderr, 'no output')}")
+        raise ChildCrashed(f"bench of {trainer} on {backend} failed: {last_line(finished.stderr, 'no output')}")
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 

@@ -8,9 +8,14 @@ from pathlib import Path
 
 from multibackend import __version__
 from multibackend.backend import BACKENDS, DEFAULT_BACKEND, DEVICES
-from multibackend.errors import ResultsError, UsageError
+from multibackend.errors import EXIT_CRASHED, CheckFailed, ChildCrashed, ResultsError, UsageError
 from multibackend.networks import DEFAULT_SEED, EXAMPLES
-from multibackend.runner import TRAINERS
+from multibackend.runner import DEFAULT_TRAINER, TRAINERS
+
+EXIT_CODES = (
+    "exit status: 0 passed; 1 a gate or check failed; 2 bad input or environment (one line on stderr); "
+    "3 a run crashed or timed out, or an internal error (its traceback goes to a log file that the message names)"
+)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -41,6 +46,15 @@ non_negative_int = number_type(int, 0, False, "a non-negative integer")
 positive_float = number_type(float, 0.0, True, "a positive number")
 
 
+def verbosity(text: str) -> int | str:
+    """argparse type: Keras's verbose values, 0, 1, 2 or auto."""
+    if text == "auto":
+        return text
+    if text in ("0", "1", "2"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"must be 0, 1, 2 or auto, got {text!r}")
+
+
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
@@ -59,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="multibackend",
         description="Run the course's Keras examples on TensorFlow, PyTorch and JAX, and compare them.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"multibackend {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
@@ -66,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="train one course example on one backend and write its results file",
-        description="Train a course example exactly as the course does, evaluate it, check its gates "
-        "and write OUT/<example>-<backend>-<device>.json. Exit 0: all gates pass; 1: a gate failed; 2: bad input.",
+        description="Train a course example exactly as the course does (Keras compile and fit), evaluate it, check "
+        "its gates and write OUT/<example>-<backend>-<device>.json (with --trainer loop: ...-<device>-loop.json).",
+        epilog=EXIT_CODES,
     )  # fmt: skip
     run.add_argument("example", choices=list(EXAMPLES), help="which course example")
     add_backend_argument(run)
@@ -82,13 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="xor only: random starts for the solve rate (default: 10)")  # fmt: skip
     run.add_argument("--data-dir", help="folder with the four MNIST IDX .gz files or mnist.npz")
     run.add_argument("--out", default="results", help="folder for the results file (default: results/)")
-    run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                     help="0: quiet; 1: progress bar (fit) or a line per epoch (loop); 2: a line per epoch "
-                     "(default: 1)")  # fmt: skip
+    run.add_argument("--verbose", type=verbosity, default="auto", metavar="{0,1,2,auto}",
+                     help="as in Keras: 0 silent, 1 progress bar, 2 one line per epoch; auto (default) = 1")  # fmt: skip
     run.add_argument("--tf32", action="store_true", help="allow TensorFloat-32 matmuls on a GPU (faster, less exact)")
-    run.add_argument("--trainer", choices=TRAINERS, default="auto",
-                     help="fit: Keras's fit, as the course writes it; loop: the same Keras model trained by a loop in "
-                     "the backend's own framework (faster; mnist only); auto (default): loop for mnist, fit for xor")  # fmt: skip
+    run.add_argument("--trainer", choices=TRAINERS, default=DEFAULT_TRAINER,
+                     help="fit (default): Keras's fit, as the course writes it; loop: FAST PATH, not Keras fit: the "
+                     "same compiled Keras model trained by the backend's own framework loop (mnist only)")  # fmt: skip
     run.set_defaults(handler=_run_command)
 
     parity = commands.add_parser(
@@ -115,9 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report_command)
 
     compare = commands.add_parser(
-        "compare", help="run XOR and MNIST on every installed backend (reusing results), then report",
-        description="For each example and installed backend, reuse OUT/<example>-<backend>-<device>.json when it "
-        "matches the settings, else run it; then write the comparison report.",
+        "compare", help="run XOR and MNIST with Keras fit on every installed backend (reusing results), then report",
+        description="For each example and installed backend, reuse RESULTS/<example>-<backend>-<device>.json when it "
+        "matches the settings, else run it with Keras fit in a fresh process; then write the comparison report. "
+        "A run that crashes or times out is reported as such, not as a failed gate.",
+        epilog=EXIT_CODES,
     )  # fmt: skip
     compare.add_argument("--backends", type=backend_list, help="comma-separated (default: every installed backend)")
     compare.add_argument(
@@ -127,9 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--mnist-epochs", type=positive_int, default=20, help="MNIST epochs (default: 20, the course's)"
     )
-    compare.add_argument("--trainer", choices=TRAINERS, default="auto",
-                         help="trainer of the runs, as for `run` (default: auto: loop for mnist, fit for xor)")  # fmt: skip
+    compare.add_argument("--loop", action="store_true",
+                         help="also train MNIST with the framework loop (the fast path), to show fit vs loop")  # fmt: skip
     compare.add_argument("--results", default="results", help="results folder (default: results/)")
+    compare.add_argument("--merge", action="append", metavar="DIR",
+                         help="more results folders shown in the report, e.g. GPU runs from another machine "
+                         "(repeatable; default: reports/gpu where it exists)")  # fmt: skip
     compare.add_argument("--out", default="reports", help="folder for the report (default: reports/)")
     compare.add_argument("--rerun", action="store_true", help="run again even when matching results exist")
     compare.set_defaults(handler=_compare_command)
@@ -259,12 +279,27 @@ def _report_command(args: argparse.Namespace) -> int:
 def _compare_command(args: argparse.Namespace) -> int:
     from multibackend.compare import run_missing
     from multibackend.networks import XOR
+    from multibackend.report import write_report
 
     results = Path(args.results)
+    merged = [Path(folder) for folder in args.merge] if args.merge else [p for p in [Path("reports/gpu")] if p.is_dir()]
+    for folder in merged:
+        if not folder.is_dir():
+            raise UsageError(f"--merge {folder}: no such folder")
     epochs = {"xor": XOR.epochs, "mnist": args.mnist_epochs}
-    run_missing(args.examples, args.backends, device=args.device, results_dir=results, epochs=epochs,
-                trainer=args.trainer, rerun=args.rerun)  # fmt: skip
-    return _report_command(argparse.Namespace(results=[str(results)], out=args.out))
+    outcomes = run_missing(args.examples, args.backends, device=args.device, results_dir=results, epochs=epochs,
+                           with_loop=args.loop, rerun=args.rerun)  # fmt: skip
+    unfinished = [outcome for outcome in outcomes if not outcome.finished]
+    page = write_report([results], Path(args.out), warn=_warn, unfinished=unfinished, merged=merged)
+    print(f"report      {page} and {Path(args.out) / 'comparison.md'}")
+    for outcome in unfinished:
+        print(f"{outcome.status.upper()}: {outcome.example} on {outcome.backend} ({outcome.trainer}): {outcome.reason}")
+    failed = [o for o in outcomes if o.status == "gate failed"]
+    for outcome in failed:
+        print(f"FAILED: a gate of {outcome.example} on {outcome.backend} ({outcome.trainer}); see {outcome.path}")
+    if unfinished:
+        return EXIT_CRASHED
+    return 1 if failed else 0
 
 
 def backend_list(text: str) -> list[str]:
@@ -312,21 +347,34 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `multibackend` console script.
 
     Returns:
-        The exit status: 0 success, 1 a check failed, 2 bad input.
+        The exit status: 0 passed, 1 a gate or check failed, 2 bad input, 3 a crash (see `EXIT_CODES`).
     """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         return args.handler(args)
-    except UsageError as error:
+    except (UsageError, CheckFailed, ChildCrashed) as error:
         print(f"multibackend: error: {error}", file=sys.stderr)
         return error.exit_code
     except ResultsError as error:
         print(f"multibackend: error: {error}", file=sys.stderr)
         return 2
-    except RuntimeError as error:
-        print(f"multibackend: error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("multibackend: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - the last resort: one line, the traceback kept in a file
+        log = _write_traceback()
+        print(f"multibackend: internal error: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+              f" (traceback in {log})", file=sys.stderr)  # fmt: skip
+        return EXIT_CRASHED
+
+
+def _write_traceback() -> str:
+    """Writes the current exception's traceback to a new file in the temporary folder; returns its path."""
+    import tempfile
+    import traceback
+
+    handle, path = tempfile.mkstemp(prefix="multibackend-traceback-", suffix=".log")
+    with open(handle, "w") as stream:
+        traceback.print_exc(file=stream)
+    return path

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from multibackend import data
-from multibackend.errors import UsageError
+from multibackend.errors import CheckFailed, UsageError
 from multibackend.genome import Genome, course_baseline, genome_from_params, search_space, suggest_genome
 from multibackend.results import write_json_atomic
 
@@ -260,7 +260,7 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
 
     completed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     if not completed:
-        raise RuntimeError("no trial finished within the budget; raise --budget")
+        raise CheckFailed("no trial finished within the budget; raise --budget")
     baseline = next((t for t in completed if t.user_attrs.get("baseline")), None)
     front = sorted(study.best_trials, key=lambda t: t.values[1])
     _, (x_test, y_test) = data.load_mnist()  # the only read of the test set

@@ -24,9 +24,14 @@ REQUIRED_FIELDS = (
 )  # fmt: skip
 
 
-def results_path(out_dir: str | os.PathLike, example: str, backend: str, device: str) -> Path:
-    """`OUT/<example>-<backend>-<device>.json`."""
-    return Path(out_dir) / f"{example}-{backend}-{device}.json"
+def results_path(out_dir: str | os.PathLike, example: str, backend: str, device: str, trainer: str = "fit") -> Path:
+    """`OUT/<example>-<backend>-<device>.json` for Keras `fit`, `...-<device>-loop.json` for the fast path.
+
+    The loop's runs have their own name so that they never replace the `fit`
+    results that the comparison is about.
+    """
+    suffix = "" if trainer == "fit" else f"-{trainer}"
+    return Path(out_dir) / f"{example}-{backend}-{device}{suffix}.json"
 
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:

@@ -14,17 +14,23 @@ import numpy as np
 
 from multibackend import backend as backend_choice
 from multibackend import data, devices
-from multibackend.errors import UsageError
+from multibackend.errors import CheckFailed, UsageError
 from multibackend.gates import describe_gate, example_gates
 from multibackend.networks import DEFAULT_SEED, EXAMPLES, XOR, Example
 from multibackend.results import SCHEMA_VERSION, results_path, write_json_atomic
 
 DEFAULT_XOR_SEEDS = 10
-# fit: Keras's own training loop, as the course trains; loop: a loop in the
-# backend's own framework over the same Keras model (multibackend.keras_loops),
-# MNIST only; auto: loop for MNIST, fit for XOR.
-TRAINERS = ("auto", "fit", "loop")
-TRAINER_NAMES = {"fit": "fit (Keras's training loop)", "loop": "loop ({backend}'s own loop over the Keras model)"}
+# fit (the default): Keras's own `fit`, as the course trains. loop: a labelled
+# fast path, the backend's own framework looping over the same compiled Keras
+# model (multibackend.keras_loops), MNIST only.
+TRAINERS = ("fit", "loop")
+DEFAULT_TRAINER = "fit"
+TRAINER_NAMES = {
+    "fit": "fit (Keras's own training loop, as the course writes it)",
+    "loop": "loop (fast path: {backend}'s own loop over the compiled Keras model, not Keras fit)",
+}
+# As in Keras: 0 silent, 1 progress bar, 2 one line per epoch, "auto" = 1.
+VERBOSITIES = (0, 1, 2, "auto")
 
 
 @dataclass
@@ -40,9 +46,9 @@ class RunConfig:
     seeds: int | None = None
     data_dir: str | None = None
     out_dir: str = "results"
-    verbose: int = 1
+    verbose: int | str = "auto"
     tf32: bool = False
-    trainer: str = "auto"
+    trainer: str = DEFAULT_TRAINER
 
 
 def prepare(config: RunConfig) -> tuple[Example, str, tuple | None]:
@@ -63,27 +69,14 @@ def prepare(config: RunConfig) -> tuple[Example, str, tuple | None]:
         raise UsageError(f"unknown trainer {config.trainer!r} (choose from {', '.join(TRAINERS)})")
     if config.trainer == "loop" and config.example != "mnist":
         raise UsageError("--trainer loop trains the mnist example only (xor trains with fit)")
+    if config.verbose not in VERBOSITIES:
+        raise UsageError(f"--verbose must be one of 0, 1, 2, auto, got {config.verbose!r}")
     example = EXAMPLES[config.example]
     # Bad or missing data files are reported before any framework is imported.
     arrays = _load_arrays(example, config.data_dir, allow_download=False)
     device = devices.resolve_device(config.backend, config.device)
     backend_choice.select_backend(config.backend, device)
     return example, device, arrays
-
-
-def resolve_trainer(trainer: str, example: str) -> str:
-    """The trainer a run uses: `auto` is the framework loop for MNIST and `fit` for XOR.
-
-    Args:
-        trainer: One of `TRAINERS`.
-        example: The example's name.
-
-    Returns:
-        `"fit"` or `"loop"`.
-    """
-    if trainer == "auto":
-        return "loop" if example == "mnist" else "fit"
-    return trainer
 
 
 def _load_arrays(example: Example, data_dir: str | None, allow_download: bool = True):
@@ -184,18 +177,13 @@ def run(config: RunConfig) -> dict:
     keras.utils.set_random_seed(config.seed)
     model = build_example(example, config.seed)
     timer = _make_epoch_timer()
-    trainer = resolve_trainer(config.trainer, example.name)
+    trainer = config.trainer
     started = time.perf_counter()
     if trainer == "loop":
         from multibackend.keras_loops import fit_with_loop
 
-        def on_epoch_end(epoch: int, seconds: float, logs: dict) -> None:
-            timer.seconds.append(seconds)
-            if config.verbose:
-                print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - " + " - ".join(
-                    f"{name}: {value:.4f}" for name, value in logs.items()), flush=True)  # fmt: skip
-
-        history = fit_with_loop(model, x_train, y_train, epochs, batch_size, config.seed, on_epoch_end)
+        history = fit_with_loop(model, x_train, y_train, epochs, batch_size, config.seed, callbacks=[timer],
+                                verbose=config.verbose).history  # fmt: skip
     else:
         history = model.fit(
             x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=config.verbose, callbacks=[timer]
@@ -208,7 +196,7 @@ def run(config: RunConfig) -> dict:
     weight_device = devices.variable_device(model.weights[0])
     ran_on = devices.device_kind(weight_device)
     if ran_on != device:
-        raise RuntimeError(f"asked for {device} but the trained weights live on {weight_device}")
+        raise CheckFailed(f"asked for {device} but the trained weights live on {weight_device}")
     params = int(model.count_params())
     steps_per_epoch = -(-train_samples // batch_size)
     median_epoch = statistics.median(timer.seconds)
@@ -254,7 +242,7 @@ def run(config: RunConfig) -> dict:
         payload["solve_rate"] = xor_solve_rate(seeds, epochs, batch_size)
     else:
         payload["misclassified"] = _misclassified(model, x_test, y_test, batch_size)
-    path = write_json_atomic(results_path(config.out_dir, example.name, config.backend, device), payload)
+    path = write_json_atomic(results_path(config.out_dir, example.name, config.backend, device, trainer), payload)
     payload["_path"] = str(path)
     return payload
 

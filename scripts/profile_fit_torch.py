@@ -75,7 +75,7 @@ def main() -> None:
         "fit_with_loop": fit_with_loop,
     }
     fit = "fit_model.fit(x, y, batch_size=128, epochs=1, verbose=0)"
-    loop = "fit_with_loop(loop_model, x, y, 1, 128, 0)"
+    loop = "fit_with_loop(loop_model, x, y, 1, 128, 0, verbose=0)"
     for warm_up in (fit, loop):
         exec(warm_up, namespace)
     for name, statement in (("fit", fit), ("loop", loop)):
