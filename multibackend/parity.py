@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -18,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from multibackend.backend import BACKENDS, installed_backends
-from multibackend.errors import UsageError, last_line
+from multibackend.children import run_child
+from multibackend.errors import ChildCrashed, UsageError, last_line
 from multibackend.results import write_json_atomic
 
 TOLERANCES = {
@@ -35,6 +35,10 @@ TOLERANCES = {
     # reduction order (a GPU gave 5.96e-8 for the same 10,000 answers): half a
     # test digit still means the same number of digits right.
     "saved_model_accuracy": 0.5 / 10_000,
+    # The framework loop (the fast path) against Keras fit on the same backend, same weights and sample order.
+    "loop_vs_fit_one_update_mnist": 1e-6,
+    "loop_vs_fit_epoch_loss_relative": 1e-3,
+    "loop_vs_fit_argmax_disagreement": 0.01,
 }
 
 
@@ -79,11 +83,37 @@ def compare_outputs(outputs: dict[str, dict[str, np.ndarray]]) -> list[Compariso
                 max_abs(left["xor_trajectory_accuracy"], right["xor_trajectory_accuracy"]),
             )
         )
-        loss_a, loss_b = left["mnist_epoch_loss"], right["mnist_epoch_loss"]
-        relative = float(np.max(np.abs(loss_a - loss_b) / np.maximum(np.abs(loss_a), 1e-12)))
+        relative = relative_difference(left["mnist_epoch_loss"], right["mnist_epoch_loss"])
         rows.append(compare_pair("mnist_epoch_loss_relative", pair, relative))
         disagreement = float(np.mean(left["mnist_test_argmax"] != right["mnist_test_argmax"]))
         rows.append(compare_pair("mnist_argmax_disagreement", pair, disagreement))
+    return rows
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest `|a - b| / |a|` over the elements (a is the reference)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-12)))
+
+
+def compare_loop_with_fit(outputs: dict[str, dict[str, np.ndarray]]) -> list[Comparison]:
+    """Compares each participant's framework loop with its own Keras `fit`: one update, the epoch loss, predictions.
+
+    Args:
+        outputs: participant tag -> arrays its worker wrote (fit's and the loop's).
+
+    Returns:
+        Three `Comparison`s per participant, pair `<tag>: loop vs fit`.
+    """
+    rows = []
+    for tag, arrays in sorted(outputs.items()):
+        pair = f"{tag}: loop vs fit"
+        rows.append(compare_pair("loop_vs_fit_one_update_mnist", pair,
+                                 max_abs(arrays["one_update_mnist"], arrays["loop_one_update_mnist"])))  # fmt: skip
+        rows.append(compare_pair("loop_vs_fit_epoch_loss_relative", pair,
+                                 relative_difference(arrays["mnist_epoch_loss"], arrays["loop_mnist_epoch_loss"])))  # fmt: skip
+        disagreement = float(np.mean(arrays["mnist_test_argmax"] != arrays["loop_mnist_test_argmax"]))
+        rows.append(compare_pair("loop_vs_fit_argmax_disagreement", pair, disagreement))
     return rows
 
 
@@ -119,14 +149,12 @@ def exercise_rows(outputs: dict[str, dict]) -> list[Comparison]:
 
 
 def _run_worker(args: list[str], tag: str, timeout: float) -> None:
-    command = [sys.executable, "-m", "multibackend.parity_worker", *args]
-    try:
-        finished = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"parity worker {tag} timed out after {timeout:.0f} s") from None
+    finished = run_child([sys.executable, "-m", "multibackend.parity_worker", *args], timeout=timeout)
+    if finished.timed_out:
+        raise ChildCrashed(f"parity worker {tag} timed out after {timeout:.0f} s")
     if finished.returncode != 0:
         reason = last_line(finished.stderr, f"exit {finished.returncode}")
-        raise RuntimeError(f"parity worker {tag} failed: {reason}")
+        raise ChildCrashed(f"parity worker {tag} crashed: {reason}")
 
 
 def participants(backends: list[str] | None, device: str) -> list[tuple[str, str]]:
@@ -137,7 +165,7 @@ def participants(backends: list[str] | None, device: str) -> list[tuple[str, str
         device: `cpu`, `gpu`, or `auto` (CPU, plus GPU where a backend sees one).
     """
     available = installed_backends()
-    requested = list(backends) if backends else list(BACKENDS)
+    requested = list(dict.fromkeys(backends)) if backends else list(BACKENDS)  # torch,torch compares nothing
     unknown = [name for name in requested if name not in BACKENDS]
     if unknown:
         raise UsageError(f"unknown backend {unknown[0]!r} (choose from {', '.join(BACKENDS)})")
@@ -153,7 +181,7 @@ def participants(backends: list[str] | None, device: str) -> list[tuple[str, str
             raise UsageError(f"--device gpu: backend {name!r} sees no usable GPU on this machine")
     if len(result) < 2:
         hint = f" (not installed: {', '.join(missing)})" if missing else ""
-        raise UsageError(f"parity needs at least two backends or devices, found {len(result)}{hint}")
+        raise UsageError(f"parity needs at least two distinct backends or devices, found {len(result)}{hint}")
     return result
 
 
@@ -164,8 +192,8 @@ def _probe_gpu(backend: str) -> bool:
         return False
     # Probing imports the framework; do it in a child so this process stays framework-free.
     code = f"from multibackend.devices import gpu_available; print(gpu_available({backend!r}))"
-    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    return finished.stdout.strip().endswith("True")
+    finished = run_child([sys.executable, "-c", code], timeout=300)
+    return not finished.timed_out and finished.stdout.strip().endswith("True")
 
 
 def run_parity(
@@ -204,7 +232,8 @@ def run_parity(
             )
         outputs = {tag: dict(np.load(work / f"{tag}.npz")) for tag in tags}
         loaded = {tag: dict(np.load(work / f"{tag}-loaded.npz")) for tag in tags}
-    rows = compare_outputs(outputs) + compare_saved_models(outputs, loaded) + exercise_rows(outputs)
+    rows = (compare_outputs(outputs) + compare_loop_with_fit(outputs) + compare_saved_models(outputs, loaded)
+            + exercise_rows(outputs))  # fmt: skip
     payload = {
         "participants": tags,
         "seeds": seeds,

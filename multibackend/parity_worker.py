@@ -107,12 +107,27 @@ def compute(backend: str, work: Path, tag: str, seeds: int, mnist_epochs: int) -
     out["saved_predictions"] = predictions
     out["saved_accuracy"] = np.array(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
     model.save(work / f"{tag}.keras")
+    out.update(loop_outputs(backend, x_train, y_train, x_test, mnist_epochs))
 
     exercises = course_exercises()
     out["exercise_names"] = np.array(list(exercises))
     out["exercise_passed"] = np.array(list(exercises.values()))
     out["keras_version"] = np.array(keras.__version__)
     np.savez(work / f"{tag}.npz", **out)
+
+
+def loop_outputs(backend: str, x_train, y_train, x_test, mnist_epochs: int) -> dict[str, np.ndarray]:
+    """What the framework loop (the fast path) computes from the same weights and sample order as `fit` above."""
+    from multibackend.keras_loops import fit_with_loop
+
+    model = _model(MNIST, DEFAULT_SEED, backend)
+    fit_with_loop(model, x_train[:128], y_train[:128], 1, 128, seed=0, shuffle=False, verbose=0)
+    out = {"loop_one_update_mnist": _flat(model.get_weights())}
+    model = _model(MNIST, DEFAULT_SEED, backend)
+    history = fit_with_loop(model, x_train, y_train, mnist_epochs, 128, seed=0, shuffle=False, verbose=0)
+    out["loop_mnist_epoch_loss"] = np.array(history.history["loss"])
+    out["loop_mnist_test_argmax"] = np.asarray(model.predict(x_test, verbose=0, batch_size=1000)).argmax(axis=1)
+    return out
 
 
 def load_others(work: Path, tag: str, others: list[str]) -> None:

@@ -1,8 +1,12 @@
-"""`multibackend report`: one page that shows how the backends differ.
+"""`multibackend report`: one page that shows how the Keras backends differ.
 
 Reads results files (the contract in `results.py`) from one or more folders,
 possibly from several machines, and writes `comparison.md`, a self-contained
-`comparison.html` (images embedded) and the PNG plots they show.
+`comparison.html` (images embedded) and the PNG plots they show. The headline,
+the runs table and the plots are about Keras `fit`, what users' code gets;
+runs of the framework loop (the fast path) and the benchmark's native loops,
+where they exist, are shown beside it per backend, so a reader sees what
+Keras costs.
 """
 
 from __future__ import annotations
@@ -19,35 +23,45 @@ import numpy as np
 from multibackend.errors import ResultsError, UsageError
 from multibackend.results import read_results
 
-RESULTS_NAME = re.compile(r"^(?P<example>xor|mnist)-(?P<backend>[a-z]+)-(?P<device>cpu|gpu)\.json$")
+RESULTS_NAME = re.compile(
+    r"^(?P<example>xor|mnist)-(?P<backend>[a-z]+)-(?P<device>cpu|gpu)(?:-(?P<trainer>loop))?\.json$"
+)
 COLORS = {"torch": "#ee4c2c", "tensorflow": "#ff8f00", "jax": "#2a6fdb"}
 LINESTYLES = {"cpu": "-", "gpu": "--"}
 
 
-def collect_results(folders: list[Path], warn=print) -> dict[tuple[str, str, str], dict]:
+def collect_results(folders: list[Path], warn=print, exclude=()) -> dict[tuple[str, str, str, str], dict]:
     """Reads every results file in `folders`; bad ones are named in a warning and skipped.
 
     Args:
-        folders: Folders holding `<example>-<backend>-<device>.json` files.
+        folders: Folders holding `<example>-<backend>-<device>[-loop].json` files.
         warn: Called with one line per skipped file.
+        exclude: Paths not to read (a crashed run's stale file).
 
     Returns:
-        `(example, backend, device)` -> results payload; the newest wins a tie.
+        `(example, backend, device, trainer)` -> results payload; the newest wins a tie.
     """
-    rows: dict[tuple[str, str, str], dict] = {}
+    skipped = {Path(path).resolve() for path in exclude}
+    rows: dict[tuple[str, str, str, str], dict] = {}
     for folder in folders:
         if not folder.is_dir():
             raise UsageError(f"results folder {folder} does not exist")
         for path in sorted(folder.glob("*.json")):
             match = RESULTS_NAME.match(path.name)
-            if not match:
+            if not match or path.resolve() in skipped:
                 continue  # parity.json, bench.json, ...: not a run's results
             try:
                 payload = read_results(path, example=match["example"])
+                named = (match["backend"], match["device"], match["trainer"] or "fit")
+                holds = (payload["backend"], payload["device"], payload.get("trainer", "fit"))
+                if named != holds:
+                    raise ResultsError(
+                        f"{path}: its name says {'/'.join(named)} but it holds {'/'.join(map(str, holds))}"
+                    )
             except ResultsError as error:
                 warn(f"warning: skipping {error}")
                 continue
-            key = (payload["example"], payload["backend"], payload["device"])
+            key = (payload["example"], payload["backend"], payload["device"], payload.get("trainer", "fit"))
             if key not in rows or payload["created"] > rows[key]["created"]:
                 rows[key] = payload
     return rows
@@ -69,7 +83,9 @@ def _plot_history(plt, runs: list[dict], example: str, path: Path) -> Path:
         loss_axis.plot(epochs, run["history"]["loss"], label=_label(run), **_style(run))
         if metric in run["history"]:
             metric_axis.plot(epochs, run["history"][metric], label=_label(run), **_style(run))
-    loss_axis.set(title=f"{example.upper()}: training loss per epoch", xlabel="epoch", ylabel="loss", yscale="log")
+    loss_axis.set(
+        title=f"{example.upper()}: Keras fit, training loss per epoch", xlabel="epoch", ylabel="loss", yscale="log"
+    )
     metric_axis.set(title=f"{example.upper()}: training {metric} per epoch", xlabel="epoch", ylabel=metric)
     for axis in (loss_axis, metric_axis):
         axis.grid(alpha=0.3)
@@ -93,7 +109,7 @@ def _plot_epoch_seconds(plt, runs: list[dict], path: Path) -> Path:
         for x, value in zip(positions, medians):
             axis.annotate(f"{value:.3g}s", (x - 0.2, value), ha="center", va="bottom", fontsize=8)
         axis.set_xticks(positions, labels, rotation=15)
-        axis.set(title=f"{example.upper()}: seconds per epoch (lower is faster)", ylabel="seconds")
+        axis.set(title=f"{example.upper()}: Keras fit, seconds per epoch (lower is faster)", ylabel="seconds")
         axis.legend(fontsize=8)
         axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
@@ -247,8 +263,18 @@ TABLE_HEADER = [
 ]  # fmt: skip
 
 
-def headlines(runs: list[dict], overlap: dict | None, parity: dict | None) -> list[str]:
-    """The few sentences a reader needs: fastest backend, accuracy bar, disagreements."""
+def headlines(runs: list[dict], overlap: dict | None, parity: dict | None, costs: list[dict] | None = None,
+              unfinished: list | None = None) -> list[str]:  # fmt: skip
+    """The few sentences a reader needs: fastest Keras backend, accuracy bar, what Keras costs, disagreements.
+
+    Args:
+        runs: The Keras `fit` runs.
+        overlap: `misclassified_overlap` of the MNIST runs, or None.
+        parity: The parity payload, or None.
+        costs: `cost_rows`, or None.
+        unfinished: Outcomes of runs that crashed or timed out (objects with example, backend,
+            trainer, status and reason), or None.
+    """
     lines = []
     for (example, device), group in sorted(group_runs(runs, "example", "device").items()):
         ranked = sorted(group, key=lambda run: run["median_epoch_seconds"])
@@ -257,13 +283,8 @@ def headlines(runs: list[dict], overlap: dict | None, parity: dict | None) -> li
             f"{run['backend']} {run['median_epoch_seconds'] / fastest['median_epoch_seconds']:.1f}x"
             for run in ranked[1:]
         )
-        trainers = sorted({run.get("trainer", "fit") for run in group})
-        trained_by = (
-            f"trained by {trainers[0]}" if len(trainers) == 1
-            else "trainers differ: " + ", ".join(f"{run['backend']} {run.get('trainer', 'fit')}" for run in group)
-        )  # fmt: skip
         lines.append(
-            f"Fastest on {example.upper()} ({device}, {trained_by}): **{fastest['backend']}** at "
+            f"Keras `fit` on {example.upper()} ({device}): fastest **{fastest['backend']}** at "
             f"{fastest['median_epoch_seconds']:.3g} s/epoch" + (f" (slower: {others})" if others else "")
         )
     mnist = [run for run in runs if run["example"] == "mnist"]
@@ -289,21 +310,95 @@ def headlines(runs: list[dict], overlap: dict | None, parity: dict | None) -> li
             f"{_label(run)} {sum(run['solve_rate']['solved'])}/{len(run['solve_rate']['seeds'])}" for run in xor
         )
         lines.append(f"XOR from random starts does not always train: solved {rates}")
+    measured = [row for row in costs or [] if row["loop"] is not None or row["native"] is not None]
+    if measured:
+        lines.append("What Keras `fit` costs on MNIST (s/epoch: fit / framework loop / native, no Keras): " + "; ".join(
+            f"{row['backend']} ({row['device']}) {_fmt(row['fit'], '{:.3g}')} / {_fmt(row['loop'], '{:.3g}')} / "
+            f"{_fmt(row['native'], '{:.3g}')}" for row in measured))  # fmt: skip
     if parity:
         lines.append(
             f"Parity ({', '.join(parity['participants'])}): "
             + ("every check within tolerance" if parity["passed"] else "FAILED " + ", ".join(parity["failed_checks"]))
         )
+    for outcome in unfinished or []:
+        lines.append(f"Did not finish: {outcome.example} on {outcome.backend} ({outcome.trainer}) "
+                     f"{outcome.status.upper()}: {outcome.reason}; its old results file is not shown")  # fmt: skip
     return lines
 
 
-def write_report(folders: list[Path], out_dir: Path, warn=print) -> Path:
+COST_HEADER = [
+    "backend", "device", "fit s/epoch", "loop s/epoch", "native s/epoch", "fit / loop", "bench: fit / native",
+    "bench: loop / native",
+]  # fmt: skip
+
+
+def cost_rows(fit_runs: list[dict], loop_runs: list[dict], bench: dict | None) -> list[dict]:
+    """Per backend and device: MNIST seconds per epoch with Keras `fit`, the framework loop and the native loop.
+
+    Args:
+        fit_runs: MNIST results of `fit`.
+        loop_runs: MNIST results of the framework loop.
+        bench: The `multibackend bench` payload (CPU; native loops and paired ratios), or None.
+
+    Returns:
+        Dicts with backend, device, fit, loop, native (s/epoch or None) and the bench's paired ratios.
+    """
+    loops = {(run["backend"], run["device"]): run for run in loop_runs}
+    benched = {(row["backend"], row["trainer"]): row for row in (bench or {}).get("rows", [])}
+    rows = []
+    for run in fit_runs:
+        key = (run["backend"], run["device"])
+        on_cpu = run["device"] == "cpu"
+        native = benched.get((run["backend"], "native")) if on_cpu else None
+        fit_bench = benched.get((run["backend"], "keras-fit")) if on_cpu else None
+        loop_bench = benched.get((run["backend"], "keras-loop")) if on_cpu else None
+        loop = loops.get(key)
+        rows.append({
+            "backend": run["backend"], "device": run["device"], "fit": run["median_epoch_seconds"],
+            "loop": loop["median_epoch_seconds"] if loop else None,
+            "native": native["median_epoch_seconds"] if native else None,
+            "fit_over_native": fit_bench["paired_time_ratio_to_native"] if fit_bench else None,
+            "loop_over_native": loop_bench["paired_time_ratio_to_native"] if loop_bench else None,
+        })  # fmt: skip
+    return rows
+
+
+def _cost_table(rows: list[dict]) -> list[list[str]]:
+    return [[row["backend"], row["device"], _fmt(row["fit"], "{:.3f}"), _fmt(row["loop"], "{:.3f}"),
+             _fmt(row["native"], "{:.3f}"),
+             _fmt(row["fit"] / row["loop"] if row["loop"] else None, "{:.2f}x"),
+             _fmt(row["fit_over_native"], "{:.2f}x"), _fmt(row["loop_over_native"], "{:.2f}x")]
+            for row in rows]  # fmt: skip
+
+
+def _read_bench(folders: list[Path], warn) -> dict | None:
+    for folder in folders:
+        path = folder / "bench.json"
+        if path.is_file():
+            try:
+                bench = json.loads(path.read_text())
+                rows = bench["rows"]
+                if not all({"backend", "trainer", "median_epoch_seconds", "paired_time_ratio_to_native"} <= set(row)
+                           for row in rows):  # fmt: skip
+                    raise ValueError("rows lack backend, trainer or seconds")
+                return bench
+            except (ValueError, KeyError, TypeError) as error:
+                warn(f"warning: skipping {path}: {error}")
+    return None
+
+
+def write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None,
+                 merged: list[Path] | None = None) -> Path:  # fmt: skip
     """Writes `comparison.md`, `comparison.html` and the plots to `out_dir`.
 
     Args:
-        folders: Results folders to merge.
+        folders: Results folders to merge; their `parity.json` and `bench.json` are shown too.
         out_dir: Where the report goes.
         warn: Called with one line per skipped results file.
+        merged: More folders whose run results only are shown (e.g. `reports/gpu`, runs of another
+            machine): their parity and bench files belong to other runs.
+        unfinished: Outcomes (see `compare.Outcome`) of runs that crashed or timed out: their
+            results files are not read, and the report says they did not finish.
 
     Returns:
         The path of the HTML report.
@@ -313,13 +408,16 @@ def write_report(folders: list[Path], out_dir: Path, warn=print) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    collected = collect_results(folders, warn=warn)
-    if not collected:
-        raise UsageError(
-            f"no usable results files in {', '.join(str(f) for f in folders)}; run `multibackend run` first"
-        )
+    unfinished = list(unfinished or [])
+    collected = collect_results([*folders, *(merged or [])], warn=warn, exclude=[o.path for o in unfinished])
     order = {"torch": 0, "tensorflow": 1, "jax": 2}
-    runs = sorted(collected.values(), key=lambda r: (r["example"] != "xor", r["device"], order.get(r["backend"], 9)))
+    ordered = sorted(collected.values(), key=lambda r: (r["example"] != "xor", r["device"], order.get(r["backend"], 9)))
+    runs = [run for run in ordered if run.get("trainer", "fit") == "fit"]
+    loop_runs = [run for run in ordered if run.get("trainer", "fit") != "fit"]
+    if not runs:
+        raise UsageError(
+            f"no usable Keras fit results files in {', '.join(str(f) for f in folders)}; run `multibackend run` first"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, Path]] = []
     grouped = group_runs(runs, "example")
@@ -353,12 +451,26 @@ def write_report(folders: list[Path], out_dir: Path, warn=print) -> Path:
         figures.append(("XOR decision surfaces", _plot_xor_surfaces(plt, xor_runs, out_dir / "xor-surfaces.png")))
         figures.append(("XOR solve rate over seeds", _plot_solve_rate(plt, xor_runs, out_dir / "xor-solve-rate.png")))
     parity = _read_parity(folders, warn)
-    lines = headlines(runs, overlap, parity)
-    rows = table_rows(runs)
-    sources = sorted({f"{run['host']}: {run['device_name']}" for run in runs if "host" in run})
-    _write_markdown(out_dir / "comparison.md", lines, rows, figures, parity, sources)
+    costs = cost_rows([run for run in runs if run["example"] == "mnist"], loop_runs, _read_bench(folders, warn))
+    lines = headlines(runs, overlap, parity, costs, unfinished)
+    tables = [("Keras fit runs", TABLE_HEADER, table_rows(runs))]
+    if loop_runs:
+        tables.append(("Fast path: the framework loop over the same compiled model (not Keras fit)", TABLE_HEADER,
+                       table_rows(loop_runs)))  # fmt: skip
+    if any(row["loop"] is not None or row["native"] is not None for row in costs):
+        tables.append(("What Keras fit costs: MNIST seconds per epoch", COST_HEADER, _cost_table(costs)))
+    if unfinished:
+        tables.append(
+            (
+                "Runs that did not finish",
+                ["example", "backend", "device", "trainer", "status", "last error"],
+                [[o.example, o.backend, o.device, o.trainer, o.status.upper(), o.reason] for o in unfinished],
+            )
+        )
+    sources = sorted({f"{run['host']}: {run['device_name']}" for run in ordered if "host" in run})
+    _write_markdown(out_dir / "comparison.md", lines, tables, figures, parity, sources)
     html_path = out_dir / "comparison.html"
-    _write_html(html_path, lines, rows, figures, parity, sources)
+    _write_html(html_path, lines, tables, figures, parity, sources)
     return html_path
 
 
@@ -413,7 +525,13 @@ def _parity_rows(parity: dict) -> list[list[str]]:
 PARITY_HEADER = ["check", "worst pair", "max difference", "tolerance", "all pairs"]
 
 
-def _write_markdown(path: Path, lines, rows, figures, parity, sources) -> None:
+COST_NOTE = (
+    "fit and loop: the median epoch of the 20-epoch runs above; native: the framework's own loop without Keras, "
+    "and the paired ratios, from `multibackend bench` on the same machine (epochs timed side by side in one process)."
+)
+
+
+def _write_markdown(path: Path, lines, tables, figures, parity, sources) -> None:
     parts = [
         "# Backend comparison",
         "",
@@ -421,7 +539,9 @@ def _write_markdown(path: Path, lines, rows, figures, parity, sources) -> None:
         "",
     ]
     parts += [f"- {line}" for line in lines]
-    parts += ["", "## Runs", "", _markdown_table(TABLE_HEADER, rows), ""]
+    for title, header, rows in tables:
+        parts += ["", f"## {title}", "", _markdown_table(header, rows), ""]
+        parts += [COST_NOTE, ""] if header is COST_HEADER else []
     parts += ["Machines: " + "; ".join(sources), ""] if sources else []
     parts += [MEMORY_NOTE, ""]
     if parity:
@@ -442,9 +562,11 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _write_html(path: Path, lines, rows, figures, parity, sources) -> None:
+def _write_html(path: Path, lines, tables, figures, parity, sources) -> None:
     bold = re.compile(r"\*\*(.+?)\*\*")
-    items = "".join("<li>" + bold.sub(r"<b>\1</b>", html.escape(line)) + "</li>" for line in lines)
+    code = re.compile(r"`(.+?)`")
+    items = "".join("<li>" + code.sub(r"<code>\1</code>", bold.sub(r"<b>\1</b>", html.escape(line))) + "</li>"
+                    for line in lines)  # fmt: skip
     images = "".join(
         f'<figure><figcaption>{html.escape(title)}</figcaption><img alt="{html.escape(title)}" '
         f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}"></figure>'
@@ -454,6 +576,11 @@ def _write_html(path: Path, lines, rows, figures, parity, sources) -> None:
         f"<h2>Parity: same weights, same numbers</h2>{_html_table(PARITY_HEADER, _parity_rows(parity))}"
         if parity
         else ""
+    )
+    tables_html = "".join(
+        f"<h2>{html.escape(title)}</h2>{_html_table(header, rows)}"
+        + (f"<p class=small>{html.escape(COST_NOTE)}</p>" if header is COST_HEADER else "")
+        for title, header, rows in tables
     )
     machines = f"<p class=small>Machines: {html.escape('; '.join(sources))}</p>" if sources else ""
     machines += f"<p class=small>{html.escape(MEMORY_NOTE)}</p>"
@@ -466,9 +593,9 @@ def _write_html(path: Path, lines, rows, figures, parity, sources) -> None:
     )
     document = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Backend comparison</title><style>{style}</style></head><body>"
-        f"<h1>Backend comparison: TensorFlow, PyTorch and JAX on the course's examples</h1>"
+        f"<h1>Backend comparison: Keras fit on TensorFlow, PyTorch and JAX, the course's examples</h1>"
         f"<p class=small>Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by multibackend report.</p>"
-        f"<ul class=headlines>{items}</ul><h2>Runs</h2>{_html_table(TABLE_HEADER, rows)}{machines}{parity_html}{images}"
+        f"<ul class=headlines>{items}</ul>{tables_html}{machines}{parity_html}{images}"
         "</body></html>"
     )
     path.write_text(document)
