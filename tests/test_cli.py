@@ -150,3 +150,38 @@ def test_gpu_run_records_where_the_weights_lived(tmp_path):
     payload = json.loads((tmp_path / f"xor-{BACKEND}-gpu.json").read_text())
     assert payload["device"] == "gpu" and payload["tf32"] is False
     assert "cuda" in payload["weight_device"].lower() or "gpu" in payload["weight_device"].lower()
+
+
+@pytest.mark.parametrize("value", ["3", "-1", "loud"])
+def test_verbose_takes_keras_values_only(tmp_path, value, capsys):
+    from multibackend.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "mnist", "--verbose", value, "--out", str(out)]) == 2
+    assert "must be 0, 1, 2 or auto" in capsys.readouterr().err and not out.exists()
+
+
+def test_help_names_fit_the_default_and_the_loop_a_fast_path_and_the_exit_codes():
+    result = run_cli("run", "--help")
+    text = " ".join(result.stdout.split())
+    assert "fit (default): Keras's fit" in text and "loop: FAST PATH, not Keras fit" in text
+    assert "{0,1,2,auto}" in text and "3 a run crashed or timed out, or an internal error" in text
+
+
+def test_an_internal_error_exits_3_with_one_line_and_keeps_the_traceback(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    from multibackend import cli
+
+    def broken_handler(args):
+        return 1 / 0
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["report"].set_defaults(handler=broken_handler)
+    assert cli.main(["report", str(tmp_path)]) == 3
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("multibackend: internal error: ZeroDivisionError: division by zero (traceback in ")
+    log = Path(line.rsplit("traceback in ", 1)[1].rstrip(")"))
+    assert "Traceback" in log.read_text() and "broken_handler" in log.read_text()
+    log.unlink()

@@ -1,4 +1,4 @@
-"""The framework loops over a Keras model: the same math as Keras `fit` on the same model, and the same gates."""
+"""The framework loops (the fast path) over a compiled Keras model: the same math, state and reporting as `fit`."""
 
 import subprocess
 import sys
@@ -18,7 +18,7 @@ def mnist_arrays():
     return data.preprocess_images(x_train), y_train, data.preprocess_images(x_test), y_test
 
 
-def test_one_update_matches_keras_within_the_parity_tolerance(mnist_arrays):
+def test_one_update_matches_keras_weights_and_optimizer_state(mnist_arrays):
     from multibackend.keras_loops import fit_with_loop
     from multibackend.models import build_example
 
@@ -26,9 +26,83 @@ def test_one_update_matches_keras_within_the_parity_tolerance(mnist_arrays):
     with_fit = build_example(MNIST, DEFAULT_SEED)
     with_fit.train_on_batch(x, y)
     with_loop = build_example(MNIST, DEFAULT_SEED)
-    fit_with_loop(with_loop, x, y, epochs=1, batch_size=128, seed=0, shuffle=False)
+    fit_with_loop(with_loop, x, y, epochs=1, batch_size=128, seed=0, shuffle=False, verbose=0)
     difference = max(np.abs(a - b).max() for a, b in zip(with_fit.get_weights(), with_loop.get_weights()))
     assert difference <= 1e-6
+    # The compiled optimizer's own state (iterations, learning rate, velocities) is what the loop trained with.
+    fit_state = [np.asarray(v) for v in with_fit.optimizer.variables]
+    loop_state = [np.asarray(v) for v in with_loop.optimizer.variables]
+    assert len(fit_state) == len(loop_state) and int(with_loop.optimizer.iterations) == 1
+    assert max(np.abs(a - b).max() for a, b in zip(fit_state, loop_state)) <= 1e-6
+
+
+def test_saved_loop_model_reloads_with_its_optimizer_state_and_trains_on(mnist_arrays, tmp_path):
+    import keras
+
+    from multibackend.keras_loops import fit_with_loop
+    from multibackend.models import build_example
+
+    x, y = mnist_arrays[0][:1280], mnist_arrays[1][:1280]
+    model = build_example(MNIST, DEFAULT_SEED)
+    fit_with_loop(model, x, y, epochs=2, batch_size=128, seed=0, verbose=0)
+    model.save(tmp_path / "loop.keras")
+    reloaded = keras.saving.load_model(tmp_path / "loop.keras")
+    assert int(reloaded.optimizer.iterations) == 20
+    for saved, loaded in zip(model.optimizer.variables, reloaded.optimizer.variables):
+        assert np.array_equal(np.asarray(saved), np.asarray(loaded))
+    history = fit_with_loop(reloaded, x, y, epochs=1, batch_size=128, seed=1, verbose=0)
+    assert int(reloaded.optimizer.iterations) == 30 and history.history["loss"][0] < 0.5
+
+
+def test_another_compiled_optimizer_trains_through_keras(mnist_arrays):
+    from multibackend.keras_loops import fit_with_loop
+    from multibackend.models import build_example
+
+    x, y = mnist_arrays[0][:128], mnist_arrays[1][:128]
+    with_fit, with_loop = build_example(MNIST, DEFAULT_SEED), build_example(MNIST, DEFAULT_SEED)
+    for model in (with_fit, with_loop):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with_fit.train_on_batch(x, y)
+    fit_with_loop(with_loop, x, y, epochs=1, batch_size=128, seed=0, shuffle=False, verbose=0)
+    assert type(with_loop.optimizer).__name__ == "Adam" and int(with_loop.optimizer.iterations) == 1
+    assert max(np.abs(a - b).max() for a, b in zip(with_fit.get_weights(), with_loop.get_weights())) <= 1e-6
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"loss": "categorical_crossentropy"}, "sparse_categorical_crossentropy on integer labels"),
+     ({"metrics": ["accuracy", "mae"]}, "reports loss and one of"),
+     ({"loss_weights": [2.0]}, "loss_weights")],
+)  # fmt: skip
+def test_what_a_loop_cannot_train_is_refused(mnist_arrays, change, message):
+    from multibackend.keras_loops import LoopUnsupported, fit_with_loop
+    from multibackend.models import build_example
+
+    model = build_example(MNIST, DEFAULT_SEED)
+    model.compile(**{"optimizer": "rmsprop", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
+                     **change})  # fmt: skip
+    with pytest.raises(LoopUnsupported, match=message):
+        fit_with_loop(model, mnist_arrays[0][:128], mnist_arrays[1][:128], 1, 128, 0, verbose=0)
+
+
+def test_uncompiled_models_and_other_layers_are_refused():
+    import keras
+
+    from multibackend.keras_loops import LoopUnsupported, check_trainable
+
+    uncompiled = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    with pytest.raises(LoopUnsupported, match="compile"):
+        check_trainable(uncompiled)
+    for model, message in [
+        (keras.Sequential([keras.Input((4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]),
+         "not Flatten"),
+        (keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")]), "softmax"),
+        (keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax", kernel_regularizer="l2")]),
+         "kernel_regularizer"),
+    ]:  # fmt: skip
+        model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        with pytest.raises(LoopUnsupported, match=message):
+            check_trainable(model)
 
 
 def test_one_epoch_loss_accuracy_and_predictions_match_fit(mnist_arrays):
@@ -39,23 +113,37 @@ def test_one_epoch_loss_accuracy_and_predictions_match_fit(mnist_arrays):
     with_fit = build_example(MNIST, DEFAULT_SEED)
     fit_logs = with_fit.fit(x_train, y_train, batch_size=128, epochs=1, shuffle=False, verbose=0).history
     with_loop = build_example(MNIST, DEFAULT_SEED)
+    import keras
+
     epochs_seen = []
-    loop_logs = fit_with_loop(with_loop, x_train, y_train, 1, 128, 0, shuffle=False,
-                              on_epoch_end=lambda epoch, seconds, logs: epochs_seen.append((epoch, logs)))  # fmt: skip
+    watcher = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs_seen.append((epoch, dict(logs))))
+    history = fit_with_loop(with_loop, x_train, y_train, 1, 128, 0, shuffle=False, callbacks=[watcher], verbose=0)
+    loop_logs = history.history
+    assert isinstance(history, keras.callbacks.History) and with_loop.history is history
     assert abs(fit_logs["loss"][0] - loop_logs["loss"][0]) / fit_logs["loss"][0] <= 1e-3
     assert abs(fit_logs["accuracy"][0] - loop_logs["accuracy"][0]) <= 2e-3
-    assert epochs_seen == [(0, {"loss": loop_logs["loss"][0], "accuracy": loop_logs["accuracy"][0]})]
+    assert epochs_seen == [(0, {"accuracy": loop_logs["accuracy"][0], "loss": loop_logs["loss"][0]})]
     agreement = np.mean(
         with_fit.predict(x_test, verbose=0).argmax(1) == np.asarray(with_loop.predict(x_test, verbose=0)).argmax(1)
     )
     assert agreement >= 0.99
 
 
-def test_default_mnist_run_uses_the_loop_and_passes_the_gates(tmp_path):
-    result = run_cli("run", "mnist", "--backend", BACKEND, "--epochs", "1", "--device", "cpu", "--out", str(tmp_path))
+def test_loop_run_passes_the_gates_and_records_its_epochs_in_its_own_file(tmp_path):
+    import json
+
+    result = run_cli("run", "mnist", "--backend", BACKEND, "--epochs", "2", "--device", "cpu", "--trainer", "loop",
+                     "--verbose", "2", "--out", str(tmp_path))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "PASS test_accuracy" in result.stdout and "trainer     loop" in result.stdout
-    assert "Epoch 1/1 - " in result.stdout and "accuracy: 0.9" in result.stdout
+    assert "PASS test_accuracy" in result.stdout and "trainer     loop (fast path" in result.stdout
+    # Keras's own per-epoch lines (ProgbarLogger, verbose 2), one per epoch.
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("469/469 - ")]
+    assert len(epoch_lines) == 2 and all("accuracy: 0.9" in line for line in epoch_lines)
+    assert not (tmp_path / f"mnist-{BACKEND}-cpu.json").exists()  # never replaces the fit results
+    payload = json.loads((tmp_path / f"mnist-{BACKEND}-cpu-loop.json").read_text())
+    assert payload["trainer"] == "loop" and len(payload["epoch_seconds"]) == 2
+    assert len(payload["history"]["loss"]) == len(payload["history"]["accuracy"]) == 2
+    assert payload["history"]["loss"][1] < payload["history"]["loss"][0]
 
 
 def test_loop_refuses_the_xor_example(tmp_path):
@@ -79,10 +167,12 @@ def test_torch_loop_needs_a_softmax_output_and_matches_keras_loss_at_the_clippin
     import keras
     import torch
 
+    from multibackend.keras_loops import LoopUnsupported
     from multibackend.keras_loops.torch_loop import logits_function, sparse_crossentropy_from_logits
 
     sigmoid_output = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
-    with pytest.raises(ValueError, match="softmax"):
+    sigmoid_output.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    with pytest.raises(LoopUnsupported, match="softmax"):
         logits_function(sigmoid_output)
     # Confident right, confident wrong and unsure rows: Keras clips probabilities to [1e-7, 1 - 1e-7].
     logits = torch.tensor([[30.0, 0.0, 0.0], [-30.0, 0.0, 0.0], [0.2, 0.1, -0.3]], requires_grad=True)

@@ -107,6 +107,36 @@ def test_fewer_than_two_participants_is_a_usage_error():
     only = installed_backends()[:1]
     with pytest.raises(UsageError, match="at least two"):
         parity.participants(only, "cpu")
+    with pytest.raises(UsageError, match="at least two distinct"):
+        parity.participants(only * 2, "cpu")  # torch,torch would compare a backend with itself
+
+
+def loop_and_fit(**changes):
+    arrays = worker_output(
+        loop_one_update_mnist=worker_output()["one_update_mnist"], loop_mnist_epoch_loss=np.array([0.25]),
+        loop_mnist_test_argmax=np.arange(1000) % 10,
+    )  # fmt: skip
+    arrays.update(changes)
+    return arrays
+
+
+def test_the_loop_is_compared_with_fit_on_each_backend():
+    rows = parity.compare_loop_with_fit({"torch-cpu": loop_and_fit(), "jax-cpu": loop_and_fit()})
+    assert {row.pair for row in rows} == {"torch-cpu: loop vs fit", "jax-cpu: loop vs fit"}
+    assert len(rows) == 6 and all(row.passed for row in rows)
+    update = loop_and_fit()["loop_one_update_mnist"] + 2e-6
+    argmax = np.arange(1000) % 10
+    argmax[:11] += 1
+    failing = parity.compare_loop_with_fit(
+        {
+            "torch-cpu": loop_and_fit(
+                loop_one_update_mnist=update, loop_mnist_epoch_loss=np.array([0.2504]), loop_mnist_test_argmax=argmax
+            )
+        }  # fmt: skip
+    )
+    assert [row.check for row in failing if not row.passed] == [
+        "loop_vs_fit_one_update_mnist", "loop_vs_fit_epoch_loss_relative", "loop_vs_fit_argmax_disagreement",
+    ]  # fmt: skip
 
 
 def two_backends():
@@ -126,6 +156,8 @@ def test_real_two_backend_parity_passes(tmp_path):
     checks = {row["check"] for row in payload["rows"]}
     assert {"forward_mnist", "one_update_mnist", "xor_trajectory_weights", "saved_model_predictions"} <= checks
     assert "course_exercise:squared_error_is_0.36" in checks
+    loop_rows = [row for row in payload["rows"] if row["check"].startswith("loop_vs_fit_")]
+    assert {row["pair"] for row in loop_rows} == {f"{name}-cpu: loop vs fit" for name in backends}
 
 
 @pytest.mark.cross_backend

@@ -31,7 +31,7 @@ def test_report_from_real_results_of_this_backend(real_results, tmp_path, backen
     assert PLOTS | {f"misclassified-{backend}-cpu.png", "comparison.md", "comparison.html"} <= names
     markdown = (tmp_path / "report" / "comparison.md").read_text()
     assert f"| xor | {backend} |" in markdown and f"| mnist | {backend} |" in markdown
-    assert "Fastest on MNIST (cpu, trained by loop)" in markdown and "Fastest on XOR (cpu, trained by fit)" in markdown
+    assert "Keras `fit` on MNIST (cpu): fastest" in markdown and "Keras `fit` on XOR (cpu): fastest" in markdown
     assert "407,050" in markdown
     assert_self_contained(page.read_text())
 
@@ -59,7 +59,9 @@ def test_results_from_several_machines_merge(real_results, tmp_path, backend):
     payload.update(device="gpu", device_name="NVIDIA H200 (139 GiB)", host="elsewhere")
     (gpu_folder / f"mnist-{backend}-gpu.json").write_text(json.dumps(payload))
     rows = collect_results([real_results, gpu_folder])
-    assert {("mnist", backend, "cpu"), ("mnist", backend, "gpu"), ("xor", backend, "cpu")} == set(rows)
+    assert {("mnist", backend, "cpu", "fit"), ("mnist", backend, "gpu", "fit"), ("xor", backend, "cpu", "fit")} == set(
+        rows
+    )
 
 
 def test_report_cli_errors_are_one_line(tmp_path):
@@ -69,7 +71,7 @@ def test_report_cli_errors_are_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = run_cli("report", str(empty), "--out", str(tmp_path / "r"))
-    assert result.returncode == 2 and "no usable results files" in result.stderr
+    assert result.returncode == 2 and "no usable Keras fit results files" in result.stderr
 
 
 def test_overlap_counts():
@@ -108,3 +110,56 @@ def test_report_over_every_installed_backend(tmp_path):
         assert (tmp_path / "report" / f"misclassified-{name}-cpu.png").is_file()
     assert "shared vs unique" in markdown
     assert_self_contained((tmp_path / "report" / "comparison.html").read_text())
+
+
+def test_fit_leads_and_loop_and_native_are_shown_beside_it(real_results, tmp_path, backend):
+    from multibackend.compare import Outcome
+
+    folder = tmp_path / "results"
+    shutil.copytree(real_results, folder)
+    fit = json.loads((folder / f"mnist-{backend}-cpu.json").read_text())
+    assert fit["trainer"] == "fit"
+    (folder / f"mnist-{backend}-cpu-loop.json").write_text(
+        json.dumps({**fit, "trainer": "loop", "median_epoch_seconds": fit["median_epoch_seconds"] / 2})
+    )
+    bench_rows = [{"backend": backend, "trainer": trainer, "median_epoch_seconds": seconds,
+                   "paired_time_ratio_to_native": ratio}
+                  for trainer, seconds, ratio in [("native", 0.5, 1.0), ("keras-fit", 1.0, 2.0), ("keras-loop", 0.55, 1.1)]]  # fmt: skip
+    (folder / "bench.json").write_text(json.dumps({"rows": bench_rows}))
+    crashed = Outcome("xor", backend, "cpu", "fit", "crashed", folder / f"xor-{backend}-cpu.json", "exit 1: OSError: x")
+    write_report([folder], tmp_path / "report", warn=print, unfinished=[crashed])
+    markdown = (tmp_path / "report" / "comparison.md").read_text()
+    assert "## Fast path: the framework loop" in markdown and f"| mnist | {backend} |" in markdown
+    cost_line = next(line for line in markdown.splitlines() if line.startswith(f"| {backend} | cpu |"))
+    assert cost_line.endswith("| 0.500 | 2.00x | 2.00x | 1.10x |")
+    assert "What Keras `fit` costs on MNIST" in markdown
+    # The crashed XOR run's old file is not shown as if new; the report says it did not finish.
+    assert f"| xor | {backend} | {fit['backend_version']}" not in markdown and "Keras `fit` on XOR" not in markdown
+    assert f"| xor | {backend} | cpu | fit | CRASHED | exit 1: OSError: x |" in markdown
+    assert f"Did not finish: xor on {backend} (fit) CRASHED: exit 1: OSError: x" in markdown
+
+
+def test_a_file_whose_name_and_contents_disagree_is_skipped(real_results, tmp_path, backend):
+    folder = tmp_path / "results"
+    shutil.copytree(real_results, folder)
+    fit = json.loads((folder / f"mnist-{backend}-cpu.json").read_text())
+    (folder / f"mnist-{backend}-cpu-loop.json").write_text(json.dumps(fit))  # a fit run under a loop name
+    (folder / f"mnist-{backend}-gpu.json").write_text(json.dumps(fit))  # a CPU run under a GPU name
+    warnings = []
+    rows = collect_results([folder], warn=warnings.append)
+    assert len(warnings) == 2 and all("its name says" in warning for warning in warnings)
+    assert set(rows) == {("xor", backend, "cpu", "fit"), ("mnist", backend, "cpu", "fit")}
+
+
+def test_merged_folders_add_runs_but_not_their_parity_or_bench(real_results, tmp_path, backend):
+    other = tmp_path / "gpu"
+    other.mkdir()
+    payload = json.loads((real_results / f"mnist-{backend}-cpu.json").read_text())
+    payload.update(device="gpu", device_name="NVIDIA H200 (139 GiB)", host="elsewhere")
+    (other / f"mnist-{backend}-gpu.json").write_text(json.dumps(payload))
+    stale = {"participants": ["a", "b"], "rows": [], "passed": False, "failed_checks": ["x"], "max_difference": {}}
+    (other / "parity.json").write_text(json.dumps(stale))
+    write_report([real_results], tmp_path / "report", warn=print, merged=[other])
+    markdown = (tmp_path / "report" / "comparison.md").read_text()
+    assert "gpu: NVIDIA H200 (139 GiB)" in markdown and "Keras `fit` on MNIST (gpu)" in markdown
+    assert "Parity (" not in markdown and "FAILED x" not in markdown
