@@ -121,7 +121,7 @@ def parity(session: nox.Session) -> None:
 
 @nox.session
 def compare(session: nox.Session) -> None:
-    """Run XOR and MNIST on every backend (reusing matching results) and write reports/comparison.html."""
+    """Run XOR and MNIST with Keras fit on every backend (reusing matching results); write reports/comparison.html."""
     install_project(session, *BACKENDS, "report")
     session.run("multibackend", "compare", *session.posargs)
 
