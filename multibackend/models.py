@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from multibackend.networks import DenseNetworkSpec, Example, initial_weights
+from multibackend.course.networks import DenseNetworkSpec, Example, initial_weights
 
 OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,

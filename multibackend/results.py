@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from multibackend.errors import ResultsError
+from multibackend.runtime.errors import ResultsError
 
 SCHEMA_VERSION = 1
 

@@ -15,9 +15,9 @@ import argparse
 import cProfile
 import pstats
 
-from multibackend import data
-from multibackend.backend import select_backend
-from multibackend.networks import DEFAULT_SEED, MNIST
+from multibackend.course import data
+from multibackend.course.networks import DEFAULT_SEED, MNIST
+from multibackend.runtime.backend import select_backend
 
 # (label, path fragment, function name): the stages of one Keras training step.
 FIT_STAGES = [
@@ -63,8 +63,8 @@ def main() -> None:
     (x_train, y_train), _ = data.load_mnist(allow_download=False)
     x_train = data.preprocess_images(x_train)
 
-    from multibackend.keras_loops import fit_with_loop
     from multibackend.models import build_example
+    from multibackend.training.loops import fit_with_loop
 
     fit_model, loop_model = build_example(MNIST, DEFAULT_SEED), build_example(MNIST, DEFAULT_SEED)
     namespace = {

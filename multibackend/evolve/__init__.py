@@ -1,0 +1,1 @@
+"""`multibackend evolve`: NSGA-II search over dense MNIST networks (`genome`, `study`, `worker`, `report`)."""

@@ -1,0 +1,321 @@
+"""`multibackend report`: one page that shows how the Keras backends differ.
+
+Reads results files (see `collect`) from one or more folders, possibly from
+several machines, and writes `comparison.md`, a self-contained `comparison.html`
+(images embedded) from the Jinja2 templates in `templates/`, and the PNG plots
+they show (see `plots`). The headline, the runs table and the plots are about
+Keras `fit`, what users' code gets; runs of the framework loop (the fast path)
+and the benchmark's native loops, where they exist, are shown beside it per
+backend, so a reader sees what Keras costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+from multibackend.report.collect import (
+    collect_results,
+    group_runs,
+    label,
+    misclassified_overlap,
+    read_bench,
+    read_parity,
+)
+from multibackend.report.plots import (
+    plot_epoch_seconds,
+    plot_history,
+    plot_misclassified,
+    plot_overlap,
+    plot_solve_rate,
+    plot_xor_surfaces,
+)
+from multibackend.runtime import templating
+from multibackend.runtime.errors import UsageError
+
+
+def render(template: str, context: dict) -> str:
+    """Renders one of the report's templates (`multibackend/report/templates/`)."""
+    return templating.render("multibackend.report", template, context)
+
+
+def _fmt(value, pattern: str = "{:.4f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def table_rows(runs: list[dict]) -> list[list[str]]:
+    """The comparison table: one row per (example, backend, device)."""
+    rows = []
+    for run in runs:
+        metric = run.get("metric", "accuracy")
+        gates = run["gates"]
+        rows.append([
+            run["example"], run["backend"], run["backend_version"], run["keras_version"],
+            f"{run['device']}: {run['device_name']}", run.get("trainer", "fit"), f"{run['params']:,}",
+            _fmt(run["test"].get("loss")), _fmt(run["test"].get(metric)),
+            _fmt(run.get("median_epoch_seconds"), "{:.3f}"), _fmt(run.get("first_epoch_seconds"), "{:.3f}"),
+            _fmt(run.get("steps_per_second"), "{:,.0f}"), _fmt((run.get("peak_rss_bytes") or 0) / 2**20, "{:,.0f}"),
+            f"{sum(g['passed'] for g in gates)}/{len(gates)}" + ("" if run["passed"] else " FAIL"),
+        ])  # fmt: skip
+    return rows
+
+
+MEMORY_NOTE = (
+    "Peak RSS is the whole process's; Keras also imports the other frameworks installed beside it (JAX under torch, "
+    "for one), so a venv holding one backend uses less."
+)
+
+
+TABLE_HEADER = [
+    "example", "backend", "version", "keras", "device", "trainer", "params", "test loss", "test acc",
+    "median s/epoch", "first epoch s", "steps/s", "peak RSS MiB", "gates",
+]  # fmt: skip
+
+
+COST_HEADER = [
+    "backend", "device", "fit s/epoch", "loop s/epoch", "native s/epoch", "fit / loop", "bench: fit / native",
+    "bench: loop / native",
+]  # fmt: skip
+
+
+COST_NOTE = (
+    "fit and loop: the median epoch of the 20-epoch runs above; native: the framework's own loop without Keras, "
+    "and the paired ratios, from `multibackend bench` on the same machine (epochs timed side by side in one process)."
+)
+
+
+PARITY_HEADER = ["check", "worst pair", "max difference", "tolerance", "all pairs"]
+
+
+def headlines(runs: list[dict], overlap: dict | None, parity: dict | None, costs: list[dict] | None = None,
+              unfinished: list | None = None) -> list[str]:  # fmt: skip
+    """The few sentences a reader needs: fastest Keras backend, accuracy bar, what Keras costs, disagreements.
+
+    Args:
+        runs: The Keras `fit` runs.
+        overlap: `misclassified_overlap` of the MNIST runs, or None.
+        parity: The parity payload, or None.
+        costs: `cost_rows`, or None.
+        unfinished: Outcomes of runs that crashed or timed out (objects with example, backend,
+            trainer, status and reason), or None.
+    """
+    lines = []
+    for (example, device), group in sorted(group_runs(runs, "example", "device").items()):
+        ranked = sorted(group, key=lambda run: run["median_epoch_seconds"])
+        fastest = ranked[0]
+        others = ", ".join(
+            f"{run['backend']} {run['median_epoch_seconds'] / fastest['median_epoch_seconds']:.1f}x"
+            for run in ranked[1:]
+        )
+        lines.append(
+            f"Keras `fit` on {example.upper()} ({device}): fastest **{fastest['backend']}** at "
+            f"{fastest['median_epoch_seconds']:.3g} s/epoch" + (f" (slower: {others})" if others else "")
+        )
+    mnist = [run for run in runs if run["example"] == "mnist"]
+    if mnist:
+        low = [run for run in mnist if run["epochs"] >= 20 and run["test"]["accuracy"] < 0.98]
+        accs = ", ".join(f"{label(run)} {run['test']['accuracy']:.4f} ({run['epochs']} ep)" for run in mnist)
+        if low:
+            verdict = "Below 0.98 after 20 epochs: " + ", ".join(label(run) for run in low)
+        elif all(run["epochs"] >= 20 for run in mnist):
+            verdict = "All 20-epoch MNIST runs reach >= 0.98"
+        else:
+            verdict = "Not every MNIST run trained the course's 20 epochs"
+        lines.append(f"{verdict}: {accs}")
+    if overlap:
+        unique = ", ".join(f"{label} {count}" for label, count in overlap["unique"].items())
+        lines.append(
+            f"Where they disagree: {overlap['shared_by_all']} test digits are wrong on every backend; "
+            f"wrong on one backend only: {unique}"
+        )
+    xor = [run for run in runs if run["example"] == "xor" and "solve_rate" in run]
+    if xor:
+        rates = ", ".join(
+            f"{label(run)} {sum(run['solve_rate']['solved'])}/{len(run['solve_rate']['seeds'])}" for run in xor
+        )
+        lines.append(f"XOR from random starts does not always train: solved {rates}")
+    measured = [row for row in costs or [] if row["loop"] is not None or row["native"] is not None]
+    if measured:
+        lines.append("What Keras `fit` costs on MNIST (s/epoch: fit / framework loop / native, no Keras): " + "; ".join(
+            f"{row['backend']} ({row['device']}) {_fmt(row['fit'], '{:.3g}')} / {_fmt(row['loop'], '{:.3g}')} / "
+            f"{_fmt(row['native'], '{:.3g}')}" for row in measured))  # fmt: skip
+    if parity:
+        lines.append(
+            f"Parity ({', '.join(parity['participants'])}): "
+            + ("every check within tolerance" if parity["passed"] else "FAILED " + ", ".join(parity["failed_checks"]))
+        )
+    for outcome in unfinished or []:
+        lines.append(f"Did not finish: {outcome.example} on {outcome.backend} ({outcome.trainer}) "
+                     f"{outcome.status.upper()}: {outcome.reason}; its old results file is not shown")  # fmt: skip
+    return lines
+
+
+def cost_rows(fit_runs: list[dict], loop_runs: list[dict], bench: dict | None) -> list[dict]:
+    """Per backend and device: MNIST seconds per epoch with Keras `fit`, the framework loop and the native loop.
+
+    Args:
+        fit_runs: MNIST results of `fit`.
+        loop_runs: MNIST results of the framework loop.
+        bench: The `multibackend bench` payload (CPU; native loops and paired ratios), or None.
+
+    Returns:
+        Dicts with backend, device, fit, loop, native (s/epoch or None) and the bench's paired ratios.
+    """
+    loops = {(run["backend"], run["device"]): run for run in loop_runs}
+    benched = {(row["backend"], row["trainer"]): row for row in (bench or {}).get("rows", [])}
+    rows = []
+    for run in fit_runs:
+        key = (run["backend"], run["device"])
+        on_cpu = run["device"] == "cpu"
+        native = benched.get((run["backend"], "native")) if on_cpu else None
+        fit_bench = benched.get((run["backend"], "keras-fit")) if on_cpu else None
+        loop_bench = benched.get((run["backend"], "keras-loop")) if on_cpu else None
+        loop = loops.get(key)
+        rows.append({
+            "backend": run["backend"], "device": run["device"], "fit": run["median_epoch_seconds"],
+            "loop": loop["median_epoch_seconds"] if loop else None,
+            "native": native["median_epoch_seconds"] if native else None,
+            "fit_over_native": fit_bench["paired_time_ratio_to_native"] if fit_bench else None,
+            "loop_over_native": loop_bench["paired_time_ratio_to_native"] if loop_bench else None,
+        })  # fmt: skip
+    return rows
+
+
+def _cost_table(rows: list[dict]) -> list[list[str]]:
+    return [[row["backend"], row["device"], _fmt(row["fit"], "{:.3f}"), _fmt(row["loop"], "{:.3f}"),
+             _fmt(row["native"], "{:.3f}"),
+             _fmt(row["fit"] / row["loop"] if row["loop"] else None, "{:.2f}x"),
+             _fmt(row["fit_over_native"], "{:.2f}x"), _fmt(row["loop_over_native"], "{:.2f}x")]
+            for row in rows]  # fmt: skip
+
+
+def _parity_rows(parity: dict) -> list[list[str]]:
+    worst: dict[str, dict] = {}
+    for row in parity["rows"]:
+        if row["check"] not in worst or row["difference"] > worst[row["check"]]["difference"]:
+            worst[row["check"]] = row
+    return [
+        [
+            check,
+            row["pair"],
+            f"{row['difference']:.3g}",
+            f"{row['tolerance']:.3g}",
+            "pass" if all(r["passed"] for r in parity["rows"] if r["check"] == check) else "FAIL",
+        ]
+        for check, row in sorted(worst.items())
+    ]
+
+
+def write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None,
+                 merged: list[Path] | None = None) -> Path:  # fmt: skip
+    """Writes `comparison.md`, `comparison.html` and the plots to `out_dir`.
+
+    Args:
+        folders: Results folders to merge; their `parity.json` and `bench.json` are shown too.
+        out_dir: Where the report goes.
+        warn: Called with one line per skipped results file.
+        merged: More folders whose run results only are shown (e.g. `reports/gpu`, runs of another
+            machine): their parity and bench files belong to other runs.
+        unfinished: Outcomes (see `compare.Outcome`) of runs that crashed or timed out: their
+            results files are not read, and the report says they did not finish.
+
+    Returns:
+        The path of the HTML report.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    unfinished = list(unfinished or [])
+    collected = collect_results([*folders, *(merged or [])], warn=warn, exclude=[o.path for o in unfinished])
+    order = {"torch": 0, "tensorflow": 1, "jax": 2}
+    ordered = sorted(collected.values(), key=lambda r: (r["example"] != "xor", r["device"], order.get(r["backend"], 9)))
+    runs = [run for run in ordered if run.get("trainer", "fit") == "fit"]
+    loop_runs = [run for run in ordered if run.get("trainer", "fit") != "fit"]
+    if not runs:
+        raise UsageError(
+            f"no usable Keras fit results files in {', '.join(str(f) for f in folders)}; run `multibackend run` first"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures: list[tuple[str, Path]] = []
+    grouped = group_runs(runs, "example")
+    for example, group in grouped.items():
+        figures.append(
+            (
+                f"{example.upper()}: training curves",
+                plot_history(plt, group, example, out_dir / f"{example}-history.png"),
+            )
+        )
+    figures.append(("Speed", plot_epoch_seconds(plt, runs, out_dir / "epoch-seconds.png")))
+    overlap = None
+    mnist_runs = [run for run in grouped.get("mnist", []) if "misclassified" in run]
+    if mnist_runs:
+        images = _mnist_test_images(warn)
+        if images is not None:
+            for run in mnist_runs:
+                name = f"misclassified-{run['backend']}-{run['device']}.png"
+                figures.append(
+                    (f"Misclassified digits: {label(run)}", plot_misclassified(plt, run, images, out_dir / name))
+                )
+        overlap = misclassified_overlap(mnist_runs)
+        figures.append(
+            (
+                "Misclassified digits: shared vs unique",
+                plot_overlap(plt, overlap, out_dir / "misclassified-overlap.png"),
+            )
+        )
+    xor_runs = [run for run in grouped.get("xor", []) if "final_weights" in run]
+    if xor_runs:
+        figures.append(("XOR decision surfaces", plot_xor_surfaces(plt, xor_runs, out_dir / "xor-surfaces.png")))
+        figures.append(("XOR solve rate over seeds", plot_solve_rate(plt, xor_runs, out_dir / "xor-solve-rate.png")))
+    parity = read_parity(folders, warn)
+    costs = cost_rows([run for run in runs if run["example"] == "mnist"], loop_runs, read_bench(folders, warn))
+    lines = headlines(runs, overlap, parity, costs, unfinished)
+    tables = [("Keras fit runs", TABLE_HEADER, table_rows(runs))]
+    if loop_runs:
+        tables.append(("Fast path: the framework loop over the same compiled model (not Keras fit)", TABLE_HEADER,
+                       table_rows(loop_runs)))  # fmt: skip
+    if any(row["loop"] is not None or row["native"] is not None for row in costs):
+        tables.append(("What Keras fit costs: MNIST seconds per epoch", COST_HEADER, _cost_table(costs)))
+    if unfinished:
+        tables.append(
+            (
+                "Runs that did not finish",
+                ["example", "backend", "device", "trainer", "status", "last error"],
+                [[o.example, o.backend, o.device, o.trainer, o.status.upper(), o.reason] for o in unfinished],
+            )
+        )
+    context = {
+        "generated": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}",
+        "headlines": lines,
+        "tables": [
+            {"title": title, "header": header, "rows": rows, "note": COST_NOTE if header is COST_HEADER else ""}
+            for title, header, rows in tables
+        ],  # fmt: skip
+        "machines": sorted({f"{run['host']}: {run['device_name']}" for run in ordered if "host" in run}),
+        "memory_note": MEMORY_NOTE,
+        "parity": {"header": PARITY_HEADER, "rows": _parity_rows(parity)} if parity else None,
+        "figures": [
+            {"title": title, "file": path.name, "data": base64.b64encode(path.read_bytes()).decode()}
+            for title, path in figures
+        ],  # fmt: skip
+    }
+    (out_dir / "comparison.md").write_text(render("comparison.md.j2", context))
+    html_path = out_dir / "comparison.html"
+    html_path.write_text(render("comparison.html.j2", context))
+    return html_path
+
+
+def _mnist_test_images(warn) -> np.ndarray | None:
+    from multibackend.course import data
+
+    try:
+        _, (x_test, _) = data.load_mnist(allow_download=False)
+    except UsageError as error:
+        warn(f"warning: no misclassified-digit pictures: {error}")
+        return None
+    return x_test

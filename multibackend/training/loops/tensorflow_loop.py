@@ -1,0 +1,49 @@
+"""A TensorFlow training loop for a compiled Keras model on the tensorflow backend: one `tf.function` per epoch.
+
+It calls the compiled optimizer's own `apply`, so any Keras optimizer trains as under `fit`."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from multibackend.training.loops import SPARSE_CROSSENTROPY, require_backend
+
+
+class EpochTrainer:
+    """Trains a Keras model with `GradientTape` in a compiled epoch; see `multibackend.training.loops.EpochTrainer`."""
+
+    def __init__(self, model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int):
+        require_backend("tensorflow")
+        import keras
+
+        optimizer = model.optimizer  # the compiled one: its state is the model's after training
+        variables = model.trainable_variables
+        if not optimizer.built:
+            optimizer.build(variables)
+        loss_function = keras.losses.get(SPARSE_CROSSENTROPY)
+        inputs, labels = tf.constant(x_train), tf.constant(y_train.astype(np.int32))
+
+        @tf.function
+        def epoch_function(order):
+            total_loss, correct = tf.constant(0.0), tf.constant(0, tf.int64)
+            for start in tf.range(0, tf.shape(order)[0], batch_size):
+                index = order[start : start + batch_size]
+                x, y = tf.gather(inputs, index), tf.gather(labels, index)
+                with tf.GradientTape() as tape:
+                    probabilities = model(x, training=True)
+                    loss = tf.reduce_mean(loss_function(y, probabilities))
+                optimizer.apply(tape.gradient(loss, variables), variables)
+                total_loss += loss * tf.cast(tf.shape(index)[0], tf.float32)
+                predicted = tf.argmax(probabilities, axis=1, output_type=tf.int32)
+                correct += tf.reduce_sum(tf.cast(predicted == y, tf.int64))
+            return total_loss, correct
+
+        self.epoch_function = epoch_function
+
+    def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
+        total_loss, correct = self.epoch_function(tf.constant(np.asarray(order, dtype=np.int32)))
+        return float(total_loss) / len(order), float(correct) / len(order)
+
+    def sync_model(self) -> None:
+        """Nothing to do: the loop updates the model's own variables."""
