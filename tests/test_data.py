@@ -4,10 +4,10 @@ import shutil
 import numpy as np
 import pytest
 
-from multibackend import data
-from multibackend.errors import DataError
+from multibackend.course import data
+from multibackend.runtime.errors import DataError
 
-# Digests (multibackend.data.array_digest) of the canonical MNIST arrays.
+# Digests (multibackend.course.data.array_digest) of the canonical MNIST arrays.
 ARRAY_DIGESTS = {
     "x_train": "157fe16da1dbced4a1376f4be5df2d665d51d11177dcaf7aa4848b1ff033343f",
     "y_train": "e6a049a9876d2010dddfc2322bb8cad03f5934de9a0b5012c7251eca5b5a7201",

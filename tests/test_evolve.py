@@ -12,9 +12,10 @@ import numpy as np
 import optuna
 import pytest
 
-from multibackend import data, evolve
-from multibackend.genome import Genome, course_baseline, genome_from_params, suggest_genome
-from multibackend.networks import dense_param_count
+from multibackend.course import data
+from multibackend.course.networks import dense_param_count
+from multibackend.evolve import study as evolve
+from multibackend.evolve.genome import Genome, course_baseline, genome_from_params, suggest_genome
 
 from .conftest import BACKEND, run_cli
 
@@ -36,6 +37,7 @@ def test_genome_parameter_count_follows_the_formula(units):
     assert genome.params == dense_param_count([784, *units, 10])
 
 
+@pytest.mark.backend
 def test_trial_maps_to_the_model_it_describes():
     from multibackend.models import build_dense
 
@@ -74,6 +76,8 @@ def completed(db) -> list[tuple[int, float]]:
         return []
 
 
+@pytest.mark.backend
+@pytest.mark.slow
 def test_killed_search_resumes_without_losing_trials(tmp_path):
     args = [sys.executable, "-m", "multibackend", "evolve", "--backend", BACKEND, *TINY,
             "--results", str(tmp_path / "results"), "--out", str(tmp_path / "reports")]  # fmt: skip

@@ -1,6 +1,6 @@
 import pytest
 
-from multibackend.gates import Gate, describe_gate, example_gates, mnist_accuracy_threshold
+from multibackend.course.gates import Gate, describe_gate, example_gates, mnist_accuracy_threshold
 
 
 @pytest.mark.parametrize("epochs, threshold", [(1, 0.95), (3, 0.96), (5, 0.97), (12, 0.975), (20, 0.98), (40, 0.98)])

@@ -6,10 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from multibackend import data
-from multibackend.networks import DEFAULT_SEED, MNIST
+from multibackend.course import data
+from multibackend.course.networks import DEFAULT_SEED, MNIST
 
 from .conftest import BACKEND, REPO, run_cli
+
+pytestmark = [pytest.mark.backend, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +21,8 @@ def mnist_arrays():
 
 
 def test_one_update_matches_keras_weights_and_optimizer_state(mnist_arrays):
-    from multibackend.keras_loops import fit_with_loop
     from multibackend.models import build_example
+    from multibackend.training.loops import fit_with_loop
 
     x, y = mnist_arrays[0][:128], mnist_arrays[1][:128]
     with_fit = build_example(MNIST, DEFAULT_SEED)
@@ -39,8 +41,8 @@ def test_one_update_matches_keras_weights_and_optimizer_state(mnist_arrays):
 def test_saved_loop_model_reloads_with_its_optimizer_state_and_trains_on(mnist_arrays, tmp_path):
     import keras
 
-    from multibackend.keras_loops import fit_with_loop
     from multibackend.models import build_example
+    from multibackend.training.loops import fit_with_loop
 
     x, y = mnist_arrays[0][:1280], mnist_arrays[1][:1280]
     model = build_example(MNIST, DEFAULT_SEED)
@@ -55,8 +57,8 @@ def test_saved_loop_model_reloads_with_its_optimizer_state_and_trains_on(mnist_a
 
 
 def test_another_compiled_optimizer_trains_through_keras(mnist_arrays):
-    from multibackend.keras_loops import fit_with_loop
     from multibackend.models import build_example
+    from multibackend.training.loops import fit_with_loop
 
     x, y = mnist_arrays[0][:128], mnist_arrays[1][:128]
     with_fit, with_loop = build_example(MNIST, DEFAULT_SEED), build_example(MNIST, DEFAULT_SEED)
@@ -75,8 +77,8 @@ def test_another_compiled_optimizer_trains_through_keras(mnist_arrays):
      ({"loss_weights": [2.0]}, "loss_weights")],
 )  # fmt: skip
 def test_what_a_loop_cannot_train_is_refused(mnist_arrays, change, message):
-    from multibackend.keras_loops import LoopUnsupported, fit_with_loop
     from multibackend.models import build_example
+    from multibackend.training.loops import LoopUnsupported, fit_with_loop
 
     model = build_example(MNIST, DEFAULT_SEED)
     model.compile(**{"optimizer": "rmsprop", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
@@ -88,7 +90,7 @@ def test_what_a_loop_cannot_train_is_refused(mnist_arrays, change, message):
 def test_uncompiled_models_and_other_layers_are_refused():
     import keras
 
-    from multibackend.keras_loops import LoopUnsupported, check_trainable
+    from multibackend.training.loops import LoopUnsupported, check_trainable
 
     uncompiled = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(LoopUnsupported, match="compile"):
@@ -106,8 +108,8 @@ def test_uncompiled_models_and_other_layers_are_refused():
 
 
 def test_one_epoch_loss_accuracy_and_predictions_match_fit(mnist_arrays):
-    from multibackend.keras_loops import fit_with_loop
     from multibackend.models import build_example
+    from multibackend.training.loops import fit_with_loop
 
     x_train, y_train, x_test, _ = mnist_arrays
     with_fit = build_example(MNIST, DEFAULT_SEED)
@@ -167,8 +169,8 @@ def test_torch_loop_needs_a_softmax_output_and_matches_keras_loss_at_the_clippin
     import keras
     import torch
 
-    from multibackend.keras_loops import LoopUnsupported
-    from multibackend.keras_loops.torch_loop import logits_function, sparse_crossentropy_from_logits
+    from multibackend.training.loops import LoopUnsupported
+    from multibackend.training.loops.torch_loop import logits_function, sparse_crossentropy_from_logits
 
     sigmoid_output = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
     sigmoid_output.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")

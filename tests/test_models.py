@@ -4,7 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from multibackend.networks import MNIST, XOR, DenseNetworkSpec, initial_weights
+from multibackend.course.networks import MNIST, XOR, DenseNetworkSpec, initial_weights
+
+pytestmark = pytest.mark.backend
 
 
 def test_models_module_uses_keras_only():

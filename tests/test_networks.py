@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from multibackend.networks import MNIST, XOR, DenseNetworkSpec, dense_param_count, initial_weights
+from multibackend.course.networks import MNIST, XOR, DenseNetworkSpec, dense_param_count, initial_weights
 
 
 def test_course_parameter_counts_follow_the_formula():

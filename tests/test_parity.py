@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from multibackend import parity
-from multibackend.backend import installed_backends
+from multibackend.parity import checks as parity
+from multibackend.runtime.backend import installed_backends
 
 from .conftest import run_cli
 
@@ -102,7 +102,7 @@ def test_saved_model_accuracy_allows_float32_rounding_but_not_one_digit_more():
 
 
 def test_fewer_than_two_participants_is_a_usage_error():
-    from multibackend.errors import UsageError
+    from multibackend.runtime.errors import UsageError
 
     only = installed_backends()[:1]
     with pytest.raises(UsageError, match="at least two"):

@@ -6,8 +6,10 @@ import shutil
 
 import pytest
 
-from multibackend.backend import installed_backends
-from multibackend.report import collect_results, misclassified_overlap, write_report, xor_surface
+from multibackend.report.collect import collect_results, misclassified_overlap
+from multibackend.report.comparison import write_report
+from multibackend.report.plots import xor_surface
+from multibackend.runtime.backend import installed_backends
 
 from .conftest import run_cli
 
@@ -113,7 +115,7 @@ def test_report_over_every_installed_backend(tmp_path):
 
 
 def test_fit_leads_and_loop_and_native_are_shown_beside_it(real_results, tmp_path, backend):
-    from multibackend.compare import Outcome
+    from multibackend.report.compare import Outcome
 
     folder = tmp_path / "results"
     shutil.copytree(real_results, folder)

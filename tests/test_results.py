@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from multibackend.errors import ResultsError
 from multibackend.results import REQUIRED_FIELDS, SCHEMA_VERSION, read_results, write_json_atomic
+from multibackend.runtime.errors import ResultsError
 
 
 def minimal_payload(**overrides):

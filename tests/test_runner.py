@@ -1,8 +1,12 @@
 """Real training runs through the runner, checked against the course's numbers and the results contract."""
 
-from multibackend.networks import DEFAULT_SEED
+import pytest
+
+from multibackend.course.networks import DEFAULT_SEED
 from multibackend.results import read_results
-from multibackend.runner import summary
+from multibackend.training.runner import summary
+
+pytestmark = [pytest.mark.backend, pytest.mark.slow]
 
 
 def test_xor_from_the_shared_weights_solves_xor(real_results, backend):

@@ -7,8 +7,8 @@ import jupytext
 import nbformat
 import pytest
 
-from multibackend.backend import BACKENDS, installed_backends
-from multibackend.verify import collect_files, portability_warnings
+from multibackend.runtime.backend import BACKENDS, installed_backends
+from multibackend.verify.run import collect_files, portability_warnings
 
 from .conftest import BACKEND, REPO, run_cli
 
@@ -90,6 +90,7 @@ def test_failing_script_reports_its_error_line(tmp_path):
     assert "ValueError: the course example broke" in result.stdout
 
 
+@pytest.mark.backend
 def test_unseen_notebook_passes_under_this_backend(tmp_path):
     notebook = write_notebook(
         tmp_path / "unseen.ipynb",
@@ -130,7 +131,7 @@ def test_all_bundled_examples_pass_under_every_backend(tmp_path):
 
 LOAD_DATA_SCRIPT = """
 from keras.datasets import mnist
-from multibackend.data import array_digest
+from multibackend.course.data import array_digest
 
 (x_train, y_train), (x_test, y_test) = mnist.load_data()
 assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
@@ -140,6 +141,8 @@ print("digests", *(array_digest(a) for a in (x_train, y_train, x_test, y_test)))
 """
 
 
+@pytest.mark.backend
+@pytest.mark.slow
 def test_unchanged_load_data_works_offline(tmp_path):
     from .test_data import ARRAY_DIGESTS
 
@@ -158,8 +161,10 @@ def test_unchanged_load_data_works_offline(tmp_path):
     assert digests == [ARRAY_DIGESTS[k] for k in ("x_train", "y_train", "x_test", "y_test")]
 
 
+@pytest.mark.backend
+@pytest.mark.slow
 def test_without_the_option_offline_failure_says_how_to_turn_it_on(tmp_path):
-    from multibackend.offline import download_host_reachable
+    from multibackend.course.offline import download_host_reachable
 
     if download_host_reachable():
         pytest.skip("the download host is reachable from here")
@@ -171,6 +176,7 @@ def test_without_the_option_offline_failure_says_how_to_turn_it_on(tmp_path):
     assert "--offline-datasets on" in result.stdout
 
 
+@pytest.mark.backend
 def test_the_patch_is_lazy_and_reaches_every_public_name():
     import subprocess
     import sys
@@ -190,10 +196,11 @@ def test_the_patch_is_lazy_and_reaches_every_public_name():
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
 
 
+@pytest.mark.backend
 def test_install_after_keras_is_imported_patches_in_place():
     import keras
 
-    from multibackend import offline
+    from multibackend.course import offline
 
     original = keras.datasets.mnist.load_data
     try:
@@ -215,7 +222,7 @@ def run_cli_child(script: Path, offline: bool, env: dict):
     command = [
         sys.executable,
         "-m",
-        "multibackend.verify_child",
+        "multibackend.verify.child",
         *(["--offline-datasets"] if offline else []),
         str(script),
     ]
