@@ -53,6 +53,10 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
             stream.write("\n")
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp makes the file private (0600); a results file is readable as any the user writes.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

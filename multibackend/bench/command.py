@@ -13,6 +13,7 @@ from multibackend.cli.arguments import (
     EXIT_CODES,
     OneLineErrorParser,
     backend_list,
+    check_writable_folder,
     non_negative_int,
     positive_int,
 )
@@ -41,6 +42,8 @@ def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.bench.harness import format_table, run_bench, write_outputs
 
+    for folder, option in ((args.results, "--results"), (args.out, "--out")):
+        check_writable_folder(folder, option)
     payload = run_bench(args.backends, repeats=args.repeats, epochs=args.epochs, warmup=args.warmup)
     print(format_table(payload))
     json_path, md_path = write_outputs(payload, Path(args.results), Path(args.out))

@@ -1,4 +1,4 @@
-"""Timed training in a fresh process; used by `multibackend bench`.
+"""Timed training in a fresh process; used by `multibackend-bench`.
 
     python -m multibackend.bench.worker BACKEND TRAINER --epochs N --warmup W
     python -m multibackend.bench.worker BACKEND alternating --epochs N --warmup W

@@ -6,6 +6,7 @@ One module per command, each with `add_parser(commands)` and `handle(args)`;
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from multibackend import __version__
@@ -51,6 +52,7 @@ def execute(parser: OneLineErrorParser, argv: list[str] | None) -> int:
     Returns:
         The exit status (see `EXIT_CODES`).
     """
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         args = parser.parse_args(argv)
         return args.handler(args)
@@ -63,11 +65,24 @@ def execute(parser: OneLineErrorParser, argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{parser.prog}: terminated", file=sys.stderr)
+        return 143
     except Exception as error:  # noqa: BLE001 - the last resort: one line, the traceback kept in a file
         log = _write_traceback()
         print(f"{parser.prog}: internal error: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
               f" (traceback in {log})", file=sys.stderr)  # fmt: skip
         return EXIT_CRASHED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that every `finally` runs (child process groups end too)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
 
 
 def _write_traceback() -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+from pathlib import Path
 
 from multibackend.course.networks import EXAMPLES
 from multibackend.runtime.backend import BACKENDS, DEFAULT_BACKEND, DEVICES
@@ -22,15 +25,16 @@ class OneLineErrorParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def number_type(convert, minimum: float, exclusive: bool, description: str):
-    """Builds an argparse type that accepts numbers above (or from) `minimum`."""
+def number_type(convert, minimum: float, exclusive: bool, description: str, maximum: float | None = None):
+    """Builds an argparse type that accepts finite numbers above (or from) `minimum`, up to `maximum`."""
 
     def parse(text: str):
         try:
             value = convert(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             value = None
-        if value is None or value < minimum or (exclusive and value == minimum) or value != value:
+        if (value is None or not math.isfinite(value) or value < minimum or (exclusive and value == minimum)
+                or (maximum is not None and value > maximum)):  # fmt: skip
             raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}")
         return value
 
@@ -40,6 +44,8 @@ def number_type(convert, minimum: float, exclusive: bool, description: str):
 
 positive_int = number_type(int, 1, False, "a positive integer")
 non_negative_int = number_type(int, 0, False, "a non-negative integer")
+# NumPy, TensorFlow, PyTorch and JAX all take seeds in 0 .. 2**32 - 1.
+seed_int = number_type(int, 0, False, "an integer from 0 to 4294967295", maximum=2**32 - 1)
 positive_float = number_type(float, 0.0, True, "a positive number")
 
 
@@ -91,3 +97,25 @@ def backend_list(text: str) -> list[str]:
 def warn(message: str) -> None:
     """Prints a warning line on stderr."""
     print(message, file=sys.stderr)
+
+
+def check_writable_folder(folder: str | os.PathLike, option: str) -> Path:
+    """Checks, before any work, that results can be written into `folder` (made if missing).
+
+    Args:
+        folder: The output folder.
+        option: The option that named it, for the message.
+
+    Returns:
+        The folder as a `Path`.
+
+    Raises:
+        UsageError: when it is a file, or it (or the nearest existing folder above it) is not writable.
+    """
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is a file, not a folder")
+    existing = next(parent for parent in [path, *path.absolute().parents] if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: {existing} is not writable")
+    return path

@@ -8,6 +8,7 @@ from pathlib import Path
 from multibackend.cli.arguments import (
     EXIT_CODES,
     backend_list,
+    check_writable_folder,
     example_list,
     positive_int,
     warn,
@@ -50,6 +51,8 @@ def handle(args: argparse.Namespace) -> int:
     from multibackend.report.compare import run_missing
     from multibackend.report.comparison import write_report
 
+    for folder, option in ((args.results, "--results"), (args.out, "--out")):
+        check_writable_folder(folder, option)
     results = Path(args.results)
     merged = [Path(folder) for folder in args.merge] if args.merge else [p for p in [Path("reports/gpu")] if p.is_dir()]
     for folder in merged:

@@ -6,9 +6,10 @@ import argparse
 
 from multibackend.cli.arguments import (
     add_backend_argument,
-    non_negative_int,
+    check_writable_folder,
     positive_float,
     positive_int,
+    seed_int,
 )
 
 
@@ -27,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///results/evolve.db; also "
                         "postgresql://..., mysql://..., journal:///path/file.log)")  # fmt: skip
     parser.add_argument("--study", help="study name (default: mnist-dense-<backend>)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="sampler and weight seed (default: 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="sampler and weight seed (default: 0)")
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine (default: 1)")
     parser.add_argument(
         "--max-epochs", type=positive_int, default=3, help="upper bound of the epochs gene (default: 3)"
@@ -42,6 +43,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.evolve.study import EvolveConfig, format_summary, run_search, validate
+
+    for folder, option in ((args.results, "--results"), (args.out, "--out")):
+        check_writable_folder(folder, option)
     from multibackend.runtime.backend import select_backend
 
     config = EvolveConfig(

@@ -6,6 +6,7 @@ import argparse
 
 from multibackend.cli.arguments import (
     backend_list,
+    check_writable_folder,
     positive_int,
 )
 from multibackend.runtime.backend import DEVICES
@@ -32,6 +33,7 @@ def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.parity.checks import format_table, run_parity
 
+    check_writable_folder(args.out, "--out")
     payload = run_parity(
         args.backends, device=args.device, seeds=args.seeds, mnist_epochs=args.mnist_epochs, out_dir=args.out
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from multibackend.cli.arguments import warn
+from multibackend.cli.arguments import check_writable_folder, warn
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.report.comparison import write_report
 
+    check_writable_folder(args.out, "--out")
     page = write_report([Path(folder) for folder in args.results], Path(args.out), warn=warn)
     print(f"report      {page} and {Path(args.out) / 'comparison.md'}")
     return 0

@@ -8,8 +8,9 @@ from multibackend.cli.arguments import (
     EXIT_CODES,
     add_backend_argument,
     add_device_argument,
-    non_negative_int,
+    check_writable_folder,
     positive_int,
+    seed_int,
     verbosity,
 )
 from multibackend.course.networks import DEFAULT_SEED, EXAMPLES
@@ -32,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", type=positive_int, help="batch size (default: the course's, 1 for xor, 128 for mnist)"
     )
-    parser.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
+    parser.add_argument("--seed", type=seed_int, default=DEFAULT_SEED,
                      help=f"seed of the shared NumPy initial weights (default: {DEFAULT_SEED})")  # fmt: skip
     parser.add_argument("--seeds", type=positive_int,
                      help="xor only: random starts for the solve rate (default: 10)")  # fmt: skip
@@ -55,6 +56,7 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.example != "xor":
         raise UsageError("--seeds applies to the xor example only")
+    check_writable_folder(args.out, "--out")
     config = RunConfig(
         example=args.example, backend=args.backend, device=args.device, epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, seeds=args.seeds, data_dir=args.data_dir,

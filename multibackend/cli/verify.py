@@ -7,6 +7,7 @@ from pathlib import Path
 
 from multibackend.cli.arguments import (
     backend_list,
+    check_writable_folder,
     positive_float,
 )
 
@@ -38,6 +39,7 @@ def handle(args: argparse.Namespace) -> int:
     from multibackend.course.offline import resolve_option
     from multibackend.verify.run import markdown_matrix, verify
 
+    check_writable_folder(args.out, "--out")
     offline = resolve_option(args.offline_datasets)
     print(f"offline datasets: {'on' if offline else 'off'}")
     payload = verify(args.paths, args.backends, timeout=args.timeout, offline=offline, out_dir=args.out)

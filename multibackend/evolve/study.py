@@ -84,6 +84,9 @@ def validate(config: EvolveConfig) -> None:
         raise UsageError(f"--budget must be a positive number of minutes, got {config.budget_minutes!r}")
     if config.train_samples > 60_000 - VALIDATION_SAMPLES:
         raise UsageError(f"--train-samples must be at most {60_000 - VALIDATION_SAMPLES:,} (the rest is validation)")
+    if config.storage_url in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        raise UsageError(f"--storage {config.storage_url!r}: an in-memory database is lost at exit and cannot be "
+                         "shared with workers; give a file, e.g. sqlite:///results/evolve.db")  # fmt: skip
     if not config.storage_url.startswith(STORAGE_SCHEMES):
         raise UsageError(f"--storage {config.storage_url!r}: unknown scheme (use one of: {', '.join(STORAGE_SCHEMES)})")
 

@@ -83,7 +83,7 @@ COST_HEADER = [
 
 COST_NOTE = (
     "fit and loop: the median epoch of the 20-epoch runs above; native: the framework's own loop without Keras, "
-    "and the paired ratios, from `multibackend bench` on the same machine (epochs timed side by side in one process)."
+    "and the paired ratios, from `multibackend-bench` on the same machine (epochs timed side by side in one process)."
 )
 
 
@@ -159,7 +159,7 @@ def cost_rows(fit_runs: list[dict], loop_runs: list[dict], bench: dict | None) -
     Args:
         fit_runs: MNIST results of `fit`.
         loop_runs: MNIST results of the framework loop.
-        bench: The `multibackend bench` payload (CPU; native loops and paired ratios), or None.
+        bench: The `multibackend-bench` payload (CPU; native loops and paired ratios), or None.
 
     Returns:
         Dicts with backend, device, fit, loop, native (s/epoch or None) and the bench's paired ratios.

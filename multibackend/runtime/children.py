@@ -3,17 +3,22 @@
 Every command that starts another Python process (one backend per process) goes
 through `run_child`, so a timeout, an error or Ctrl-C in the parent ends the
 whole group, grandchildren included, and a child that prints without end costs
-disk in a temporary file, not memory.
+disk in a temporary file, not memory. A grandchild that leaves the group (a
+new session, a daemon) is found too: on Linux this process becomes a child
+subreaper, so such orphans are re-parented to it instead of to init, and every
+process that a child left behind is ended with it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 # What is kept of each stream for messages and parsing: the end, where errors and results are.
 TAIL_BYTES = 64 * 1024
@@ -38,6 +43,46 @@ class ChildResult:
     stderr: str
 
 
+def _become_subreaper() -> bool:
+    """Makes orphaned descendants of this process its children again (Linux `PR_SET_CHILD_SUBREAPER`)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # 36: PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _descendants() -> set[int]:
+    """The process ids below this process (from /proc; empty where there is none)."""
+    parents: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    found, frontier = set(), [os.getpid()]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        found.update(children)
+        frontier.extend(children)
+    return found
+
+
+def _end_left_behind(before: set[int]) -> None:
+    """Kills and reaps the processes below this one that were not there before a child started."""
+    for pid in _descendants() - before:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+    for pid in _descendants() - before:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # not our child (still below another process): its own parent reaps it
+
+
 def run_child(command: list[str], *, timeout: float, env: dict | None = None, cwd: str | None = None) -> ChildResult:
     """Runs `command` in a new process group and waits at most `timeout` seconds.
 
@@ -53,6 +98,8 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
     Returns:
         Its `ChildResult`.
     """
+    _become_subreaper()
+    before = _descendants()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
@@ -67,6 +114,7 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
             raise
         finally:
             _kill_group(process)  # grandchildren that outlive the child go too
+            _end_left_behind(before)  # and those that left its group
         return ChildResult(None if timed_out else process.returncode, timed_out, time.perf_counter() - started,
                            _tail(out), _tail(err))  # fmt: skip
 

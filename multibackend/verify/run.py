@@ -18,11 +18,14 @@ from pathlib import Path
 
 from multibackend.results import write_json_atomic
 from multibackend.runtime import templating
-from multibackend.runtime.backend import BACKENDS
+from multibackend.runtime.backend import BACKENDS, INSTALL_HINTS, installed_backends
 from multibackend.runtime.children import run_child
 from multibackend.runtime.errors import UsageError, last_line
 
 SUFFIXES = (".py", ".ipynb")
+# Folders of tools, environments and caches: never course code to verify.
+SKIPPED_FOLDERS = {".git", ".nox", ".venv", "venv", ".tox", "__pycache__", ".ipynb_checkpoints", "site-packages",
+                   "node_modules", ".pytest_cache", ".ruff_cache", "build", "dist"}  # fmt: skip
 FRAMEWORKS = ("tensorflow", "torch", "jax", "jaxlib")
 OFFLINE_HINT = (
     " (hint: no network; add --offline-datasets on to serve keras.datasets.mnist from the verified local copy)"
@@ -35,7 +38,7 @@ class Cell:
 
     file: str
     backend: str
-    status: str  # passed | failed | timed out
+    status: str  # passed | failed | timed out | not installed
     seconds: float
     error: str = ""
 
@@ -48,7 +51,8 @@ def collect_files(paths: list[str]) -> list[Path]:
         if not path.exists():
             raise UsageError(f"{path}: no such file or folder")
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and ".ipynb_checkpoints" not in p.parts)
+            found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                           and not SKIPPED_FOLDERS & set(p.relative_to(path).parts[:-1]))  # fmt: skip
             if not found:
                 raise UsageError(f"{path}: no .py or .ipynb files in this folder")
             files.extend(found)
@@ -141,10 +145,16 @@ def verify(
     warnings = [warning for path in files for warning in portability_warnings(path)]
     for warning in warnings:
         progress(f"warning: {warning}")
+    available = set(installed_backends())
+    if not available & set(chosen):
+        raise UsageError(f"none of the backends {', '.join(chosen)} is installed here: nothing would be verified")
     cells = []
     for path in files:
         for backend in chosen:
-            cell = run_cell(path, backend, timeout, offline)
+            if backend not in available:  # not a failure of the script: it was not run
+                cell = Cell(str(path), backend, "not installed", 0.0, INSTALL_HINTS[backend])
+            else:
+                cell = run_cell(path, backend, timeout, offline)
             progress(
                 f"{cell.status:>9}  {cell.seconds:6.1f} s  {backend:<10} {path}"
                 + (f"  {cell.error}" if cell.error else "")
@@ -157,7 +167,7 @@ def verify(
         "timeout_seconds": timeout,
         "cells": [asdict(cell) for cell in cells],
         "warnings": warnings,
-        "passed": all(cell.status == "passed" for cell in cells),
+        "passed": all(cell.status in ("passed", "not installed") for cell in cells),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     write_json_atomic(Path(out_dir) / "verify.json", payload)
@@ -166,6 +176,8 @@ def verify(
 
 
 def _cell_text(cell: dict) -> str:
+    if cell["status"] == "not installed":
+        return f"not installed ({cell['error']})"
     if cell["status"] == "passed":
         return f"passed ({cell['seconds']:.1f} s)"
     if cell["status"] == "timed out":

@@ -3,7 +3,7 @@
 Each loop trains `784 -> Dense(512, relu) -> Dense(10, softmax)` with RMSprop
 as Keras computes it (`w -= lr * g / sqrt(v + eps)`, learning rate 1e-3,
 rho 0.9, epsilon 1e-7), sparse categorical crossentropy and batch 128, from the same NumPy initial weights as
-the Keras model. They are the baseline of `multibackend bench` and double as
+the Keras model. They are the baseline of `multibackend-bench` and double as
 course material: this is how backpropagation updates the weights, step by step.
 
 Each backend's module has a `NativeTrainer`, written as a user of that

@@ -1,0 +1,147 @@
+"""Adversarial inputs and faults, command by command: one line and exit 2 before any work, nothing written;
+signals end the whole process group; results files readable; checks that would compare nothing refused."""
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from multibackend.cli import main
+from multibackend.runtime.backend import installed_backends
+
+from .conftest import BACKEND
+
+
+def one_line_error(capsys, *args: str) -> str:
+    code = main(list(args))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1e3", "nan"])
+@pytest.mark.parametrize("command", [["run", "xor"], ["evolve"]])
+def test_seeds_outside_the_frameworks_range_are_refused(tmp_path, capsys, command, seed):
+    line = one_line_error(capsys, *command, "--seed", seed)
+    assert "--seed" in line and "0 to 4294967295" in line
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+def test_infinite_or_missing_numbers_are_refused(tmp_path, capsys, value):
+    line = one_line_error(capsys, "verify", str(tmp_path), f"--timeout={value}")
+    assert "--timeout" in line and "positive number" in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["run", "xor", "--out"], ["parity", "--out"], ["report", "--out"], ["compare", "--out"], ["compare", "--results"],
+     ["verify", "scripts/course", "--out"], ["evolve", "--results"], ["evolve", "--out"]],
+)  # fmt: skip
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    line = one_line_error(capsys, *command, str(blocker))
+    assert "is a file, not a folder" in line and blocker.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_an_output_folder_under_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    line = one_line_error(capsys, "run", "xor", "--out", str(tmp_path / "a-file" / "results"))
+    assert "is not writable" in line
+
+
+def test_the_benchmark_refuses_an_output_file_too(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = subprocess.run([sys.executable, "-m", "multibackend.bench", "--out", str(tmp_path / "a-file")],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "is a file" in result.stderr
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///", "sqlite:///:memory:"])
+def test_an_in_memory_study_is_refused(capsys, storage):
+    assert "in-memory database" in one_line_error(capsys, "evolve", "--storage", storage)
+
+
+def test_parity_of_one_backend_with_itself_is_refused(capsys):
+    assert "at least two distinct" in one_line_error(capsys, "parity", "--backends", f"{BACKEND},{BACKEND}")
+
+
+def test_results_files_are_readable_as_any_file_the_user_writes(tmp_path):
+    from multibackend.results import write_json_atomic
+
+    previous = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_verify_skips_tool_folders_and_reports_a_missing_backend(tmp_path, monkeypatch):
+    from multibackend.verify import run as verify_run
+
+    for folder in (".nox/tests/lib", ".venv", ".git", "course"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "script.py").write_text("print('hi')\n")
+    assert verify_run.collect_files([str(tmp_path)]) == [tmp_path / "course" / "script.py"]
+    missing = next(name for name in ("torch", "tensorflow", "jax") if name != BACKEND)
+    monkeypatch.setattr(verify_run, "installed_backends", lambda: [BACKEND])
+    payload = verify_run.verify([str(tmp_path / "course")], [BACKEND, missing], timeout=60, out_dir=str(tmp_path / "o"),
+                                progress=lambda line: None)  # fmt: skip
+    statuses = {cell["backend"]: cell["status"] for cell in payload["cells"]}
+    assert statuses == {BACKEND: "passed", missing: "not installed"} and payload["passed"]
+    assert "not installed (pip install" in (tmp_path / "o" / "verify.md").read_text()
+
+
+def test_verify_refuses_when_no_chosen_backend_is_installed(tmp_path, monkeypatch, capsys):
+    from multibackend.verify import run as verify_run
+
+    monkeypatch.setattr(verify_run, "installed_backends", lambda: [])
+    (tmp_path / "s.py").write_text("")
+    assert "nothing would be verified" in one_line_error(capsys, "verify", str(tmp_path / "s.py"), "--out",
+                                                         str(tmp_path / "o"))  # fmt: skip
+
+
+@pytest.mark.parametrize(("signal_number", "exit_code", "word"), [(signal.SIGTERM, 143, "terminated"),
+                                                                   (signal.SIGINT, 130, "interrupted")])  # fmt: skip
+def test_a_signal_to_verify_ends_its_script_and_the_script_s_detached_helper(tmp_path, signal_number, exit_code, word):
+    marker = tmp_path / "helper-alive"
+    helper = f"import time, pathlib\nwhile True:\n    pathlib.Path({str(marker)!r}).touch(); time.sleep(0.1)"
+    script = tmp_path / "spawns.py"
+    script.write_text("import subprocess, sys, time\n"
+                      f"subprocess.Popen([sys.executable, '-c', {helper!r}], start_new_session=True)\ntime.sleep(120)\n")  # fmt: skip
+    command = [sys.executable, "-m", "multibackend", "verify", str(script), "--backends", BACKEND,
+               "--out", str(tmp_path / "out")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), "the script's helper never started"
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == exit_code and stderr.strip().splitlines()[-1] == f"multibackend: {word}"
+    time.sleep(0.5)
+    marker.unlink()
+    time.sleep(0.5)
+    assert not marker.exists(), "the detached helper still runs"
+
+
+@pytest.mark.skipif(len(installed_backends()) < 1, reason="needs a backend")
+def test_a_timed_out_verify_cell_leaves_nothing_running(tmp_path):
+    marker = tmp_path / "helper-alive"
+    helper = f"import time, pathlib\nwhile True:\n    pathlib.Path({str(marker)!r}).touch(); time.sleep(0.1)"
+    script = tmp_path / "spawns.py"
+    script.write_text(f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {helper!r}])\nprint('x' * 10**6)\n"
+                      "time.sleep(120)\n")  # fmt: skip
+    started = time.perf_counter()
+    code = main(["verify", str(script), "--backends", BACKEND, "--timeout", "3", "--out", str(tmp_path / "out")])
+    assert code == 1 and time.perf_counter() - started < 30
+    time.sleep(0.5)
+    marker.unlink(missing_ok=True)
+    time.sleep(0.5)
+    assert not marker.exists()
