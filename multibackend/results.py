@@ -12,16 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from multibackend import schemas
 from multibackend.runtime.errors import ResultsError
 
 SCHEMA_VERSION = 1
 
-REQUIRED_FIELDS = (
-    "schema_version", "example", "backend", "backend_version", "keras_version",
-    "python_version", "device", "device_name", "params", "expected_params",
-    "epochs", "batch_size", "seed", "history", "test", "epoch_seconds",
-    "gates", "passed", "created",
-)  # fmt: skip
+# Declared in `schemas/results.schema.json`; named here for the fields every results file has.
+REQUIRED_FIELDS = tuple(schemas.schema("results")["required"])
 
 
 def results_path(out_dir: str | os.PathLike, example: str, backend: str, device: str, trainer: str = "fit") -> Path:
@@ -65,7 +62,7 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
 
 
 def validate_results(payload: Any, *, example: str | None = None) -> dict:
-    """Checks a loaded results payload against the contract.
+    """Checks a loaded results payload against the contract (`schemas/results.schema.json`).
 
     Args:
         payload: The decoded JSON.
@@ -84,16 +81,9 @@ def validate_results(payload: Any, *, example: str | None = None) -> dict:
         raise ResultsError("no integer schema_version")
     if version > SCHEMA_VERSION:
         raise ResultsError(f"schema_version {version} is newer than this program's {SCHEMA_VERSION}")
-    missing = [name for name in REQUIRED_FIELDS if name not in payload]
-    if missing:
-        raise ResultsError(f"missing fields: {', '.join(missing)}")
+    schemas.validate("results", payload)
     if example is not None and payload["example"] != example:
         raise ResultsError(f"is about example {payload['example']!r}, not {example!r}")
-    history = payload["history"]
-    if not isinstance(history, dict) or "loss" not in history:
-        raise ResultsError("history has no per-epoch loss")
-    if not isinstance(payload["test"], dict) or "loss" not in payload["test"]:
-        raise ResultsError("test has no loss")
     return payload
 
 

@@ -1,6 +1,7 @@
 """Adversarial inputs and faults, command by command: one line and exit 2 before any work, nothing written;
 signals end the whole process group; results files readable; checks that would compare nothing refused."""
 
+import json
 import os
 import signal
 import stat
@@ -93,6 +94,9 @@ def test_verify_skips_tool_folders_and_reports_a_missing_backend(tmp_path, monke
     monkeypatch.setattr(verify_run, "installed_backends", lambda: [BACKEND])
     payload = verify_run.verify([str(tmp_path / "course")], [BACKEND, missing], timeout=60, out_dir=str(tmp_path / "o"),
                                 progress=lambda line: None)  # fmt: skip
+    from multibackend import schemas
+
+    schemas.validate("verify", json.loads((tmp_path / "o" / "verify.json").read_text()))
     statuses = {cell["backend"]: cell["status"] for cell in payload["cells"]}
     assert statuses == {BACKEND: "passed", missing: "not installed"} and payload["passed"]
     assert "not installed (pip install" in (tmp_path / "o" / "verify.md").read_text()

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from multibackend import schemas
 from multibackend.bench import native
 from multibackend.bench.harness import goal_lines, paired_time_ratio, training_flops_per_sample
 from multibackend.bench.worker import TRAINERS, alternating_trainers
@@ -85,7 +86,7 @@ def test_bench_harness_numbers_are_consistent(tmp_path, monkeypatch, backend_nam
     assert main(["--backends", backend_name, "--repeats", "2", "--epochs", "3", "--warmup", "0",
                  "--results", str(tmp_path), "--out", str(tmp_path)]) == 0  # fmt: skip
     BACKEND = backend_name  # noqa: N806 - the checks below read as for the backend under test
-    payload = json.loads((tmp_path / "bench.json").read_text())
+    payload = schemas.validate("bench", json.loads((tmp_path / "bench.json").read_text()))
     rows = {row["trainer"]: row for row in payload["rows"]}
     assert list(rows) == list(TRAINERS[BACKEND])
     assert {"native", "keras-fit", "keras-loop", "run-mnist"} <= set(rows)

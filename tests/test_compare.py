@@ -20,11 +20,15 @@ def finished(returncode, stderr="", timed_out=False):
 
 
 def results_file(path: Path, passed: bool) -> None:
-    fields = ["schema_version", "example", "backend", "backend_version", "keras_version", "python_version", "device",
-              "device_name", "params", "expected_params", "epochs", "batch_size", "seed", "history", "test",
-              "epoch_seconds", "gates", "passed", "created"]  # fmt: skip
-    payload = dict.fromkeys(fields, "x")
-    payload.update(schema_version=1, example="mnist", history={"loss": [0.3]}, test={"loss": 0.1}, passed=passed)
+    """A minimal valid results file (see schemas/results.schema.json)."""
+    payload = {
+        "schema_version": 1, "example": "mnist", "backend": "torch", "backend_version": "2", "keras_version": "3",
+        "python_version": "3.11", "device": "cpu", "device_name": "cpu", "params": 407_050,
+        "expected_params": 407_050, "epochs": 1, "batch_size": 128, "seed": 4, "history": {"loss": [0.3]},
+        "test": {"loss": 0.1, "accuracy": 0.97}, "epoch_seconds": [1.0], "median_epoch_seconds": 1.0,
+        "first_epoch_seconds": 1.0, "gates": [{"name": "test_accuracy", "passed": passed}], "passed": passed,
+        "created": "2026-11-29T00:00:00+00:00",
+    }  # fmt: skip
     write_json_atomic(path, payload)
 
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from multibackend import schemas
 from multibackend.parity import checks as parity
 from multibackend.runtime.backend import installed_backends
 
@@ -151,7 +152,7 @@ def test_real_two_backend_parity_passes(tmp_path):
     backends = two_backends()
     result = run_cli("parity", "--backends", ",".join(backends), "--seeds", "2", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    payload = json.loads((tmp_path / "parity.json").read_text())
+    payload = schemas.validate("parity", json.loads((tmp_path / "parity.json").read_text()))
     assert payload["passed"] and payload["participants"] == [f"{name}-cpu" for name in backends]
     checks = {row["check"] for row in payload["rows"]}
     assert {"forward_mnist", "one_update_mnist", "xor_trajectory_weights", "saved_model_predictions"} <= checks

@@ -125,9 +125,11 @@ def test_fit_leads_and_loop_and_native_are_shown_beside_it(real_results, tmp_pat
         json.dumps({**fit, "trainer": "loop", "median_epoch_seconds": fit["median_epoch_seconds"] / 2})
     )
     bench_rows = [{"backend": backend, "trainer": trainer, "median_epoch_seconds": seconds,
-                   "paired_time_ratio_to_native": ratio}
+                   "paired_time_ratio_to_native": ratio, "time_ratio_to_native": ratio, "peak_rss_bytes": 2**29,
+                   "memory_ratio_to_native": 1.0}
                   for trainer, seconds, ratio in [("native", 0.5, 1.0), ("keras-fit", 1.0, 2.0), ("keras-loop", 0.55, 1.1)]]  # fmt: skip
-    (folder / "bench.json").write_text(json.dumps({"rows": bench_rows}))
+    bench = {"machine": "here", "repeats": 1, "rows": bench_rows, "created": "2026-11-29T00:00:00+00:00"}
+    (folder / "bench.json").write_text(json.dumps(bench))
     crashed = Outcome("xor", backend, "cpu", "fit", "crashed", folder / f"xor-{backend}-cpu.json", "exit 1: OSError: x")
     write_report([folder], tmp_path / "report", warn=print, unfinished=[crashed])
     markdown = (tmp_path / "report" / "comparison.md").read_text()
@@ -165,3 +167,21 @@ def test_merged_folders_add_runs_but_not_their_parity_or_bench(real_results, tmp
     markdown = (tmp_path / "report" / "comparison.md").read_text()
     assert "gpu: NVIDIA H200 (139 GiB)" in markdown and "Keras `fit` on MNIST (gpu)" in markdown
     assert "Parity (" not in markdown and "FAILED x" not in markdown
+
+
+def test_a_field_of_the_wrong_type_is_named_and_its_file_skipped_while_the_rest_renders(
+    real_results, tmp_path, backend
+):
+    folder = tmp_path / "results"
+    shutil.copytree(real_results, folder)
+    payload = json.loads((folder / f"mnist-{backend}-cpu.json").read_text())
+    payload["history"]["loss"][0] = "low"
+    (folder / f"mnist-{backend}-cpu.json").write_text(json.dumps(payload))
+    (folder / "parity.json").write_text(json.dumps({"participants": ["a"], "rows": []}))
+    warnings = []
+    write_report([folder], tmp_path / "report", warn=warnings.append)
+    assert any(f"mnist-{backend}-cpu.json" in w and "field history.loss[0]: 'low' is not of type 'number'" in w
+               for w in warnings), warnings  # fmt: skip
+    assert any("parity.json" in w and "is a required property" in w for w in warnings), warnings
+    markdown = (tmp_path / "report" / "comparison.md").read_text()
+    assert f"| xor | {backend} |" in markdown and f"| mnist | {backend} |" not in markdown

@@ -7,8 +7,15 @@ from multibackend.runtime.errors import ResultsError
 
 
 def minimal_payload(**overrides):
-    payload = {name: None for name in REQUIRED_FIELDS}
-    payload.update(schema_version=SCHEMA_VERSION, example="xor", history={"loss": [1.0]}, test={"loss": 1.0})
+    """The smallest results file the contract accepts (schemas/results.schema.json)."""
+    payload = {
+        "schema_version": SCHEMA_VERSION, "example": "xor", "backend": "jax", "backend_version": "0.10.2",
+        "keras_version": "3.15.1", "python_version": "3.11.7", "device": "cpu", "device_name": "cpu", "params": 9,
+        "expected_params": 9, "epochs": 200, "batch_size": 1, "seed": 4, "history": {"loss": [1.0]},
+        "test": {"loss": 1.0, "binary_accuracy": 1.0}, "epoch_seconds": [0.01], "median_epoch_seconds": 0.01,
+        "first_epoch_seconds": 0.3, "gates": [], "passed": True, "created": "2026-11-29T00:00:00+00:00",
+    }  # fmt: skip
+    assert set(REQUIRED_FIELDS) <= set(payload)
     payload.update(overrides)
     return payload
 
@@ -34,8 +41,20 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
         ("{not json", "unreadable"),
         (json.dumps([1, 2]), "not a JSON object"),
         (json.dumps(minimal_payload(schema_version=SCHEMA_VERSION + 1)), "newer"),
-        (json.dumps({"schema_version": SCHEMA_VERSION}), "missing fields"),
-        (json.dumps(minimal_payload(example="mnist")), "not 'xor'"),
+        (json.dumps({"schema_version": SCHEMA_VERSION}), "field \\(top level\\): '.*' is a required property"),
+        (json.dumps(minimal_payload(example="mnist", test={"loss": 1.0, "accuracy": 0.9})), "not 'xor'"),
+        (
+            json.dumps(minimal_payload(history={"loss": [1.0, "x"]})),
+            r"field history\.loss\[1\]: 'x' is not of type 'number'",
+        ),
+        (json.dumps(minimal_payload(epochs="200")), "field epochs: '200' is not of type 'integer'"),
+        (json.dumps(minimal_payload(test={"loss": 1.0})), "field test: 'binary_accuracy' is a required property"),
+        (json.dumps(minimal_payload(median_epoch_seconds=0)), "field median_epoch_seconds"),
+        (
+            json.dumps(minimal_payload(final_weights=[[[1, 2], [3, 4]], [0, 0], [[1], [2], [3]], [0]])),
+            r"field final_weights\[2\]",
+        ),
+        (json.dumps(minimal_payload(backend="mxnet")), "field backend: 'mxnet' is not one of"),
     ],
 )
 def test_bad_results_files_are_named(tmp_path, content, message):
@@ -44,3 +63,11 @@ def test_bad_results_files_are_named(tmp_path, content, message):
     with pytest.raises(ResultsError, match=message) as caught:
         read_results(path, example="xor")
     assert str(path) in str(caught.value)
+
+
+def test_misclassified_digits_outside_the_test_set_are_refused(tmp_path):
+    path = tmp_path / "mnist.json"
+    mnist = minimal_payload(example="mnist", test={"loss": 0.1, "accuracy": 0.98}, misclassified=[[10_000, 1, 2]])
+    path.write_text(json.dumps(mnist))
+    with pytest.raises(ResultsError, match=r"field misclassified\[0\]\[0\]"):
+        read_results(path)

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from multibackend import schemas
 from multibackend.results import read_results
 from multibackend.runtime.errors import ResultsError, UsageError
 
@@ -83,30 +84,23 @@ def misclassified_overlap(runs: list[dict]) -> dict:
 
 
 def read_parity(folders: list[Path], warn) -> dict | None:
-    for folder in folders:
-        path = folder / "parity.json"
-        if path.is_file():
-            try:
-                parity = json.loads(path.read_text())
-                if not {"participants", "rows", "passed", "failed_checks", "max_difference"} <= set(parity):
-                    raise ValueError("missing fields")
-                return parity
-            except ValueError as error:
-                warn(f"warning: skipping {path}: {error}")
-    return None
+    """The first valid `parity.json` in `folders` (see `schemas/parity.schema.json`); invalid ones are named and skipped."""
+    return _read_first(folders, "parity", warn)
 
 
 def read_bench(folders: list[Path], warn) -> dict | None:
+    """The first valid `bench.json` in `folders` (see `schemas/bench.schema.json`); invalid ones are named and skipped."""
+    return _read_first(folders, "bench", warn)
+
+
+def _read_first(folders: list[Path], kind: str, warn) -> dict | None:
     for folder in folders:
-        path = folder / "bench.json"
+        path = folder / f"{kind}.json"
         if path.is_file():
             try:
-                bench = json.loads(path.read_text())
-                rows = bench["rows"]
-                if not all({"backend", "trainer", "median_epoch_seconds", "paired_time_ratio_to_native"} <= set(row)
-                           for row in rows):  # fmt: skip
-                    raise ValueError("rows lack backend, trainer or seconds")
-                return bench
-            except (ValueError, KeyError, TypeError) as error:
+                return schemas.validate(kind, json.loads(path.read_text()))
+            except (OSError, ValueError) as error:
+                warn(f"warning: skipping {path}: unreadable ({error})")
+            except ResultsError as error:
                 warn(f"warning: skipping {path}: {error}")
     return None
