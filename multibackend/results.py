@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from multibackend import schemas
-from multibackend.runtime.errors import ResultsError
+from multibackend.runtime.errors import OutputError, ResultsError
 
 SCHEMA_VERSION = 1
 
@@ -40,10 +40,16 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
 
     Returns:
         The destination path.
+
+    Raises:
+        OutputError: when it cannot be written (the previous file, if any, is kept).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
     try:
         with os.fdopen(handle, "w") as stream:
             json.dump(payload, stream, indent=2, sort_keys=False)
@@ -55,6 +61,9 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

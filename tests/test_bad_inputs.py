@@ -149,3 +149,50 @@ def test_a_timed_out_verify_cell_leaves_nothing_running(tmp_path):
     marker.unlink(missing_ok=True)
     time.sleep(0.5)
     assert not marker.exists()
+
+
+def test_a_results_file_that_cannot_be_written_is_one_error_and_keeps_the_old_file(tmp_path):
+    from multibackend.results import write_json_atomic
+    from multibackend.runtime.errors import OutputError
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutputError, match="cannot write .*a-file.r.json: (File exists|Not a directory)"):
+        write_json_atomic(tmp_path / "a-file" / "r.json", {"a": 1})
+    kept = write_json_atomic(tmp_path / "r.json", {"old": True})
+    with pytest.raises(TypeError):
+        write_json_atomic(kept, {"unserialisable": object()})
+    assert json.loads(kept.read_text()) == {"old": True} and [p.name for p in tmp_path.iterdir()] == ["a-file",
+                                                                                                     "r.json"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [("latin1.py", "print('caf\xe9')\n".encode("latin-1"), "not UTF-8 text"),
+     ("no-source.ipynb", json.dumps({"cells": [{"cell_type": "code"}], "nbformat": 4}).encode(), "KeyError"),
+     ("cells-not-a-list.ipynb", json.dumps({"cells": 3}).encode(), "not a readable notebook"),
+     ("cell-not-a-dict.ipynb", json.dumps({"cells": ["print(1)"]}).encode(), "not a readable notebook")],
+)  # fmt: skip
+def test_course_files_that_python_or_jupyter_would_open_but_are_broken_are_one_line(tmp_path, capsys, name, content,
+                                                                                    message):  # fmt: skip
+    (tmp_path / name).write_bytes(content)
+    line = one_line_error(capsys, "verify", str(tmp_path / name), "--out", str(tmp_path / "out"))
+    assert name in line and message in line and not (tmp_path / "out").exists()
+
+
+@pytest.mark.backend
+@pytest.mark.slow
+def test_a_report_that_fails_half_way_leaves_the_previous_report_whole(real_results, tmp_path, capsys, monkeypatch):
+    from multibackend.report import comparison
+
+    out = tmp_path / "report"
+    assert main(["report", str(real_results), "--out", str(out)]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(comparison, "plot_xor_surfaces", disk_full)
+    capsys.readouterr()
+    line = one_line_error(capsys, "report", str(real_results), "--out", str(out))
+    assert "cannot write the report" in line and "No space left on device" in line
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before

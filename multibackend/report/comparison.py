@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,7 @@ from multibackend.report.plots import (
     plot_xor_surfaces,
 )
 from multibackend.runtime import templating
-from multibackend.runtime.errors import UsageError
+from multibackend.runtime.errors import OutputError, UsageError
 
 
 def render(template: str, context: dict) -> str:
@@ -210,6 +213,39 @@ def _parity_rows(parity: dict) -> list[list[str]]:
 
 
 def write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None,
+                 merged: list[Path] | None = None) -> Path:  # fmt: skip
+    """Writes `comparison.md`, `comparison.html` and the plots to `out_dir`, all or nothing.
+
+    Everything is made in a temporary folder inside `out_dir` and moved in at the end, so a failure
+    (a bad file, a full disk) leaves the previous report whole.
+
+    Args:
+        folders: Results folders to merge; their `parity.json` and `bench.json` are shown too.
+        out_dir: Where the report goes.
+        warn: Called with one line per skipped file.
+        unfinished: Outcomes (see `compare.Outcome`) of runs that crashed or timed out.
+        merged: More folders whose run results only are shown (e.g. `reports/gpu`).
+
+    Returns:
+        The path of the HTML report.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".comparison-", dir=out_dir))
+    except OSError as error:
+        raise OutputError(f"cannot write the report in {out_dir}: {error.strerror or error}") from None
+    try:
+        _write_report(folders, staging, warn, unfinished, merged)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out_dir / path.name)
+    except OSError as error:
+        raise OutputError(f"cannot write the report in {out_dir}: {error.strerror or error}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir / "comparison.html"
+
+
+def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None,
                  merged: list[Path] | None = None) -> Path:  # fmt: skip
     """Writes `comparison.md`, `comparison.html` and the plots to `out_dir`.
 

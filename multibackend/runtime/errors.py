@@ -20,6 +20,10 @@ class DataError(UsageError):
     """Missing, corrupt or unreadable data files."""
 
 
+class OutputError(UsageError):
+    """An output that cannot be written (a full disk, no permission): one line, exit 2; what was there is kept."""
+
+
 class ResultsError(Exception):
     """A results file that is malformed, from another schema or example."""
 

@@ -65,16 +65,21 @@ def collect_files(paths: list[str]) -> list[Path]:
 
 def source_of(path: Path) -> str:
     """The Python code of a script, or of a notebook's code cells (magics dropped)."""
-    if path.suffix != ".ipynb":
-        return path.read_text()
     try:
+        if path.suffix != ".ipynb":
+            return path.read_text()
         notebook = json.loads(path.read_text())
         cells = [cell for cell in notebook["cells"] if cell.get("cell_type") == "code"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise UsageError(f"{path}: not a readable notebook ({error})") from None
+        sources = ["".join(cell["source"]) if isinstance(cell["source"], list) else str(cell["source"])
+                   for cell in cells]  # fmt: skip
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+    except OSError as error:
+        raise UsageError(f"{path}: unreadable ({error.strerror or error})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UsageError(f"{path}: not a readable notebook ({type(error).__name__}: {error})") from None
     lines = []
-    for cell in cells:
-        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    for text in sources:
         lines += [line for line in text.splitlines() if not line.lstrip().startswith(("%", "!"))]
     return "\n".join(lines)
 
