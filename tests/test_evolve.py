@@ -76,7 +76,6 @@ def completed(db) -> list[tuple[int, float]]:
         return []
 
 
-@pytest.mark.backend
 @pytest.mark.slow
 def test_killed_search_resumes_without_losing_trials(tmp_path):
     args = [sys.executable, "-m", "multibackend", "evolve", "--backend", BACKEND, *TINY,

@@ -150,7 +150,7 @@ def two_backends():
 @pytest.mark.cross_backend
 def test_real_two_backend_parity_passes(tmp_path):
     backends = two_backends()
-    result = run_cli("parity", "--backends", ",".join(backends), "--seeds", "2", "--out", str(tmp_path))
+    result = run_cli("parity", "--backends", ",".join(backends), "--seeds", "1", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     payload = schemas.validate("parity", json.loads((tmp_path / "parity.json").read_text()))
     assert payload["passed"] and payload["participants"] == [f"{name}-cpu" for name in backends]
