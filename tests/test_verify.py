@@ -180,7 +180,7 @@ def test_the_patch_is_lazy_and_reaches_every_public_name():
 
     code = (
         "import sys\n"
-        "from multibackend import offline\n"
+        "from multibackend.course import offline\n"
         "offline.install()\n"
         "assert 'keras' not in sys.modules  # installing imports nothing: a script without Keras is unaffected\n"
         "import keras\n"
