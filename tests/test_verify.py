@@ -123,7 +123,7 @@ def test_tensorflow_notebook_fails_under_the_other_backends(tmp_path):
 def test_all_bundled_examples_pass_under_every_backend(tmp_path):
     backends = [name for name in BACKENDS if name in installed_backends()]
     result = run_cli("verify", str(COURSE), "--backends", ",".join(backends), "--offline-datasets", "on",
-                     "--out", str(tmp_path / "out"), env={"COURSE_EPOCHS": "1"}, timeout=1800)  # fmt: skip
+                     "--out", str(tmp_path / "out"), env={"COURSE_EPOCHS": "2"}, timeout=1800)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     payload = json.loads((tmp_path / "out" / "verify.json").read_text())
     assert len(payload["cells"]) == 2 * len(EXAMPLES) * len(backends)
