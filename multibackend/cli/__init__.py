@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 
 from multibackend import __version__
 from multibackend.cli import compare, evolve, parity, report, run, verify
@@ -52,7 +53,9 @@ def execute(parser: OneLineErrorParser, argv: list[str] | None) -> int:
     Returns:
         The exit status (see `EXIT_CODES`).
     """
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    # Signal handlers can only be set from the main thread (the command line's; a caller's thread keeps its own).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         args = parser.parse_args(argv)
         return args.handler(args)
@@ -74,7 +77,8 @@ def execute(parser: OneLineErrorParser, argv: list[str] | None) -> int:
               f" (traceback in {log})", file=sys.stderr)  # fmt: skip
         return EXIT_CRASHED
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class Terminated(BaseException):
