@@ -210,7 +210,7 @@ def test_an_internal_error_exits_3_with_one_line_and_keeps_the_traceback(tmp_pat
 
 def test_the_main_job_needs_no_report_libraries():
     # `nox -s mnist-<backend>` installs Keras, NumPy and the backend only: nothing on its path may need more.
-    code = ("import sys\nfor name in ('jinja2', 'matplotlib', 'optuna', 'nbclient'): sys.modules[name] = None\n"
+    code = ("import sys\nfor name in ('jinja2', 'jsonschema', 'matplotlib', 'optuna', 'nbclient'): sys.modules[name] = None\n"
             "from multibackend.cli import main\nsys.exit(main(['run', 'mnist', '--epochs', '0']))")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--epochs" in result.stderr and "Traceback" not in result.stderr
