@@ -72,26 +72,24 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def example_list(text: str) -> list[str]:
-    """argparse type: a comma-separated list of course examples."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in EXAMPLES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown example {unknown[0] if unknown else text!r} (choose from {', '.join(EXAMPLES)})"
-        )
-    return names
+def choice_list(choices, noun: str):
+    """Builds an argparse type for a comma-separated list of `choices` (named `noun` in errors)."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {noun} {unknown[0] if unknown else text!r} (choose from {', '.join(choices)})"
+            )
+        return names
+
+    parse.__name__ = f"{noun}_list"
+    return parse
 
 
-def backend_list(text: str) -> list[str]:
-    """argparse type: a comma-separated list of known backends."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BACKENDS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown backend {unknown[0] if unknown else text!r} (choose from {', '.join(BACKENDS)})"
-        )
-    return names
+example_list = choice_list(EXAMPLES, "example")
+backend_list = choice_list(BACKENDS, "backend")
 
 
 def warn(message: str) -> None:
