@@ -84,12 +84,12 @@ def validate_results(payload: Any, *, example: str | None = None) -> dict:
         ResultsError: naming what is wrong.
     """
     if not isinstance(payload, dict):
-        raise ResultsError("not a JSON object")
+        raise ResultsError("field (top level): not a JSON object")
     version = payload.get("schema_version")
     if not isinstance(version, int):
-        raise ResultsError("no integer schema_version")
+        raise ResultsError(f"field schema_version: {version!r} is not an integer")
     if version > SCHEMA_VERSION:
-        raise ResultsError(f"schema_version {version} is newer than this program's {SCHEMA_VERSION}")
+        raise ResultsError(f"field schema_version: {version} is newer than this program's {SCHEMA_VERSION}")
     schemas.validate("results", payload)
     if example is not None and payload["example"] != example:
         raise ResultsError(f"is about example {payload['example']!r}, not {example!r}")

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +197,36 @@ def test_a_report_that_fails_half_way_leaves_the_previous_report_whole(real_resu
     line = one_line_error(capsys, "report", str(real_results), "--out", str(out))
     assert "cannot write the report" in line and "No space left on device" in line
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def worker_processes(parent_marker: str) -> list[int]:
+    """Pids of running `multibackend.evolve.worker` processes whose command line holds `parent_marker`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "multibackend.evolve.worker" in text and parent_marker in text:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "multibackend", "evolve", "--backend", BACKEND, "--workers", "2",
+               "--generations", "4", "--population", "2", "--max-epochs", "1", "--train-samples", "1500",
+               "--results", str(results), "--out", str(tmp_path / "reports")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not worker_processes(str(results)) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    helpers = worker_processes(str(results))
+    assert helpers, "the helper worker never started"
+    time.sleep(3)  # let it get into its first trial
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and stderr.strip().splitlines()[-1] == "multibackend: terminated", stderr
+    time.sleep(0.5)
+    assert worker_processes(str(results)) == [], "a helper worker trains on after its parent was terminated"
