@@ -53,3 +53,13 @@ def real_results(tmp_path_factory) -> Path:
     run(RunConfig("xor", backend=BACKEND, device="cpu", seeds=2, out_dir=str(folder), verbose=0))
     run(RunConfig("mnist", backend=BACKEND, device="cpu", epochs=1, out_dir=str(folder), verbose=0))
     return folder
+
+
+def one_line_error(capsys, *args: str) -> str:
+    """Runs the command line in this process and checks it refused with one line on stderr and exit 2."""
+    from multibackend.cli import main
+
+    code = main(list(args))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    return lines[0]
