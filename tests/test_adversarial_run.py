@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,9 @@ def test_a_results_file_that_cannot_be_written_is_one_error_and_keeps_the_old_fi
         write_json_atomic(kept, {"unserialisable": object()})
     assert json.loads(kept.read_text()) == {"old": True} and [p.name for p in tmp_path.iterdir()] == ["a-file",
                                                                                                      "r.json"]  # fmt: skip
+
+
+@pytest.mark.parametrize("folder", ["/proc/multibackend-out", "/sys/multibackend-out"])
+def test_an_output_folder_the_system_refuses_is_found_before_any_work_even_as_root(capsys, folder):
+    line = one_line_error(capsys, "run", "xor", "--out", folder)
+    assert "is not writable" in line and not Path(folder).exists()

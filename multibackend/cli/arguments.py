@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from multibackend.course.networks import EXAMPLES
@@ -116,4 +117,8 @@ def check_writable_folder(folder: str | os.PathLike, option: str) -> Path:
     existing = next(parent for parent in [path, *path.absolute().parents] if parent.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path}: {existing} is not writable")
+    try:  # os.access says yes to root everywhere; a real folder made and removed tells (read-only mounts, /proc)
+        os.rmdir(tempfile.mkdtemp(prefix=".multibackend-probe-", dir=existing))
+    except OSError as error:
+        raise UsageError(f"{option} {path}: {existing} is not writable ({error.strerror or error})") from None
     return path
