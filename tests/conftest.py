@@ -63,3 +63,21 @@ def one_line_error(capsys, *args: str) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1, lines
     return lines[0]
+
+
+def assert_output_file_refused(tmp_path: Path, capsys, *command: str) -> None:
+    """`command OPTION FILE`, where an output folder option names a file: refused before any work, the file kept."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    line = one_line_error(capsys, *command, str(blocker))
+    assert "is a file, not a folder" in line and blocker.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+SEEDS_OUTSIDE_THE_FRAMEWORKS_RANGE = ["-1", "4294967296", "1e3", "nan"]
+
+
+def assert_seed_refused(capsys, seed: str, *command: str) -> None:
+    """`command --seed SEED` with a seed no framework takes: one line naming the range."""
+    line = one_line_error(capsys, *command, "--seed", seed)
+    assert "--seed" in line and "0 to 4294967295" in line

@@ -4,19 +4,12 @@ import pytest
 
 from multibackend.cli import main
 
-from .conftest import one_line_error
+from .conftest import assert_output_file_refused, one_line_error
 
 
-@pytest.mark.parametrize(
-    "command",
-    [['report', '--out'], ['compare', '--out'], ['compare', '--results']],
-)  # fmt: skip
+@pytest.mark.parametrize("command", [["report", "--out"], ["compare", "--out"], ["compare", "--results"]])
 def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("keep me")
-    line = one_line_error(capsys, *command, str(blocker))
-    assert "is a file, not a folder" in line and blocker.read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    assert_output_file_refused(tmp_path, capsys, *command)
 
 
 @pytest.mark.backend

@@ -7,25 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import one_line_error
+from .conftest import (
+    SEEDS_OUTSIDE_THE_FRAMEWORKS_RANGE,
+    assert_output_file_refused,
+    assert_seed_refused,
+    one_line_error,
+)
 
 
-@pytest.mark.parametrize("seed", ["-1", "4294967296", "1e3", "nan"])
-def test_seeds_outside_the_frameworks_range_are_refused(tmp_path, capsys, seed):
-    line = one_line_error(capsys, *["run", "xor"], "--seed", seed)
-    assert "--seed" in line and "0 to 4294967295" in line
+@pytest.mark.parametrize("seed", SEEDS_OUTSIDE_THE_FRAMEWORKS_RANGE)
+def test_seeds_outside_the_frameworks_range_are_refused(capsys, seed):
+    assert_seed_refused(capsys, seed, "run", "xor")
 
 
-@pytest.mark.parametrize(
-    "command",
-    [['run', 'xor', '--out']],
-)  # fmt: skip
+@pytest.mark.parametrize("command", [["run", "xor", "--out"]])
 def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("keep me")
-    line = one_line_error(capsys, *command, str(blocker))
-    assert "is a file, not a folder" in line and blocker.read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    assert_output_file_refused(tmp_path, capsys, *command)
 
 
 def test_an_output_folder_under_a_file_is_refused(tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 from multibackend.cli import main
 from multibackend.runtime.backend import installed_backends
 
-from .conftest import BACKEND, one_line_error
+from .conftest import BACKEND, assert_output_file_refused, one_line_error
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
@@ -20,16 +20,9 @@ def test_infinite_or_missing_numbers_are_refused(tmp_path, capsys, value):
     assert "--timeout" in line and "positive number" in line
 
 
-@pytest.mark.parametrize(
-    "command",
-    [['verify', 'scripts/course', '--out']],
-)  # fmt: skip
+@pytest.mark.parametrize("command", [["verify", "scripts/course", "--out"]])
 def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("keep me")
-    line = one_line_error(capsys, *command, str(blocker))
-    assert "is a file, not a folder" in line and blocker.read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    assert_output_file_refused(tmp_path, capsys, *command)
 
 
 def test_verify_skips_tool_folders_and_reports_a_missing_backend(tmp_path, monkeypatch):
