@@ -54,12 +54,17 @@ def test_bad_files_are_named_and_skipped(real_results, tmp_path, backend):
     assert f"| mnist | {backend} |" in (tmp_path / "report" / "comparison.md").read_text()
 
 
-def test_results_from_several_machines_merge(real_results, tmp_path, backend):
-    gpu_folder = tmp_path / "gpu"
-    gpu_folder.mkdir()
-    payload = json.loads((real_results / f"mnist-{backend}-cpu.json").read_text())
+def gpu_copy(results, folder, backend: str):
+    """`folder` holding this backend's MNIST run relabelled as a GPU run of another machine."""
+    folder.mkdir()
+    payload = json.loads((results / f"mnist-{backend}-cpu.json").read_text())
     payload.update(device="gpu", device_name="NVIDIA H200 (139 GiB)", host="elsewhere")
-    (gpu_folder / f"mnist-{backend}-gpu.json").write_text(json.dumps(payload))
+    (folder / f"mnist-{backend}-gpu.json").write_text(json.dumps(payload))
+    return folder
+
+
+def test_results_from_several_machines_merge(real_results, tmp_path, backend):
+    gpu_folder = gpu_copy(real_results, tmp_path / "gpu", backend)
     rows = collect_results([real_results, gpu_folder])
     assert {("mnist", backend, "cpu", "fit"), ("mnist", backend, "gpu", "fit"), ("xor", backend, "cpu", "fit")} == set(
         rows
@@ -156,12 +161,11 @@ def test_a_file_whose_name_and_contents_disagree_is_skipped(real_results, tmp_pa
 
 
 def test_merged_folders_add_runs_but_not_their_parity_or_bench(real_results, tmp_path, backend):
-    other = tmp_path / "gpu"
-    other.mkdir()
-    payload = json.loads((real_results / f"mnist-{backend}-cpu.json").read_text())
-    payload.update(device="gpu", device_name="NVIDIA H200 (139 GiB)", host="elsewhere")
-    (other / f"mnist-{backend}-gpu.json").write_text(json.dumps(payload))
-    stale = {"participants": ["a", "b"], "rows": [], "passed": False, "failed_checks": ["x"], "max_difference": {}}
+    other = gpu_copy(real_results, tmp_path / "gpu", backend)
+    # A valid parity.json (so only the merge rule, not the schema, can keep it out of the report).
+    row = {"check": "x", "pair": "a vs b", "difference": 1.0, "tolerance": 0.0, "passed": False}
+    stale = {"participants": ["a", "b"], "rows": [row], "passed": False, "failed_checks": ["x"],
+             "max_difference": {"x": 1.0}, "created": "2026-11-28T00:00:00+00:00"}  # fmt: skip
     (other / "parity.json").write_text(json.dumps(stale))
     write_report([real_results], tmp_path / "report", warn=print, merged=[other])
     markdown = (tmp_path / "report" / "comparison.md").read_text()
