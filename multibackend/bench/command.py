@@ -13,8 +13,8 @@ from multibackend.cli.arguments import (
     EXIT_CODES,
     OneLineErrorParser,
     backend_list,
-    check_writable_folder,
     non_negative_int,
+    output_folder,
     positive_int,
 )
 
@@ -32,8 +32,10 @@ def build_parser() -> OneLineErrorParser:
     parser.add_argument("--repeats", type=positive_int, default=3, help="alternating repeats (default: 3)")
     parser.add_argument("--epochs", type=positive_int, default=2, help="timed epochs per repeat (default: 2)")
     parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed epochs first (default: 1)")
-    parser.add_argument("--results", default="results", help="folder for bench.json (default: results/)")
-    parser.add_argument("--out", default="reports", help="folder for bench.md (default: reports/)")
+    parser.add_argument(
+        "--results", type=output_folder, default="results", help="folder for bench.json (default: results/)"
+    )
+    parser.add_argument("--out", type=output_folder, default="reports", help="folder for bench.md (default: reports/)")
     parser.set_defaults(handler=handle)
     return parser
 
@@ -42,8 +44,6 @@ def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.bench.harness import format_table, run_bench, write_outputs
 
-    for folder, option in ((args.results, "--results"), (args.out, "--out")):
-        check_writable_folder(folder, option)
     payload = run_bench(args.backends, repeats=args.repeats, epochs=args.epochs, warmup=args.warmup)
     print(format_table(payload))
     json_path, md_path = write_outputs(payload, Path(args.results), Path(args.out))

@@ -98,27 +98,27 @@ def warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def check_writable_folder(folder: str | os.PathLike, option: str) -> Path:
-    """Checks, before any work, that results can be written into `folder` (made if missing).
+def output_folder(text: str) -> str:
+    """argparse type: a folder that outputs can be written into (made when missing), checked before any work.
 
     Args:
-        folder: The output folder.
-        option: The option that named it, for the message.
+        text: The folder as given.
 
     Returns:
-        The folder as a `Path`.
+        The same text.
 
     Raises:
-        UsageError: when it is a file, or it (or the nearest existing folder above it) is not writable.
+        argparse.ArgumentTypeError: when it is a file, or it (or the nearest existing folder above it)
+            cannot be written.
     """
-    path = Path(folder)
+    path = Path(text)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"{option} {path}: is a file, not a folder")
+        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
     existing = next(parent for parent in [path, *path.absolute().parents] if parent.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: {existing} is not writable")
+        raise argparse.ArgumentTypeError(f"{text}: {existing} is not writable")
     try:  # os.access says yes to root everywhere; a real folder made and removed tells (read-only mounts, /proc)
         os.rmdir(tempfile.mkdtemp(prefix=".multibackend-probe-", dir=existing))
     except OSError as error:
-        raise UsageError(f"{option} {path}: {existing} is not writable ({error.strerror or error})") from None
-    return path
+        raise argparse.ArgumentTypeError(f"{text}: {existing} is not writable ({error.strerror or error})") from None
+    return text

@@ -8,8 +8,8 @@ from pathlib import Path
 from multibackend.cli.arguments import (
     EXIT_CODES,
     backend_list,
-    check_writable_folder,
     example_list,
+    output_folder,
     positive_int,
     warn,
 )
@@ -36,11 +36,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--loop", action="store_true",
                          help="also train MNIST with the framework loop (the fast path), to show fit vs loop")  # fmt: skip
-    parser.add_argument("--results", default="results", help="results folder (default: results/)")
+    parser.add_argument("--results", type=output_folder, default="results", help="results folder (default: results/)")
     parser.add_argument("--merge", action="append", metavar="DIR",
                          help="more results folders shown in the report, e.g. GPU runs from another machine "
                          "(repeatable; default: reports/gpu where it exists)")  # fmt: skip
-    parser.add_argument("--out", default="reports", help="folder for the report (default: reports/)")
+    parser.add_argument(
+        "--out", type=output_folder, default="reports", help="folder for the report (default: reports/)"
+    )
     parser.add_argument("--rerun", action="store_true", help="run again even when matching results exist")
     parser.set_defaults(handler=handle)
 
@@ -51,8 +53,6 @@ def handle(args: argparse.Namespace) -> int:
     from multibackend.report.compare import run_missing
     from multibackend.report.comparison import write_report
 
-    for folder, option in ((args.results, "--results"), (args.out, "--out")):
-        check_writable_folder(folder, option)
     results = Path(args.results)
     merged = [Path(folder) for folder in args.merge] if args.merge else [p for p in [Path("reports/gpu")] if p.is_dir()]
     for folder in merged:

@@ -6,7 +6,7 @@ import argparse
 
 from multibackend.cli.arguments import (
     add_backend_argument,
-    check_writable_folder,
+    output_folder,
     positive_float,
     positive_int,
     seed_int,
@@ -35,17 +35,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--train-samples", type=positive_int, default=20_000,
                         help="training images per trial, at most 50,000 (default: 20,000)")  # fmt: skip
-    parser.add_argument("--results", default="results", help="folder for the study and summary (default: results/)")
-    parser.add_argument("--out", default="reports", help="folder for the report (default: reports/)")
+    parser.add_argument(
+        "--results", type=output_folder, default="results", help="folder for the study and summary (default: results/)"
+    )
+    parser.add_argument(
+        "--out", type=output_folder, default="reports", help="folder for the report (default: reports/)"
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.evolve.study import EvolveConfig, format_summary, run_search, validate
-
-    for folder, option in ((args.results, "--results"), (args.out, "--out")):
-        check_writable_folder(folder, option)
     from multibackend.runtime.backend import select_backend
 
     config = EvolveConfig(

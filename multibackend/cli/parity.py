@@ -6,7 +6,7 @@ import argparse
 
 from multibackend.cli.arguments import (
     backend_list,
-    check_writable_folder,
+    output_folder,
     positive_int,
 )
 from multibackend.runtime.backend import DEVICES
@@ -25,7 +25,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="cpu (default), gpu, or auto: CPU plus GPU where a backend sees one")  # fmt: skip
     parser.add_argument("--seeds", type=positive_int, default=10, help="XOR trajectories to compare (default: 10)")
     parser.add_argument("--mnist-epochs", type=positive_int, default=1, help="MNIST epochs to compare (default: 1)")
-    parser.add_argument("--out", default="results", help="folder for parity.json (default: results/)")
+    parser.add_argument(
+        "--out", type=output_folder, default="results", help="folder for parity.json (default: results/)"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -33,7 +35,6 @@ def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.parity.checks import format_table, run_parity
 
-    check_writable_folder(args.out, "--out")
     payload = run_parity(
         args.backends, device=args.device, seeds=args.seeds, mnist_epochs=args.mnist_epochs, out_dir=args.out
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from multibackend.cli.arguments import check_writable_folder, warn
+from multibackend.cli.arguments import output_folder, warn
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -16,7 +16,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "write comparison.md, a self-contained comparison.html and PNG plots.",
     )  # fmt: skip
     parser.add_argument("results", nargs="*", default=["results"], help="results folders (default: results/)")
-    parser.add_argument("--out", default="reports", help="folder for the report (default: reports/)")
+    parser.add_argument(
+        "--out", type=output_folder, default="reports", help="folder for the report (default: reports/)"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -24,7 +26,6 @@ def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.report.comparison import write_report
 
-    check_writable_folder(args.out, "--out")
     page = write_report([Path(folder) for folder in args.results], Path(args.out), warn=warn)
     print(f"report      {page} and {Path(args.out) / 'comparison.md'}")
     return 0

@@ -8,7 +8,7 @@ from multibackend.cli.arguments import (
     EXIT_CODES,
     add_backend_argument,
     add_device_argument,
-    check_writable_folder,
+    output_folder,
     positive_int,
     seed_int,
     verbosity,
@@ -38,7 +38,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=positive_int,
                      help="xor only: random starts for the solve rate (default: 10)")  # fmt: skip
     parser.add_argument("--data-dir", help="folder with the four MNIST IDX .gz files or mnist.npz")
-    parser.add_argument("--out", default="results", help="folder for the results file (default: results/)")
+    parser.add_argument(
+        "--out", type=output_folder, default="results", help="folder for the results file (default: results/)"
+    )
     parser.add_argument("--verbose", type=verbosity, default="auto", metavar="{0,1,2,auto}",
                      help="as in Keras: 0 silent, 1 progress bar, 2 one line per epoch; auto (default) = 1")  # fmt: skip
     parser.add_argument(
@@ -56,7 +58,6 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.example != "xor":
         raise UsageError("--seeds applies to the xor example only")
-    check_writable_folder(args.out, "--out")
     config = RunConfig(
         example=args.example, backend=args.backend, device=args.device, epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, seeds=args.seeds, data_dir=args.data_dir,

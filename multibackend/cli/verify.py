@@ -7,7 +7,7 @@ from pathlib import Path
 
 from multibackend.cli.arguments import (
     backend_list,
-    check_writable_folder,
+    output_folder,
     positive_float,
 )
 
@@ -30,7 +30,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="serve keras.datasets.mnist.load_data() from the verified local copy "
         "(auto: when the download host is unreachable; default: auto)",
     )  # fmt: skip
-    parser.add_argument("--out", default="results", help="folder for verify.json and verify.md (default: results/)")
+    parser.add_argument(
+        "--out", type=output_folder, default="results", help="folder for verify.json and verify.md (default: results/)"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -39,7 +41,6 @@ def handle(args: argparse.Namespace) -> int:
     from multibackend.course.offline import resolve_option
     from multibackend.verify.run import markdown_matrix, verify
 
-    check_writable_folder(args.out, "--out")
     offline = resolve_option(args.offline_datasets)
     print(f"offline datasets: {'on' if offline else 'off'}")
     payload = verify(args.paths, args.backends, timeout=args.timeout, offline=offline, out_dir=args.out)
