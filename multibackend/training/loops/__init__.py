@@ -127,9 +127,14 @@ def epoch_trainer(model, x_train: np.ndarray, y_train: np.ndarray, batch_size: i
     Returns:
         A trainer whose `train_epoch(order)` trains `model` on those samples.
     """
+    check_trainable(model)
+    return _framework_trainer(model, x_train, y_train, batch_size)
+
+
+def _framework_trainer(model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int) -> EpochTrainer:
+    """The active backend's `EpochTrainer` for a model already checked by `check_trainable`."""
     import keras
 
-    check_trainable(model)
     module = importlib.import_module(f"multibackend.training.loops.{keras.backend.backend()}_loop")
     return module.EpochTrainer(model, x_train, y_train, batch_size)
 
@@ -164,7 +169,7 @@ def fit_with_loop(
     import keras
 
     accuracy_name = check_trainable(model)
-    trainer = epoch_trainer(model, x_train, y_train, batch_size)
+    trainer = _framework_trainer(model, x_train, y_train, batch_size)
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model,
         verbose=verbose, epochs=epochs, steps=-(-len(x_train) // batch_size),
