@@ -246,7 +246,7 @@ def write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: lis
 
 
 def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None,
-                 merged: list[Path] | None = None) -> Path:  # fmt: skip
+                 merged: list[Path] | None = None) -> None:  # fmt: skip
     """Writes `comparison.md`, `comparison.html` and the plots to `out_dir`.
 
     Args:
@@ -257,9 +257,6 @@ def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: li
             machine): their parity and bench files belong to other runs.
         unfinished: Outcomes (see `compare.Outcome`) of runs that crashed or timed out: their
             results files are not read, and the report says they did not finish.
-
-    Returns:
-        The path of the HTML report.
     """
     import matplotlib
 
@@ -276,7 +273,6 @@ def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: li
         raise UsageError(
             f"no usable Keras fit results files in {', '.join(str(f) for f in folders)}; run `multibackend run` first"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, Path]] = []
     grouped = group_runs(runs, "example")
     for example, group in grouped.items():
@@ -341,9 +337,7 @@ def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: li
         ],  # fmt: skip
     }
     (out_dir / "comparison.md").write_text(render("comparison.md.j2", context))
-    html_path = out_dir / "comparison.html"
-    html_path.write_text(render("comparison.html.j2", context))
-    return html_path
+    (out_dir / "comparison.html").write_text(render("comparison.html.j2", context))
 
 
 def _mnist_test_images(warn) -> np.ndarray | None:

@@ -109,10 +109,7 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-        except BaseException:
-            _kill_group(process)
-            raise
-        finally:
+        finally:  # on a timeout and on any exception here (Ctrl-C, SIGTERM), which then goes on up
             _kill_group(process)  # grandchildren that outlive the child go too
             _end_left_behind(before)  # and those that left its group
         return ChildResult(None if timed_out else process.returncode, timed_out, time.perf_counter() - started,
