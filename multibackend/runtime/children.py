@@ -6,7 +6,10 @@ whole group, grandchildren included, and a child that prints without end costs
 disk in a temporary file, not memory. A grandchild that leaves the group (a
 new session, a daemon) is found too: on Linux this process becomes a child
 subreaper, so such orphans are re-parented to it instead of to init, and every
-process that a child left behind is ended with it.
+process that a child left behind is ended with it. Children may run side by
+side from several threads: each cleans up only what its own child left behind,
+and `end_all_children` ends every running one (the main thread calls it when it
+is interrupted while worker threads wait on children).
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 # What is kept of each stream for messages and parsing: the end, where errors and results are.
 TAIL_BYTES = 64 * 1024
+
+# The process ids of children that `run_child` is waiting on, in any thread.
+_running: set[int] = set()
+_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -52,8 +60,8 @@ def _become_subreaper() -> bool:
         return False
 
 
-def _descendants() -> set[int]:
-    """The process ids below this process (from /proc; empty where there is none)."""
+def _process_parents() -> dict[int, list[int]]:
+    """Each process id's children, from /proc (empty where there is none)."""
     parents: dict[int, list[int]] = {}
     for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -61,7 +69,11 @@ def _descendants() -> set[int]:
         except OSError:
             continue
         parents.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
-    found, frontier = set(), [os.getpid()]
+    return parents
+
+
+def _below(parents: dict[int, list[int]], root: int) -> set[int]:
+    found, frontier = set(), [root]
     while frontier:
         children = parents.get(frontier.pop(), [])
         found.update(children)
@@ -69,14 +81,28 @@ def _descendants() -> set[int]:
     return found
 
 
+def _descendants() -> set[int]:
+    """The process ids below this process."""
+    return _below(_process_parents(), os.getpid())
+
+
 def _end_left_behind(before: set[int]) -> None:
-    """Kills and reaps the processes below this one that were not there before a child started."""
-    for pid in _descendants() - before:
+    """Kills and reaps the processes below this one that were not there before a child started.
+
+    Children that other threads still wait on, and everything below them, are theirs: left alone.
+    """
+    with _running_lock:
+        parents = _process_parents()
+        others = set(_running)
+        for pid in _running:
+            others |= _below(parents, pid)
+        left = _below(parents, os.getpid()) - before - others
+    for pid in left:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             continue
-    for pid in _descendants() - before:
+    for pid in left:
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
@@ -102,8 +128,10 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
     before = _descendants()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                   start_new_session=True)  # fmt: skip
+        with _running_lock:
+            process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                                       start_new_session=True)  # fmt: skip
+            _running.add(process.pid)
         timed_out = False
         try:
             process.wait(timeout=timeout)
@@ -111,9 +139,25 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
             timed_out = True
         finally:  # on a timeout and on any exception here (Ctrl-C, SIGTERM), which then goes on up
             _kill_group(process)  # grandchildren that outlive the child go too
+            with _running_lock:
+                _running.discard(process.pid)
             _end_left_behind(before)  # and those that left its group
         return ChildResult(None if timed_out else process.returncode, timed_out, time.perf_counter() - started,
                            _tail(out), _tail(err))  # fmt: skip
+
+
+def end_all_children() -> None:
+    """Kills the process group of every child that `run_child` waits on, in any thread.
+
+    Their threads then see the child end, clean up what it left behind and return.
+    """
+    with _running_lock:
+        running = list(_running)
+    for pid in running:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def start_child(command: list[str]) -> subprocess.Popen:
