@@ -69,26 +69,31 @@ def test_course_files_that_python_or_jupyter_would_open_but_are_broken_are_one_l
 
 @pytest.mark.parametrize(("signal_number", "exit_code", "word"), [(signal.SIGTERM, 143, "terminated"),
                                                                    (signal.SIGINT, 130, "interrupted")])  # fmt: skip
-def test_a_signal_to_verify_ends_its_script_and_the_script_s_detached_helper(tmp_path, signal_number, exit_code, word):
-    marker = tmp_path / "helper-alive"
-    helper = f"import time, pathlib\nwhile True:\n    pathlib.Path({str(marker)!r}).touch(); time.sleep(0.1)"
-    script = tmp_path / "spawns.py"
-    script.write_text("import subprocess, sys, time\n"
-                      f"subprocess.Popen([sys.executable, '-c', {helper!r}], start_new_session=True)\ntime.sleep(120)\n")  # fmt: skip
-    command = [sys.executable, "-m", "multibackend", "verify", str(script), "--backends", BACKEND,
-               "--out", str(tmp_path / "out")]  # fmt: skip
+def test_a_signal_to_verify_ends_its_scripts_and_their_detached_helpers(tmp_path, signal_number, exit_code, word):
+    # Two scripts side by side (--jobs 2), each starting a helper in a session of its own: all four must end.
+    markers = [tmp_path / f"helper-{index}-alive" for index in range(2)]
+    scripts = []
+    for index, marker in enumerate(markers):
+        helper = f"import time, pathlib\nwhile True:\n    pathlib.Path({str(marker)!r}).touch(); time.sleep(0.1)"
+        scripts.append(tmp_path / f"spawns{index}.py")
+        scripts[-1].write_text("import subprocess, sys, time\n"
+                               f"subprocess.Popen([sys.executable, '-c', {helper!r}], start_new_session=True)\n"
+                               "time.sleep(120)\n")  # fmt: skip
+    command = [sys.executable, "-m", "multibackend", "verify", *map(str, scripts), "--backends", BACKEND,
+               "--jobs", "2", "--out", str(tmp_path / "out")]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while not marker.exists() and time.time() < deadline:
+    while not all(marker.exists() for marker in markers) and time.time() < deadline:
         time.sleep(0.2)
-    assert marker.exists(), "the script's helper never started"
+    assert all(marker.exists() for marker in markers), "the scripts' helpers never both started"
     process.send_signal(signal_number)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == exit_code and stderr.strip().splitlines()[-1] == f"multibackend: {word}"
     time.sleep(0.5)
-    marker.unlink()
+    for marker in markers:
+        marker.unlink()
     time.sleep(0.5)
-    assert not marker.exists(), "the detached helper still runs"
+    assert not any(marker.exists() for marker in markers), "a detached helper still runs"
 
 
 @pytest.mark.skipif(len(installed_backends()) < 1, reason="needs a backend")

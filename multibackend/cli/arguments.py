@@ -122,3 +122,25 @@ def output_folder(text: str) -> str:
     except OSError as error:
         raise argparse.ArgumentTypeError(f"{text}: {existing} is not writable ({error.strerror or error})") from None
     return text
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file that can be written (its folder made when missing), checked before any work.
+
+    Args:
+        text: The file's path as given.
+
+    Returns:
+        The same text.
+
+    Raises:
+        argparse.ArgumentTypeError: when it is a folder, or its folder cannot be written.
+    """
+    path = Path(text)
+    if path.is_dir() or text.endswith(os.sep):
+        raise argparse.ArgumentTypeError(f"{text}: is a folder, not a file")
+    output_folder(str(path.parent))
+    return text
+
+
+non_negative_float = number_type(float, 0.0, False, "a non-negative number")
