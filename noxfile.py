@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -146,18 +147,33 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """Verify every bundled course script and notebook under the three backends (offline MNIST)."""
+    """Verify every bundled course script and notebook under the three backends, notebook outputs compared."""
     install_project(session, *BACKENDS, "verify")
     session.run(
-        "multibackend", "verify", "scripts/course", "--offline-datasets", "on", "--out", "results", *session.posargs
-    )
+        "multibackend", "verify", "scripts/course", "--offline-datasets", "on", "--out", "results",
+        "--junit-xml", "results/verify-junit.xml", *session.posargs,
+    )  # fmt: skip
 
 
 @nox.session
 def notebooks(session: nox.Session) -> None:
-    """Regenerate the course notebooks from their scripts (jupytext, percent format)."""
+    """Regenerate the course notebooks from their scripts (jupytext) and store the outputs of a TensorFlow run.
+
+    Those stored outputs are what `nox -s examples` compares every backend with,
+    as a notebook saved by a course author who ran TensorFlow. `-- --no-run`
+    regenerates the sources only (the notebooks then carry no outputs).
+    """
+    install_project(session, "tensorflow", "verify")
     session.install(*CONSTRAINTS, "jupytext")
-    session.run("jupytext", "--to", "ipynb", *sorted(str(p) for p in Path("scripts/course").glob("*.py")))
+    scripts = sorted(Path("scripts/course").resolve().glob("*.py"))
+    session.run("jupytext", "--to", "ipynb", *map(str, scripts))
+    if "--no-run" in session.posargs:
+        return
+    env = {"KERAS_BACKEND": "tensorflow", "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2", "COURSE_EPOCHS": "20"}
+    with tempfile.TemporaryDirectory(prefix="multibackend-notebooks-") as workdir, session.chdir(workdir):
+        for notebook in (script.with_suffix(".ipynb") for script in scripts):
+            session.run("python", "-m", "multibackend.verify.child", "--offline-datasets",
+                        "--executed", str(notebook), str(notebook), env=env)  # fmt: skip
 
 
 @nox.session

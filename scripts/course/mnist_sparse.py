@@ -29,9 +29,11 @@ def make_model():
 
 
 # %% [markdown]
-# Without metrics, training shows only the loss, and `evaluate` returns one number.
+# Without metrics, training shows only the loss, and `evaluate` returns one number
+# (one epoch on 5,000 images: a loss that depends on the random start, not compared).
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 model = make_model()
 model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
 model.fit(train_images[:5000], train_labels[:5000], epochs=1, batch_size=128, verbose=1)
@@ -51,15 +53,24 @@ model.compile(
 )
 model.fit(train_images, train_labels, epochs=EPOCHS, batch_size=128, verbose=1)
 test_loss, test_acc = model.evaluate(test_images2, test_labels)  # unseen images
-print("test_loss:    ", test_loss)
 print("test_accuracy:", test_acc)
 expected = 0.98 if EPOCHS >= 20 else 0.95
 assert test_acc > expected, f"test accuracy {test_acc:.4f} after {EPOCHS} epochs, expected > {expected}"
 
 # %% [markdown]
-# Three misclassified test digits, titled like the course's slide.
+# The test loss after 20 epochs depends on the random start more than the
+# accuracy does (0.067 to 0.077 across the three backends here): not compared.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+print("test_loss:    ", test_loss)
+
+# %% [markdown]
+# Three misclassified test digits, titled like the course's slide (which digits
+# are missed depends on the random start: not compared).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 predicted = np.argmax(model.predict(test_images2, verbose=0), axis=1)
 wrong = np.flatnonzero(predicted != test_labels)
 print(f"misclassified: {len(wrong)} of 10000")

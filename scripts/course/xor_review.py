@@ -36,6 +36,12 @@ updates = len(X) // batch_size * epochs
 print(f"gradient updates: {len(X)}/{batch_size} * {epochs} = {updates}")
 assert updates == 800
 
+# %% [markdown]
+# The weights start random, and each backend draws other random numbers: the
+# stored outputs of this cell and the next are not compared (`NBVAL_IGNORE_OUTPUT`).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 before = [w.copy() for w in model.get_weights()]
 print("weights before training:", *before, sep="\n")
 model.fit(X, y, batch_size=batch_size, epochs=epochs, verbose=0)
@@ -44,6 +50,7 @@ print("weights after training:", *after, sep="\n")
 assert any(not np.allclose(b, a) for b, a in zip(before, after))
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 loss, accuracy = model.evaluate(X, y, verbose=0)
 print("predictions:", model.predict(X, verbose=0).ravel().round(3))
 print(f"loss {loss:.4f}, binary accuracy {accuracy:.2f}")
