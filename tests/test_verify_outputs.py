@@ -188,3 +188,27 @@ def test_nbval_directives_are_honoured_when_a_notebook_runs(tmp_path):
     assert "cell 5 is marked NBVAL_RAISES_EXCEPTION but raised none" in cells["bad.ipynb"]["error"]
     assert result.returncode == 1
     assert (tmp_path / "out" / "verify.html").is_file() and (tmp_path / "junit" / "verify.xml").is_file()
+
+
+def test_thread_limits_share_the_cores_and_keep_what_the_user_set():
+    from multibackend.runtime.cores import available_cores, thread_limits
+
+    assert thread_limits(1, {}) == {}
+    share = str(max(1, available_cores() // 2))
+    limits = thread_limits(2, {})
+    assert limits["OMP_NUM_THREADS"] == share and limits["TF_NUM_INTRAOP_THREADS"] == share
+    assert thread_limits(2, {"OMP_NUM_THREADS": "3"}).get("OMP_NUM_THREADS") is None
+    if share == "1":
+        assert "--xla_cpu_multi_thread_eigen=false" in limits["XLA_FLAGS"]
+
+
+def test_cells_side_by_side_get_their_share_of_the_cores(tmp_path, monkeypatch):
+    from multibackend.runtime.cores import available_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for index in range(2):
+        (tmp_path / f"threads{index}.py").write_text("import os\nprint('threads', os.environ['OMP_NUM_THREADS'])\n")
+    result = run_cli("verify", str(tmp_path), "--backends", BACKEND, "--jobs", "2", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    cells = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
+    assert [cell["last_line"] for cell in cells] == [f"threads {max(1, available_cores() // 2)}"] * 2

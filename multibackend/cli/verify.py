@@ -51,7 +51,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "accuracy on any backend passes, one 1.5 points lower fails)",
     )  # fmt: skip
     parser.add_argument("--jobs", type=positive_int, default=None,
-                        help="files and backends run side by side (default: the cores this machine allows)")  # fmt: skip
+                        help="files and backends run side by side, each with its share of the cores' threads "
+                        "(default: the cores this process may use)")  # fmt: skip
     parser.add_argument("--junit-xml", type=output_file, metavar="PATH",
                         help="also write a JUnit XML file, one test case per file and backend")  # fmt: skip
     parser.add_argument(
@@ -64,10 +65,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.course.offline import resolve_option
-    from multibackend.verify.run import OutputCheck, default_jobs, markdown_matrix, verify
+    from multibackend.runtime.cores import available_cores
+    from multibackend.verify.run import OutputCheck, markdown_matrix, verify
 
     offline = resolve_option(args.offline_datasets)
-    jobs = args.jobs or default_jobs()
+    jobs = args.jobs or available_cores()
     print(f"offline datasets: {'on' if offline else 'off'}; outputs compared: {args.compare_outputs}; jobs: {jobs}")
     check = OutputCheck(args.compare_outputs, rtol=args.rtol, atol=args.atol)
     payload = verify(args.paths, args.backends, timeout=args.timeout, offline=offline, out_dir=args.out,

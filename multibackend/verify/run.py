@@ -24,6 +24,7 @@ from multibackend.results import write_json_atomic
 from multibackend.runtime import templating
 from multibackend.runtime.backend import BACKENDS, INSTALL_HINTS, installed_backends
 from multibackend.runtime.children import end_all_children, run_child
+from multibackend.runtime.cores import thread_limits
 from multibackend.runtime.errors import OutputError, UsageError, last_line
 from multibackend.verify import junit, outputs
 from multibackend.verify.child import ERROR_MARK
@@ -128,13 +129,19 @@ def stored_notebook(path: Path) -> dict | None:
     return notebook if outputs.has_stored_outputs(notebook) else None
 
 
-def run_cell(path: Path, backend: str, timeout: float, offline: bool, check: OutputCheck = OutputCheck()) -> Cell:
-    """Runs one file under one backend in a fresh process and working folder; compares a notebook's outputs."""
+def run_cell(
+    path: Path, backend: str, timeout: float, offline: bool, check: OutputCheck = OutputCheck(), side_by_side: int = 1
+) -> Cell:
+    """Runs one file under one backend in a fresh process and working folder; compares a notebook's outputs.
+
+    `side_by_side` cells run at once: each child gets its share of the cores (see `runtime.cores`).
+    """
     stored = stored_notebook(path) if check.mode != "off" else None
     command = [sys.executable, "-m", "multibackend.verify.child", str(path.resolve())]
     if offline:
         command.insert(3, "--offline-datasets")
-    env = {**os.environ, "KERAS_BACKEND": backend, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **thread_limits(side_by_side), "KERAS_BACKEND": backend, "MPLBACKEND": "Agg",
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")
     with tempfile.TemporaryDirectory(prefix="multibackend-verify-") as workdir:
@@ -167,11 +174,6 @@ def first_error_line(stderr: str, offline: bool) -> str:
     if not offline and ("mnist.npz" in stderr or "URL fetch failure" in stderr):
         line += OFFLINE_HINT
     return line
-
-
-def default_jobs() -> int:
-    """How many cells run side by side by default: the cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def verify(
@@ -218,7 +220,7 @@ def verify(
     if not available & set(chosen):
         raise UsageError(f"none of the backends {', '.join(chosen)} is installed here: nothing would be verified")
     cells = run_matrix(files, chosen, available, jobs=jobs, progress=progress,
-                       run=lambda path, backend: run_cell(path, backend, timeout, offline, check))  # fmt: skip
+                       run=lambda path, backend: run_cell(path, backend, timeout, offline, check, jobs))  # fmt: skip
     payload = {
         "backends": chosen,
         "files": [str(path) for path in files],
