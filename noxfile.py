@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nox
@@ -86,28 +88,86 @@ QUICK_RUN = ("quick", "torch", "not slow and not cross_backend")
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the backend-free tests once, the backend tests under each backend, then the cross-backend tests.
+    """Run the backend-free tests once, the backend tests under each backend, and the cross-backend tests.
 
     One venv holds the three backends (3.2 GB here): a venv per backend plus one
     with all of them needed twice that, more than a CI machine's disk sometimes has.
-    `--backend NAME` (repeatable; free, torch, tensorflow, jax, or all for the
-    cross-backend tests) picks runs; `--quick` runs, under torch, every test that
-    trains no real network (the edit-test loop); the other arguments go to
-    pytest: `nox -s tests -- --backend jax -k parity -x`.
+    The runs are separate pytest processes (Keras fixes its backend at import);
+    `--parallel N` runs N of them side by side (default: this machine's cores, at
+    most 2: a run alone keeps about one core busy), the longest first, each one's
+    output shown whole when it ends. `--backend NAME` (repeatable; free, torch,
+    tensorflow, jax, or all for the cross-backend tests) picks runs; `--quick`
+    runs, under torch, every test that trains no real network (the edit-test
+    loop); the other arguments go to pytest: `nox -s tests -- --backend jax -k parity -x`.
     """
-    runs, pytest_args = split_test_options(session)
+    runs, pytest_args, parallel = split_test_options(session)
     install_project(session, *BACKENDS, "test", "report", "verify", "evolve")
-    for name, backend, markers in runs:
-        session.log(f"tests: {name} (KERAS_BACKEND={backend}, -m {markers!r})")
-        # With -k and the like a run may select nothing (pytest's exit 5); without, every run has tests.
-        session.run("pytest", "-m", markers, *pytest_args, env={"KERAS_BACKEND": backend},
-                    success_codes=[0, 5] if pytest_args else [0])  # fmt: skip
+    # With -k and the like a run may select nothing (pytest's exit 5); without, every run has tests.
+    success_codes = [0, 5] if pytest_args else [0]
+    if parallel == 1 or len(runs) == 1:
+        for name, backend, markers in runs:
+            session.log(f"tests: {name} (KERAS_BACKEND={backend}, -m {markers!r})")
+            session.run("pytest", "-m", markers, *pytest_args, env={"KERAS_BACKEND": backend},
+                        success_codes=success_codes)  # fmt: skip
+        return
+    failed = run_side_by_side(session, runs, pytest_args, parallel, success_codes)
+    if failed:
+        session.error(f"tests failed: {', '.join(failed)}")
 
 
-def split_test_options(session: nox.Session) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """Takes `--backend NAME` / `--backend=NAME` and `--quick` out of the session's arguments (default: every run)."""
+def run_side_by_side(session: nox.Session, runs, pytest_args: list[str], parallel: int, success_codes) -> list[str]:
+    """Runs the pytest runs `parallel` at a time, the cross-backend one (the longest) first.
+
+    Returns:
+        The names of the runs that failed.
+    """
+    pending = sorted(runs, key=lambda run: run[0] != "all")
+    running: dict[str, tuple[subprocess.Popen, Path, float]] = {}
+    failed = []
+    bin_dir = Path(session.virtualenv.location) / "bin"
+    # Each run its share of the cores: backends size their thread pools to the whole machine, and PyTorch's
+    # OpenMP threads spin on oversubscribed cores (one MNIST epoch: 28.7 s instead of 3.6 s, two runs on 2 cores).
+    threads = str(max(1, available_cores() // parallel))
+    limits = {key: threads for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                                       "TF_NUM_INTEROP_THREADS") if key not in os.environ}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="multibackend-tests-") as folder:
+        try:
+            while pending or running:
+                while pending and len(running) < parallel:
+                    name, backend, markers = pending.pop(0)
+                    log = Path(folder) / f"{name}.log"
+                    env = {**os.environ, **limits, "KERAS_BACKEND": backend,
+                           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+                    # Each run its own --basetemp: pytest's shared temporary root is pruned by whichever run starts.
+                    command = [str(bin_dir / "pytest"), "-m", markers, "--basetemp", str(Path(folder) / name),
+                               *pytest_args]  # fmt: skip
+                    session.log(f"tests: {name} started (KERAS_BACKEND={backend}, -m {markers!r})")
+                    with log.open("w") as stream:
+                        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=env)
+                    running[name] = (process, log, time.perf_counter())
+                for name, (process, log, started) in list(running.items()):
+                    if process.poll() is None:
+                        continue
+                    del running[name]
+                    print(log.read_text(), end="", flush=True)
+                    passed = process.returncode in success_codes
+                    verdict = "passed" if passed else f"FAILED (exit {process.returncode})"
+                    session.log(f"tests: {name} {verdict} in {time.perf_counter() - started:.0f} s")
+                    if not passed:
+                        failed.append(name)
+                time.sleep(0.5)
+        finally:  # Ctrl-C or an error here: no run goes on alone
+            for process, _, _ in running.values():
+                process.kill()
+                process.wait()
+    return failed
+
+
+def split_test_options(session: nox.Session) -> tuple[list[tuple[str, str, str]], list[str], int]:
+    """Takes `--backend NAME`, `--quick` and `--parallel N` out of the session's arguments (default: every run)."""
     choices = {run[0]: run for run in TEST_RUNS}
     runs, rest = [], []
+    parallel = min(2, available_cores())
     args = iter(session.posargs)
     for arg in args:
         if arg == "--quick":
@@ -115,13 +175,27 @@ def split_test_options(session: nox.Session) -> tuple[list[tuple[str, str, str]]
         elif arg == "--backend" or arg.startswith("--backend="):
             name = arg.partition("=")[2] if "=" in arg else next(args, "")
             if name not in choices:
-                # Bad input exits 2 with one line, as the project's commands do (session.error exits 1).
-                print(f"nox -s tests: error: --backend {name!r}: choose from {', '.join(choices)}", file=sys.stderr)
-                raise SystemExit(2)
+                usage_error(f"--backend {name!r}: choose from {', '.join(choices)}")
             runs.append(choices[name])
+        elif arg == "--parallel" or arg.startswith("--parallel="):
+            text = arg.partition("=")[2] if "=" in arg else next(args, "")
+            if not text.isdigit() or int(text) < 1:
+                usage_error(f"--parallel {text!r}: must be a positive integer")
+            parallel = int(text)
         else:
             rest.append(arg)
-    return runs or list(TEST_RUNS), rest
+    return runs or list(TEST_RUNS), rest, parallel
+
+
+def available_cores() -> int:
+    """The cores this process may run on (as `multibackend.runtime.cores`, which nox cannot import)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def usage_error(message: str) -> None:
+    """Bad input exits 2 with one line, as the project's commands do (session.error exits 1)."""
+    print(f"nox -s tests: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 @nox.session
