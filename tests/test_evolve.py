@@ -94,6 +94,9 @@ def test_killed_search_resumes_without_losing_trials(tmp_path):
     after = completed(db)
     assert len(after) == 6
     assert set(before) <= set(after)  # every finished trial kept, with its value
+    study = optuna.load_study(study_name=f"mnist-dense-{BACKEND}", storage=f"sqlite:///{db}")
+    trained = [t for t in study.trials if t.state.name == "COMPLETE" and "same_genome_as" not in t.user_attrs]
+    assert len({json.dumps(t.params, sort_keys=True) for t in trained}) == len(trained), "a genome trained twice"
     summary = json.loads((tmp_path / "results" / f"evolve-mnist-dense-{BACKEND}.json").read_text())
     assert summary["completed_trials"] == 6 and summary["backends"] == [BACKEND]
     assert summary["baseline"]["params"] == 407_050 and "test_accuracy" in summary["baseline"]
@@ -120,12 +123,62 @@ def test_bad_settings_are_one_line_errors(tmp_path, extra, message):
     assert not (tmp_path / "r").exists()
 
 
-def test_a_study_with_another_search_space_is_refused_and_kept(tmp_path):
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [(["--max-epochs", "3"], "epochs"), (["--seed", "7"], "seed"), (["--population", "4"], "population"),
+     (["--train-samples", "2000"], "train_samples")],
+)  # fmt: skip
+def test_a_study_with_other_settings_is_refused_and_kept(tmp_path, changed, named):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     config = evolve.EvolveConfig(backend=BACKEND, storage=storage, study="s", max_epochs=2, train_samples=1000)
     evolve.open_study(config)
-    result = run_cli("evolve", "--backend", BACKEND, "--storage", storage, "--study", "s", "--max-epochs", "3",
-                     "--train-samples", "1000", "--results", str(tmp_path))  # fmt: skip
-    assert result.returncode == 2 and "another search space (differs in: epochs)" in result.stderr
+    same = {"--max-epochs": "2", "--train-samples": "1000", "--seed": "0", "--population": "8"}
+    same.update(dict(zip(changed[::2], changed[1::2])))
+    result = run_cli("evolve", "--backend", BACKEND, "--storage", storage, "--study", "s",
+                     *[item for pair in same.items() for item in pair], "--results", str(tmp_path))  # fmt: skip
+    assert result.returncode == 2 and f"other settings (differs in: {named})" in result.stderr, result.stderr
     study = optuna.load_study(study_name="s", storage=storage)
-    assert study.user_attrs["search_space"]["epochs"] == [1, 2] and len(study.trials) == 1  # the queued baseline
+    assert study.user_attrs["settings"]["search_space"]["epochs"] == [1, 2] and len(study.trials) == 1  # the baseline
+
+
+def test_each_start_draws_its_own_genomes():
+    assert len({evolve.sampler_seed(0, trials) for trials in range(50)}) == 50
+    assert evolve.sampler_seed(0, 3) != evolve.sampler_seed(1, 3)
+
+
+def test_final_candidates_are_the_smaller_front_networks_best_validation_first():
+    from multibackend.evolve.final import final_candidates
+
+    front = [{"trial": 1, "params": 50_000, "validation_accuracy": 0.97},
+             {"trial": 2, "params": 200_000, "validation_accuracy": 0.985},
+             {"trial": 3, "params": 500_000, "validation_accuracy": 0.99},
+             {"trial": 4, "params": 120_000, "validation_accuracy": 0.98}]  # fmt: skip
+    assert [entry["trial"] for entry in final_candidates(front, 2)] == [2, 4]
+
+
+@pytest.mark.backend
+def test_final_step_retrains_the_course_network_and_a_front_network_with_the_same_seeds():
+    from multibackend.evolve.final import final_comparison
+
+    small = Genome((32,), "relu", "adam", 1e-3, 128, 0.0, 1)
+    front = [{"trial": 7, "params": small.params, "validation_accuracy": 0.9, "genome_params": small.to_params()}]
+    final = final_comparison(front, 2, 3, print_line=lambda line: None, train_images=2000, baseline_epochs=1)
+    assert final["seeds"] == [0, 1] and final["train_images"] == 2000
+    assert final["baseline"]["params"] == 407_050 and len(final["baseline"]["test_accuracies"]) == 2
+    [candidate] = final["candidates"]
+    assert candidate["trial"] == 7 and candidate["params"] == 25_450 and len(candidate["test_accuracies"]) == 2
+    assert candidate["beats_baseline"] == (candidate["mean"] > final["baseline"]["mean"])
+    assert all(
+        0.5 < accuracy <= 1.0 for accuracy in candidate["test_accuracies"] + final["baseline"]["test_accuracies"]
+    )
+
+
+def test_the_full_preset_is_the_course_budget_and_options_override_it():
+    from multibackend.cli import build_parser
+    from multibackend.cli.evolve import settings_of
+
+    full = settings_of(build_parser().parse_args(["evolve", "--backend", BACKEND, "--preset", "full"]))
+    assert (full["max_epochs"], full["train_samples"], full["final_seeds"]) == (20, 50_000, 3)
+    changed = settings_of(build_parser().parse_args(["evolve", "--backend", BACKEND, "--preset", "full",
+                                                      "--budget", "5", "--final-seeds", "0"]))  # fmt: skip
+    assert (changed["budget_minutes"], changed["final_seeds"], changed["max_epochs"]) == (5.0, 0, 20)

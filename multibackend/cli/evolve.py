@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from multibackend.cli.arguments import (
     add_backend_argument,
+    non_negative_int,
     output_folder,
     positive_float,
     positive_int,
     seed_int,
 )
+from multibackend.evolve.study import PRESETS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -22,19 +25,32 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "evaluated as the baseline. Resumable: a killed search continues from its storage.",
     )  # fmt: skip
     add_backend_argument(parser)
-    parser.add_argument("--generations", type=positive_int, default=4, help="generations (default: 4)")
-    parser.add_argument("--population", type=positive_int, default=8, help="individuals per generation (default: 8)")
-    parser.add_argument("--budget", type=positive_float, default=14.0, help="minutes before stopping (default: 14)")
+    quick, full = PRESETS["quick"], PRESETS["full"]
+    parser.add_argument(
+        "--preset", choices=tuple(PRESETS), default="quick",
+        help="quick: a short search on a subset, about 10 min on 2 cores; full: the course's budget (up to 20 epochs "
+        "on the 50,000 training images that validation does not use, 60 min), then the course network and the best "
+        "smaller front networks retrained with 3 seeds each on all 60,000 images. The options below override it. "
+        "(default: quick)",
+    )  # fmt: skip
+    parser.add_argument("--generations", type=positive_int,
+                        help=f"generations (quick: {quick['generations']}, full: {full['generations']})")  # fmt: skip
+    parser.add_argument("--population", type=positive_int,
+                        help=f"individuals per generation (quick: {quick['population']}, full: {full['population']})")  # fmt: skip
+    parser.add_argument("--budget", type=positive_float, help=f"minutes before stopping the search (quick: "
+                        f"{quick['budget_minutes']:g}, full: {full['budget_minutes']:g})")  # fmt: skip
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///results/evolve.db; also "
                         "postgresql://..., mysql://..., journal:///path/file.log)")  # fmt: skip
     parser.add_argument("--study", help="study name (default: mnist-dense-<backend>)")
     parser.add_argument("--seed", type=seed_int, default=0, help="sampler and weight seed (default: 0)")
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine (default: 1)")
-    parser.add_argument(
-        "--max-epochs", type=positive_int, default=3, help="upper bound of the epochs gene (default: 3)"
-    )
-    parser.add_argument("--train-samples", type=positive_int, default=20_000,
-                        help="training images per trial, at most 50,000 (default: 20,000)")  # fmt: skip
+    parser.add_argument("--max-epochs", type=positive_int,
+                        help=f"upper bound of the epochs gene (quick: {quick['max_epochs']}, full: {full['max_epochs']})")  # fmt: skip
+    parser.add_argument("--train-samples", type=positive_int, help="training images per trial, at most 50,000 "
+                        f"(quick: {quick['train_samples']:,}, full: {full['train_samples']:,})")  # fmt: skip
+    parser.add_argument("--final-seeds", type=non_negative_int, help="seeds for retraining the course network and "
+                        f"the best smaller front networks at the end; 0: none (quick: {quick['final_seeds']}, "
+                        f"full: {full['final_seeds']})")  # fmt: skip
     parser.add_argument(
         "--results", type=output_folder, default="results", help="folder for the study and summary (default: results/)"
     )
@@ -44,17 +60,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=handle)
 
 
+def settings_of(args: argparse.Namespace) -> dict:
+    """The preset's settings, with the options given on the command line in their place."""
+    given = {"generations": args.generations, "population": args.population, "budget_minutes": args.budget,
+             "max_epochs": args.max_epochs, "train_samples": args.train_samples, "final_seeds": args.final_seeds}  # fmt: skip
+    return {**PRESETS[args.preset], **{key: value for key, value in given.items() if value is not None}}
+
+
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.evolve.study import EvolveConfig, format_summary, run_search, validate
     from multibackend.runtime.backend import select_backend
+    from multibackend.runtime.cores import thread_limits
 
-    config = EvolveConfig(
-        backend=args.backend, generations=args.generations, population=args.population, budget_minutes=args.budget,
-        storage=args.storage, study=args.study, seed=args.seed, workers=args.workers, max_epochs=args.max_epochs,
-        train_samples=args.train_samples, results_dir=args.results, report_dir=args.out,
-    )  # fmt: skip
+    config = EvolveConfig(backend=args.backend, storage=args.storage, study=args.study, seed=args.seed,
+                          workers=args.workers, results_dir=args.results, report_dir=args.out, **settings_of(args))  # fmt: skip
     validate(config)
+    if config.workers > 1:  # set before the backend is imported, and inherited by the helper workers
+        os.environ.update(thread_limits(config.workers))
     select_backend(args.backend, "cpu")
     summary = run_search(config)
     print(format_summary(summary))

@@ -10,6 +10,7 @@ resumable and lets several processes or machines share one study.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +41,15 @@ STORAGE_SCHEMES = (
     "journal:///",
 )
 COURSE_REFERENCE = {"params": 407_050, "test_accuracy": 0.9834}  # the course's 20-epoch result
+# Named settings of a search. quick: about 10 minutes on 2 CPU cores. full: the course's budget (up to 20
+# epochs on the 50,000 training images that validation does not use), then the front's best and the course
+# network retrained with 3 seeds each on all 60,000 images.
+PRESETS = {
+    "quick": {"generations": 4, "population": 8, "budget_minutes": 14.0, "max_epochs": 3, "train_samples": 20_000,
+              "final_seeds": 0},
+    "full": {"generations": 10, "population": 16, "budget_minutes": 60.0, "max_epochs": 20, "train_samples": 50_000,
+             "final_seeds": 3},
+}  # fmt: skip
 
 
 @dataclass
@@ -56,6 +66,8 @@ class EvolveConfig:
     workers: int = 1
     max_epochs: int = 3
     train_samples: int = 20_000
+    final_seeds: int = 0  # 0: no final retraining
+    final_candidates: int = 3
     results_dir: str = "results"
     report_dir: str = "reports"
 
@@ -74,10 +86,12 @@ class EvolveConfig:
 
 def validate(config: EvolveConfig) -> None:
     """Rejects impossible settings with one clear message."""
-    for name in ("generations", "population", "workers", "max_epochs", "train_samples"):
+    for name in ("generations", "population", "workers", "max_epochs", "train_samples", "final_candidates"):
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    if not isinstance(config.final_seeds, int) or config.final_seeds < 0 or config.final_seeds == 1:
+        raise UsageError(f"--final-seeds must be 0 (no final step) or at least 2, got {config.final_seeds!r}")
     if config.population < 2:
         raise UsageError("--population must be at least 2 for NSGA-II")
     if not config.budget_minutes > 0:
@@ -116,28 +130,59 @@ def make_storage(url: str):
         raise UsageError(f"--storage {url!r}: cannot open ({str(error).splitlines()[0]})") from None
 
 
+def study_settings(config: EvolveConfig) -> dict:
+    """Every setting that shapes the search, as stored in the study: a resume or a worker must bring the same.
+
+    The number of generations is not one of them: a resume with more extends the search.
+    """
+    return {
+        "search_space": search_space(config.max_epochs, config.train_samples),
+        "population": config.population,
+        "seed": config.seed,
+        "validation_samples": VALIDATION_SAMPLES,
+    }
+
+
+def sampler_seed(config_seed: int, trials_so_far: int) -> int:
+    """A sampler seed of its own for this process and this start of it.
+
+    Drawn from `--seed`, the study's trial count and the process id: a resumed
+    search or a second worker does not replay the first one's draws (with one
+    seed, each start proposed the same genomes again).
+    """
+    return int(np.random.SeedSequence([config_seed, trials_so_far, os.getpid()]).generate_state(1)[0])
+
+
 def open_study(config: EvolveConfig):
-    """Creates or resumes the study, refusing one made with another search space."""
+    """Creates or resumes the study, refusing one made with other settings; gives it this process's sampler."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = search_space(config.max_epochs, config.train_samples)
     study = optuna.create_study(
         study_name=config.study_name, storage=make_storage(config.storage_url), load_if_exists=True,
         directions=["maximize", "minimize"],
-        sampler=optuna.samplers.NSGAIISampler(population_size=config.population, seed=config.seed),
     )  # fmt: skip
-    stored = study.user_attrs.get("search_space")
+    settings = study_settings(config)
+    stored = study.user_attrs.get("settings")
+    if stored is None and study.user_attrs.get("search_space") is not None:  # a study of an earlier version
+        stored = {"search_space": study.user_attrs["search_space"], "population": study.user_attrs.get("population")}
+        settings = {key: settings[key] for key in stored}
     if stored is None:
-        study.set_user_attr("search_space", space)
-        study.set_user_attr("population", config.population)
+        study.set_user_attr("settings", settings)
         study.enqueue_trial(course_baseline(config.max_epochs).to_params(), user_attrs={"baseline": True})
-    elif stored != space:
-        differs = sorted(key for key in set(stored) | set(space) if stored.get(key) != space.get(key))
+    elif stored != settings:
+        differs = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
+        if "search_space" in differs:
+            space, old = settings["search_space"], stored.get("search_space") or {}
+            differs = [key for key in differs if key != "search_space"] + sorted(
+                key for key in set(old) | set(space) if old.get(key) != space.get(key))  # fmt: skip
         raise UsageError(
-            f"study {config.study_name!r} was created with another search space (differs in: {', '.join(differs)}); "
+            f"study {config.study_name!r} was created with other settings (differs in: {', '.join(differs)}); "
             "use the same settings or a new --study name"
         )
+    study.sampler = optuna.samplers.NSGAIISampler(
+        population_size=config.population, seed=sampler_seed(config.seed, len(study.trials))
+    )
     return study
 
 
@@ -172,9 +217,26 @@ def train_genome(genome: Genome, arrays: dict, seed: int):
 
 
 def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
+    """The objective: (validation accuracy, parameter count) of the trial's genome, trained once in the study.
+
+    A genome that a finished trial already trained is not trained again: its values are reused.
+    Once the study holds its total of finished and running trials, a new trial is pruned
+    and the search stops, so several workers finish with exactly that many.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
     def objective(trial) -> tuple[float, float]:
+        others = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+        if sum(t.state in (TrialState.COMPLETE, TrialState.RUNNING) for t in others) >= config.total_trials:
+            trial.study.stop()
+            raise optuna.TrialPruned("the study has its trials")
         genome = suggest_genome(trial, config.max_epochs)
         trial.set_user_attr("backend", config.backend)
+        same = next((t for t in others if t.state == TrialState.COMPLETE and t.params == trial.params), None)
+        if same is not None:
+            trial.set_user_attr("same_genome_as", same.number)
+            return tuple(same.values)
         started = time.perf_counter()
         model = train_genome(genome, arrays, config.seed + trial.number)
         accuracy = float(model.evaluate(arrays["x_val"], arrays["y_val"], verbose=0, return_dict=True)["accuracy"])
@@ -223,7 +285,7 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
         f"study {config.study_name!r} in {config.storage_url}: {done} of {config.total_trials} trials done, "
         f"backend {config.backend}, budget {config.budget_minutes:g} min"
     )
-    started = time.perf_counter()
+    started, done_at_start = time.perf_counter(), done
     helpers = [_start_helper(config) for _ in range(config.workers - 1)]
     try:
         if done < config.total_trials:
@@ -242,6 +304,14 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
             end_child(helper)
     minutes = (time.perf_counter() - started) / 60
     summary = summarize(study, config, models_dir, minutes)
+    summary["trials_this_run"] = summary["completed_trials"] - done_at_start
+    summary["trials_per_hour"] = summary["trials_this_run"] / minutes * 60 if minutes > 0 else 0.0
+    if config.final_seeds:
+        from multibackend.evolve.final import final_comparison
+
+        print_line(f"final: the course network and the best smaller front networks, {config.final_seeds} seeds each, "
+                   "all 60,000 training images")  # fmt: skip
+        summary["final"] = final_comparison(summary["front"], config.final_seeds, config.final_candidates, print_line)
     write_json_atomic(Path(config.results_dir) / f"evolve-{config.study_name}.json", summary)
     from multibackend.evolve.report import write_evolve_report
 
@@ -269,7 +339,7 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
     if not completed:
         raise CheckFailed("no trial finished within the budget; raise --budget")
     baseline = next((t for t in completed if t.user_attrs.get("baseline")), None)
-    front = sorted(study.best_trials, key=lambda t: t.values[1])
+    front = sorted((t for t in study.best_trials if "same_genome_as" not in t.user_attrs), key=lambda t: t.values[1])
     _, (x_test, y_test) = data.load_mnist()  # the only read of the test set
     x_test = data.preprocess_images(x_test)
 
@@ -337,4 +407,19 @@ def format_summary(summary: dict) -> str:
         "  dominating the baseline: "
         + (", ".join(f"trial {n}" for n in summary["dominating_baseline"]) or "none found")
     )
+    lines.append(f"  trials per hour: {summary.get('trials_per_hour', 0):.0f} ({summary.get('trials_this_run', 0)} "
+                 f"trials in {summary['minutes_this_run']:.1f} min)")  # fmt: skip
+    final = summary.get("final")
+    if final:
+        lines.append(
+            f"Retrained with seeds {final['seeds']} on all {final['train_images']:,} training images (test accuracy):"
+        )
+        for entry in [final["baseline"], *final["candidates"]]:
+            verdict = (
+                ""
+                if "beats_baseline" not in entry
+                else ("  beats the course network" if entry["beats_baseline"] else "")
+            )
+            lines.append(f"  {entry['label']:<15} {entry['params']:>9,} params  {entry['mean']:.4f} +- {entry['sd']:.4f}"
+                         f"  {entry['genome']}{verdict}")  # fmt: skip
     return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""The final step of a search: the front's best networks and the course's network, retrained with several seeds.
+
+The search selects on validation only. Here the chosen networks and the
+course baseline are each trained from scratch with the same seeds on all
+60,000 training images and scored on the test set, so that "beats the course
+network" is a statement about means over seeds, not about one lucky start.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from multibackend.course import data
+from multibackend.evolve.genome import Genome, course_baseline, genome_from_params
+
+COURSE_PARAMS = 407_050
+
+
+def final_candidates(front: list[dict], limit: int) -> list[dict]:
+    """The front's networks with fewer parameters than the course's, best validation accuracy first.
+
+    Args:
+        front: The summary's front entries.
+        limit: How many to take at most.
+
+    Returns:
+        Up to `limit` front entries.
+    """
+    smaller = [entry for entry in front if entry["params"] < COURSE_PARAMS]
+    return sorted(smaller, key=lambda entry: -entry["validation_accuracy"])[:limit]
+
+
+def seeded_test_accuracies(genome: Genome, seeds: list[int], arrays: dict, print_line=print) -> list[float]:
+    """Trains `genome` once per seed on `arrays`' training images; returns the test accuracy of each."""
+    from multibackend.evolve.study import train_genome
+
+    accuracies = []
+    for seed in seeds:
+        model = train_genome(genome, arrays, seed)
+        result = model.evaluate(arrays["x_test"], arrays["y_test"], verbose=0, return_dict=True)
+        accuracies.append(float(result["accuracy"]))
+        print_line(f"  final: {genome.describe()} seed {seed}: test {accuracies[-1]:.4f}")
+    return accuracies
+
+
+def _scored(label: str, genome: Genome, accuracies: list[float], trial: int | None = None) -> dict:
+    return {
+        "label": label, "trial": trial, "genome": genome.describe(), "params": genome.params,
+        "test_accuracies": accuracies, "mean": statistics.fmean(accuracies),
+        "sd": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+    }  # fmt: skip
+
+
+def final_comparison(
+    front: list[dict],
+    seeds: int,
+    limit: int,
+    print_line=print,
+    *,
+    train_images: int = 60_000,
+    baseline_epochs: int = 20,
+) -> dict:
+    """Retrains the course network (its 20 epochs) and the best smaller front networks, `seeds` seeds each.
+
+    Args:
+        front: The summary's front entries (with `genome_params`).
+        seeds: Seeds per network (0, 1, ..., seeds - 1: the same for every network).
+        limit: How many front networks to retrain.
+        print_line: Progress output.
+        train_images: Training images (all 60,000 but in the tests).
+        baseline_epochs: The course network's epochs (its 20 but in the tests).
+
+    Returns:
+        The baseline and candidates with their test accuracies, mean and sd, and which beat the baseline's mean.
+    """
+    (x_train, y_train), (x_test, y_test) = data.load_mnist()
+    x_train, y_train = x_train[:train_images], y_train[:train_images]
+    arrays = {"x_train": data.preprocess_images(x_train), "y_train": y_train,
+              "x_test": data.preprocess_images(x_test), "y_test": y_test}  # fmt: skip
+    seed_list = list(range(seeds))
+    baseline_genome = course_baseline(baseline_epochs)
+    baseline = _scored("course network", baseline_genome,
+                       seeded_test_accuracies(baseline_genome, seed_list, arrays, print_line))  # fmt: skip
+    candidates = []
+    for entry in final_candidates(front, limit):
+        genome = genome_from_params(entry["genome_params"])
+        scored = _scored(f"trial {entry['trial']}", genome,
+                         seeded_test_accuracies(genome, seed_list, arrays, print_line), entry["trial"])  # fmt: skip
+        scored["beats_baseline"] = scored["mean"] > baseline["mean"]
+        candidates.append(scored)
+    return {"seeds": seed_list, "train_images": len(x_train), "baseline": baseline, "candidates": candidates}
