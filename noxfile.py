@@ -61,7 +61,7 @@ def example_session(example: str, backend: str) -> None:
 
 def evolve_session(backend: str) -> None:
     def session_function(session: nox.Session) -> None:
-        install_project(session, backend, "evolve")
+        install_project(session, backend, "evolve", "postgres")
         session.run("multibackend", "evolve", "--backend", backend, *session.posargs)
 
     session_function.__doc__ = f"Evolutionary (NSGA-II) search for dense MNIST networks on Keras-{backend}."
@@ -101,7 +101,7 @@ def tests(session: nox.Session) -> None:
     loop); the other arguments go to pytest: `nox -s tests -- --backend jax -k parity -x`.
     """
     runs, pytest_args, parallel = split_test_options(session)
-    install_project(session, *BACKENDS, "test", "report", "verify", "evolve")
+    install_project(session, *BACKENDS, "test", "report", "verify", "evolve", "postgres")
     # With -k and the like a run may select nothing (pytest's exit 5); without, every run has tests.
     success_codes = [0, 5] if pytest_args else [0]
     if parallel == 1 or len(runs) == 1:

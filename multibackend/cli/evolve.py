@@ -13,7 +13,7 @@ from multibackend.cli.arguments import (
     positive_int,
     seed_int,
 )
-from multibackend.evolve.study import PRESETS
+from multibackend.evolve.study import PRESETS, preset_settings
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -62,9 +62,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def settings_of(args: argparse.Namespace) -> dict:
     """The preset's settings, with the options given on the command line in their place."""
-    given = {"generations": args.generations, "population": args.population, "budget_minutes": args.budget,
-             "max_epochs": args.max_epochs, "train_samples": args.train_samples, "final_seeds": args.final_seeds}  # fmt: skip
-    return {**PRESETS[args.preset], **{key: value for key, value in given.items() if value is not None}}
+    return preset_settings(args.preset, generations=args.generations, population=args.population,
+                           budget_minutes=args.budget, max_epochs=args.max_epochs, train_samples=args.train_samples,
+                           final_seeds=args.final_seeds)  # fmt: skip
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -50,6 +51,19 @@ PRESETS = {
     "full": {"generations": 10, "population": 16, "budget_minutes": 60.0, "max_epochs": 20, "train_samples": 50_000,
              "final_seeds": 3},
 }  # fmt: skip
+
+
+def preset_settings(preset: str, **given) -> dict:
+    """A preset's settings with the ones given (not None) in their place.
+
+    Args:
+        preset: A name in `PRESETS`.
+        **given: EvolveConfig fields, e.g. `budget_minutes=5`; None keeps the preset's.
+
+    Returns:
+        Keyword arguments for `EvolveConfig`.
+    """
+    return {**PRESETS[preset], **{key: value for key, value in given.items() if value is not None}}
 
 
 @dataclass
@@ -220,20 +234,19 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
     """The objective: (validation accuracy, parameter count) of the trial's genome, trained once in the study.
 
     A genome that a finished trial already trained is not trained again: its values are reused.
-    Once the study holds its total of finished and running trials, a new trial is pruned
-    and the search stops, so several workers finish with exactly that many.
+    The study's total is exact across workers: a trial starts only while finished and running
+    trials are fewer than the total; otherwise it waits for the running ones to finish, or to be
+    found stale (a killed worker's) and retried, and is pruned.
     """
-    import optuna
-    from optuna.trial import TrialState
+    deadline = time.monotonic() + config.budget_minutes * 60
 
     def objective(trial) -> tuple[float, float]:
-        others = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
-        if sum(t.state in (TrialState.COMPLETE, TrialState.RUNNING) for t in others) >= config.total_trials:
-            trial.study.stop()
-            raise optuna.TrialPruned("the study has its trials")
-        genome = suggest_genome(trial, config.max_epochs)
         trial.set_user_attr("backend", config.backend)
-        same = next((t for t in others if t.state == TrialState.COMPLETE and t.params == trial.params), None)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        wait_for_a_free_place(trial, config.total_trials, deadline)
+        genome = suggest_genome(trial, config.max_epochs)
+        others = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+        same = next((t for t in others if t.state.name == "COMPLETE" and t.params == trial.params), None)
         if same is not None:
             trial.set_user_attr("same_genome_as", same.number)
             return tuple(same.values)
@@ -245,6 +258,45 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
         return accuracy, float(genome.params)
 
     return objective
+
+
+def wait_for_a_free_place(trial, total: int, deadline: float, poll_seconds: float = 1.0) -> None:
+    """Returns when `trial` may train: fewer than `total` trials are finished or ahead of it.
+
+    Ahead of it are the running trials that train, and those that wait with a higher priority:
+    a retried trial (a killed worker's genome) before a new one, then the older one. Two waiting
+    trials never wait for each other, and a killed trial's genome is trained before new ones.
+
+    Raises:
+        optuna.TrialPruned: when the study has its trials (the search is stopped), when a trial
+            is queued (a killed worker's, to be retried: this worker's next trial takes it), or at
+            the deadline.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    def priority(t) -> tuple[int, int]:
+        return (0 if "failed_trial" in t.system_attrs else 1, t.number)
+
+    study = trial.study
+    trial.set_user_attr("place", "waiting")
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        mine = priority(next(t for t in trials if t.number == trial.number))
+        others = [t for t in trials if t.number != trial.number]
+        complete = sum(t.state == TrialState.COMPLETE for t in others)
+        if complete >= total or time.monotonic() > deadline:
+            study.stop()
+            raise optuna.TrialPruned("the study has its trials" if complete >= total else "the budget is spent")
+        if any(t.state == TrialState.WAITING for t in others):
+            raise optuna.TrialPruned("a queued trial goes first; this worker's next trial takes it")
+        ahead = sum(t.state == TrialState.RUNNING and (t.user_attrs.get("place") != "waiting" or priority(t) < mine)
+                    for t in others)  # fmt: skip
+        if complete + ahead < total:
+            trial.set_user_attr("place", "training")
+            return
+        time.sleep(poll_seconds)
+        optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed and queued again
 
 
 def progress_callback(total: int, population: int, print_line=print):

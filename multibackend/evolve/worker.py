@@ -1,9 +1,10 @@
 """A helper worker of `multibackend evolve --workers N`, or one started by hand on another machine.
 
-    python -m multibackend.evolve.worker --backend jax --storage postgresql://... --study NAME ...
+    python -m multibackend.evolve.worker --backend jax --preset full --storage postgresql+psycopg2://... --study NAME
 
 It fixes its own backend before Keras is imported and works on the shared
-study until the study's trial count or the budget is reached.
+study until the study's trial count or the budget is reached. Its settings
+(the preset's, or the options given) must be the study's: a mismatch is refused.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=BACKENDS, required=True)
     parser.add_argument("--storage", required=True)
     parser.add_argument("--study", required=True)
-    parser.add_argument("--population", type=int, default=8)
-    parser.add_argument("--generations", type=int, default=4)
-    parser.add_argument("--budget", type=float, default=14.0)
+    parser.add_argument("--preset", choices=("quick", "full"), default="quick")
+    parser.add_argument("--population", type=int)
+    parser.add_argument("--generations", type=int)
+    parser.add_argument("--budget", type=float)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-epochs", type=int, default=3)
-    parser.add_argument("--train-samples", type=int, default=20_000)
+    parser.add_argument("--max-epochs", type=int)
+    parser.add_argument("--train-samples", type=int)
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
     try:
@@ -35,13 +37,26 @@ def main(argv: list[str] | None = None) -> int:
         from optuna.study import MaxTrialsCallback
         from optuna.trial import TrialState
 
-        from multibackend.evolve.study import EvolveConfig, make_objective, open_study, search_data, validate
+        from multibackend.evolve.study import (
+            EvolveConfig,
+            make_objective,
+            open_study,
+            preset_settings,
+            search_data,
+            validate,
+        )
 
-        config = EvolveConfig(
-            backend=args.backend, generations=args.generations, population=args.population, budget_minutes=args.budget,
-            storage=args.storage, study=args.study, seed=args.seed, max_epochs=args.max_epochs,
-            train_samples=args.train_samples, results_dir=args.results,
-        )  # fmt: skip
+        settings = preset_settings(
+            args.preset,
+            generations=args.generations,
+            population=args.population,
+            budget_minutes=args.budget,
+            max_epochs=args.max_epochs,
+            train_samples=args.train_samples,
+            final_seeds=0,
+        )  # the final step is the first process's
+        config = EvolveConfig(backend=args.backend, storage=args.storage, study=args.study, seed=args.seed,
+                              results_dir=args.results, **settings)  # fmt: skip
         validate(config)
         study = open_study(config)
         models_dir = Path(config.results_dir) / "evolve-models" / config.study_name

@@ -262,9 +262,13 @@ def compare_notebooks(
 
 
 def last_printed_line(notebook: dict) -> str:
-    """The last printed line of a notebook's outputs that holds a number (empty when there is none)."""
+    """The last printed line of a notebook's compared cells that holds a number (empty when there is none).
+
+    Cells marked `NBVAL_IGNORE_OUTPUT` or `NBVAL_SKIP` print what varies by nature: not what the notebook reports.
+    """
     for cell in reversed(notebook.get("cells", [])):
-        if cell.get("cell_type") == "code":
+        marks = directives(cell_source(cell), cell_tags(cell))
+        if cell.get("cell_type") == "code" and not (marks.ignore_output or marks.skip):
             line = last_line_with_a_number(output_text(cell.get("outputs", [])))
             if line:
                 return line

@@ -37,9 +37,6 @@ history = network.fit(train_images2, train_labels, epochs=EPOCHS, batch_size=128
 result = network.evaluate(test_images2, test_labels, verbose=0)
 print("evaluate returns [loss, accuracy]:", len(result), "numbers")
 test_loss, test_acc = result
-print("test_accuracy:", test_acc)
-expected = 0.98 if EPOCHS >= 20 else 0.95
-assert test_acc > expected, f"test accuracy {test_acc:.4f} after {EPOCHS} epochs, expected > {expected}"
 
 # %% [markdown]
 # The test loss after 20 epochs depends on the random start more than the
@@ -49,3 +46,11 @@ assert test_acc > expected, f"test accuracy {test_acc:.4f} after {EPOCHS} epochs
 # %%
 # NBVAL_IGNORE_OUTPUT
 print("test_loss:", test_loss)
+
+# %% [markdown]
+# The accuracy on unseen images: the number this notebook reports, compared across backends.
+
+# %%
+print("test_accuracy:", test_acc)
+expected = 0.98 if EPOCHS >= 20 else 0.95
+assert test_acc > expected, f"test accuracy {test_acc:.4f} after {EPOCHS} epochs, expected > {expected}"
