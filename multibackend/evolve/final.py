@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 
 from multibackend.course import data
+from multibackend.evolve.fitness import train_genome
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params
 
 COURSE_PARAMS = 407_050
@@ -32,8 +33,6 @@ def final_candidates(front: list[dict], limit: int) -> list[dict]:
 
 def seeded_test_accuracies(genome: Genome, seeds: list[int], arrays: dict, print_line=print) -> list[float]:
     """Trains `genome` once per seed on `arrays`' training images; returns the test accuracy of each."""
-    from multibackend.evolve.study import train_genome
-
     accuracies = []
     for seed in seeds:
         model = train_genome(genome, arrays, seed)

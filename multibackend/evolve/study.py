@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from multibackend.course import data
+from multibackend.evolve.fitness import train_genome
 from multibackend.evolve.genome import (
-    Genome,
     course_baseline,
     generation_of,
     genome_from_params,
@@ -209,25 +209,6 @@ def search_data(train_samples: int) -> dict[str, np.ndarray]:
         "x_train": x_train[:train_samples], "y_train": y_train[:train_samples],
         "x_val": x_train[split:], "y_val": y_train[split:],
     }  # fmt: skip
-
-
-def train_genome(genome: Genome, arrays: dict, seed: int):
-    """Builds and trains a genome's model; returns it (Keras, active backend)."""
-    import keras
-
-    from multibackend.course.networks import initial_weights
-    from multibackend.models import build_dense, make_optimizer
-
-    keras.utils.set_random_seed(seed)
-    spec = genome.network()
-    model = build_dense(spec, weights=initial_weights(spec, seed))
-    model.compile(
-        loss="sparse_categorical_crossentropy",
-        optimizer=make_optimizer(genome.optimizer, genome.learning_rate),
-        metrics=["accuracy"],
-    )
-    model.fit(arrays["x_train"], arrays["y_train"], epochs=genome.epochs, batch_size=genome.batch_size, verbose=0)
-    return model
 
 
 def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
