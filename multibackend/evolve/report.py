@@ -40,8 +40,9 @@ def write_evolve_report(study, summary: dict, out_dir: Path, population: int) ->
     if base:
         axis.scatter([base["params"]], [base["validation_accuracy"]], marker="*", s=220, color="#ee4c2c", zorder=5,
                      label="course baseline (512 relu, rmsprop, batch 128), same budget")  # fmt: skip
-    axis.set(xscale="log", ylim=(floor, 1.0),
-             title=f"{name}: validation accuracy vs parameters ({hidden} trials below {floor:.2f} not shown)")  # fmt: skip
+    axis.set(xscale="log", ylim=(floor, 1.0))
+    axis.set_title(f"{name}: validation accuracy vs parameters ({hidden} trials below {floor:.2f} not shown)",
+                   fontsize=10)  # fmt: skip
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     front_png = out_dir / f"evolve-{name}-front.png"
