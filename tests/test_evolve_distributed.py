@@ -53,9 +53,10 @@ def test_three_workers_on_two_backends_share_a_postgresql_study_and_a_killed_tri
                 for trial in trials:
                     pid = int(trial.user_attrs.get("worker", "x:0").rsplit(":", 1)[1])
                     # A torch trial that is training (its genome drawn), after two finished; the other torch worker goes on.
-                    training = (
-                        trial.state.name == "RUNNING" and trial.params and trial.user_attrs.get("backend") == "torch"
-                    )
+                    training = (  # "epochs" is the last gene drawn: the whole genome is there
+                        trial.state.name == "RUNNING" and "epochs" in trial.params
+                        and trial.user_attrs.get("backend") == "torch"
+                    )  # fmt: skip
                     if done >= 2 and training and pid in workers:
                         victim, killed_trial = workers[pid], trial.number
                         os.killpg(pid, signal.SIGKILL)
