@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from multibackend.evolve.study import PRESETS  # no Keras or Optuna yet: the backend is chosen below
 from multibackend.runtime.backend import BACKENDS, select_backend
 from multibackend.runtime.errors import UsageError
 
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=BACKENDS, required=True)
     parser.add_argument("--storage", required=True)
     parser.add_argument("--study", required=True)
-    parser.add_argument("--preset", choices=("quick", "full"), default="quick")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
     parser.add_argument("--population", type=int)
     parser.add_argument("--generations", type=int)
     parser.add_argument("--budget", type=float)

@@ -82,10 +82,14 @@ def directives(source: str, tags: list[str] | tuple[str, ...] = ()) -> Directive
     )
 
 
+def _joined(value) -> str:
+    """A notebook text field as one string: notebooks store text as a string or as a list of lines."""
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
 def cell_source(cell: dict) -> str:
-    """A notebook cell's source as one string (notebooks store it as a string or a list of lines)."""
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    """A notebook cell's source as one string."""
+    return _joined(cell.get("source", ""))
 
 
 def cell_tags(cell: dict) -> list[str]:
@@ -125,12 +129,11 @@ def output_text(outputs: list[dict]) -> str:
     for output in outputs:
         kind = output.get("output_type")
         if kind == "stream" and output.get("name") == "stdout":
-            text = output.get("text", "")
-            stdout.append("".join(text) if isinstance(text, list) else str(text))
+            stdout.append(_joined(output.get("text", "")))
         elif kind in ("execute_result", "display_data"):
             plain = (output.get("data") or {}).get("text/plain")
             if plain is not None:
-                rest.append("".join(plain) if isinstance(plain, list) else str(plain))
+                rest.append(_joined(plain))
         elif kind == "error":
             rest.append(f"{output.get('ename', '')}: {output.get('evalue', '')}")
     return normalize("".join(stdout) + ("\n" if stdout and rest else "") + "\n".join(rest))
@@ -252,9 +255,9 @@ def compare_notebooks(
         marks = directives(cell_source(old_cell), cell_tags(old_cell))
         if marks.skip or marks.ignore_output or (mode == "marked" and not marks.check_output):
             continue
-        old_text, new_text = output_text(old_cell.get("outputs", [])), output_text(new_cell.get("outputs", []))
         if not old_cell.get("outputs") and not marks.check_output:
             continue  # never run when saved: nothing to compare with (nbval does the same)
+        old_text, new_text = output_text(old_cell.get("outputs", [])), output_text(new_cell.get("outputs", []))
         agree, numbers = compare_text(old_text, new_text, rtol=rtol, atol=atol)
         if not agree:
             mismatches.append(Mismatch(index, old_text, new_text, tuple(numbers)))
@@ -269,15 +272,15 @@ def last_printed_line(notebook: dict) -> str:
     for cell in reversed(notebook.get("cells", [])):
         marks = directives(cell_source(cell), cell_tags(cell))
         if cell.get("cell_type") == "code" and not (marks.ignore_output or marks.skip):
-            line = last_line_with_a_number(output_text(cell.get("outputs", [])))
+            line = last_line_with_a_number(output_text(cell.get("outputs", [])))  # already normalized
             if line:
                 return line
     return ""
 
 
 def last_line_with_a_number(text: str) -> str:
-    """The last line of normalized output text that holds a number (empty when there is none)."""
-    for line in reversed(normalize(text).split("\n")):
+    """The last line of normalized output text (see `normalize`) that holds a number (empty when there is none)."""
+    for line in reversed(text.split("\n")):
         if numbers_in(line):
             return line
     return ""

@@ -151,7 +151,7 @@ def run_cell(
         # Its own process group: a timeout also ends a notebook's kernel and anything the script started.
         finished = run_child(command, timeout=timeout, env=env, cwd=workdir)
         new = json.loads(executed.read_text()) if stored is not None and executed.is_file() else None
-    printed = outputs.last_line_with_a_number(finished.stdout)
+    printed = outputs.last_line_with_a_number(outputs.normalize(finished.stdout))
     if finished.timed_out:
         return Cell(str(path), backend, "timed out", finished.seconds, f"no result after {timeout:g} s")
     if finished.returncode != 0:
