@@ -47,12 +47,14 @@ def build_dense(
     return model
 
 
-def make_optimizer(name: str, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None
+) -> keras.optimizers.Optimizer:
     """Creates an optimizer by name, with Keras's defaults unless a rate is given.
 
     Args:
         name: One of `OPTIMIZERS`.
-        learning_rate: Learning rate, or None for the optimizer's default.
+        learning_rate: Learning rate or schedule, or None for the optimizer's default.
 
     Returns:
         A new optimizer instance.

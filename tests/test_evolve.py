@@ -42,15 +42,35 @@ def test_trial_maps_to_the_model_it_describes():
     from multibackend.models import build_dense
 
     params = {"n_layers": 3, "units_1": 200, "units_2": 50, "units_3": 20, "activation": "tanh",
-              "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 256, "dropout": 0.3, "epochs": 2}  # fmt: skip
+              "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 256, "dropout": 0.3, "epochs": 2,
+              "schedule": "cosine"}  # fmt: skip
     genome = suggest_genome(optuna.trial.FixedTrial(params), max_epochs=3)
-    assert genome == Genome((200, 50, 20), "tanh", "sgd", 0.01, 256, 0.3, 2)
+    assert genome == Genome((200, 50, 20), "tanh", "sgd", 0.01, 256, 0.3, 2, "cosine")
+    assert genome_from_params(genome.to_params()) == genome
     model = build_dense(genome.network())
     assert model.count_params() == genome.params == dense_param_count([784, 200, 50, 20, 10])
     dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
     dropout = [layer for layer in model.layers if layer.__class__.__name__ == "Dropout"]
     assert [layer.units for layer in dense] == [200, 50, 20, 10] and len(dropout) == 3
     assert all(layer.activation.__name__ == "tanh" for layer in dense[:-1])
+
+
+def test_a_cosine_genome_decays_its_rate_to_zero_over_its_own_steps():
+    import keras
+
+    from multibackend.evolve.fitness import learning_rate
+
+    constant = Genome((64,), "relu", "adam", 2e-3, 100, 0.0, 3)
+    assert learning_rate(constant, 1050) == 2e-3
+    schedule = learning_rate(Genome((64,), "relu", "adam", 2e-3, 100, 0.0, 3, "cosine"), 1050)
+    steps = 3 * 11  # 1,050 images in batches of 100: 11 steps an epoch
+    assert schedule.decay_steps == steps
+
+    def rate(step: int) -> float:
+        return float(keras.ops.convert_to_numpy(schedule(step)))
+
+    assert rate(0) == pytest.approx(2e-3) and rate(steps // 2) == pytest.approx(1e-3, rel=0.05)
+    assert rate(steps) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_search_never_reads_the_test_set(monkeypatch):

@@ -17,6 +17,8 @@ OPTIMIZER_NAMES = ("rmsprop", "adam", "sgd")
 LEARNING_RATE = (1e-4, 1e-1)
 BATCH_SIZE = (32, 512)
 DROPOUT = (0.0, 0.5)
+# How the learning rate moves over the trial's epochs: kept, or cosine-decayed to 0 by the last step.
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Genome:
     batch_size: int
     dropout: float
     epochs: int
+    schedule: str = "constant"
 
     def network(self) -> DenseNetworkSpec:
         """The network: 784 inputs, the hidden layers, a 10-way softmax."""
@@ -46,7 +49,7 @@ class Genome:
         layers = "-".join(str(units) for units in self.units)
         return (
             f"{layers} {self.activation}, {self.optimizer} lr {self.learning_rate:.2g}, batch {self.batch_size}, "
-            f"dropout {self.dropout:.2f}, {self.epochs} ep"
+            f"dropout {self.dropout:.2f}, {self.epochs} ep{', cosine' if self.schedule == 'cosine' else ''}"
         )
 
     def to_params(self) -> dict:
@@ -82,6 +85,7 @@ def suggest_genome(trial, max_epochs: int) -> Genome:
         batch_size=trial.suggest_int("batch_size", *BATCH_SIZE, log=True),
         dropout=trial.suggest_float("dropout", *DROPOUT),
         epochs=trial.suggest_int("epochs", 1, max_epochs),
+        schedule=trial.suggest_categorical("schedule", SCHEDULES),
     )
 
 
@@ -95,13 +99,14 @@ def genome_from_params(params: dict) -> Genome:
         batch_size=params["batch_size"],
         dropout=params["dropout"],
         epochs=params["epochs"],
+        schedule=params.get("schedule", "constant"),  # studies of space version 1 had no schedule gene
     )
 
 
 def search_space(max_epochs: int, train_samples: int) -> dict:
     """A description of the space and the fitness setting; a study keeps it to refuse a mismatch."""
     return {
-        "version": 1,
+        "version": 2,
         "layers": [1, MAX_LAYERS],
         "units": list(UNITS),
         "activations": list(ACTIVATIONS),
@@ -110,6 +115,7 @@ def search_space(max_epochs: int, train_samples: int) -> dict:
         "batch_size": list(BATCH_SIZE),
         "dropout": list(DROPOUT),
         "epochs": [1, max_epochs],
+        "schedules": list(SCHEDULES),
         "train_samples": train_samples,
     }
 

@@ -48,7 +48,7 @@ COURSE_REFERENCE = {"params": 407_050, "test_accuracy": 0.9834}  # the course's 
 PRESETS = {
     "quick": {"generations": 4, "population": 8, "budget_minutes": 14.0, "max_epochs": 3, "train_samples": 20_000,
               "final_seeds": 0},
-    "full": {"generations": 10, "population": 16, "budget_minutes": 60.0, "max_epochs": 20, "train_samples": 50_000,
+    "full": {"generations": 16, "population": 16, "budget_minutes": 60.0, "max_epochs": 20, "train_samples": 50_000,
              "final_seeds": 3},
 }  # fmt: skip
 
