@@ -85,6 +85,17 @@ def test_search_never_reads_the_test_set(monkeypatch):
     assert arrays["y_train"].max() <= 9 and arrays["y_val"].max() <= 9
 
 
+def test_a_genome_larger_than_max_params_is_pruned_untrained(tmp_path):
+    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_params=100_000)
+    study = evolve.open_study(config)  # queues the course network (407,050 parameters) first
+    models = tmp_path / "models"
+    study.optimize(evolve.make_objective(config, {}, models), n_trials=1)  # no arrays: nothing may train
+    [trial] = study.trials
+    assert trial.state.name == "PRUNED" and trial.user_attrs["too_large"] == 407_050
+    assert not models.exists() or not any(models.iterdir())
+    assert study.user_attrs["settings"]["search_space"]["max_params"] == 100_000
+
+
 def completed(db) -> list[tuple[int, float]]:
     try:
         with sqlite3.connect(db) as connection:
@@ -198,7 +209,12 @@ def test_the_full_preset_is_the_course_budget_and_options_override_it():
     from multibackend.cli.evolve import settings_of
 
     full = settings_of(build_parser().parse_args(["evolve", "--backend", BACKEND, "--preset", "full"]))
-    assert (full["max_epochs"], full["train_samples"], full["final_seeds"]) == (20, 50_000, 3)
+    assert (full["max_epochs"], full["train_samples"], full["max_params"], full["final_seeds"]) == (
+        20,
+        50_000,
+        407_050,
+        3,
+    )
     changed = settings_of(build_parser().parse_args(["evolve", "--backend", BACKEND, "--preset", "full",
                                                       "--budget", "5", "--final-seeds", "0"]))  # fmt: skip
     assert (changed["budget_minutes"], changed["final_seeds"], changed["max_epochs"]) == (5.0, 0, 20)

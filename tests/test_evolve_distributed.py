@@ -1,5 +1,6 @@
 """Workers on two backends share one study on a real PostgreSQL server; one is killed in the middle of a trial."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -10,11 +11,14 @@ import optuna
 import pytest
 
 from multibackend.evolve import study as evolve
+from multibackend.evolve.genome import Genome
 from multibackend.runtime.backend import installed_backends
 
 from .postgres import postgres_server
 
 SETTINGS = {"generations": 5, "population": 2, "max_epochs": 1, "train_samples": 1500}
+# Every gene but the layer sizes: once all are drawn, a killed trial's retry has its whole genome to train.
+GENES = {field.name for field in dataclasses.fields(Genome) if field.name != "units"} | {"n_layers"}
 
 
 def worker_command(backend: str, storage: str, results: str) -> list[str]:
@@ -53,8 +57,8 @@ def test_three_workers_on_two_backends_share_a_postgresql_study_and_a_killed_tri
                 for trial in trials:
                     pid = int(trial.user_attrs.get("worker", "x:0").rsplit(":", 1)[1])
                     # A torch trial that is training (its genome drawn), after two finished; the other torch worker goes on.
-                    training = (  # "epochs" is the last gene drawn: the whole genome is there
-                        trial.state.name == "RUNNING" and "epochs" in trial.params
+                    training = (
+                        trial.state.name == "RUNNING" and GENES <= set(trial.params)
                         and trial.user_attrs.get("backend") == "torch"
                     )  # fmt: skip
                     if done >= 2 and training and pid in workers:

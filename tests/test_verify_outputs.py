@@ -2,6 +2,7 @@
 
 import json
 import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -178,8 +179,12 @@ def test_nbval_directives_are_honoured_when_a_notebook_runs(tmp_path):
     not_raising = json.loads(json.dumps(stored))
     not_raising["cells"][4]["source"] = "# NBVAL_RAISES_EXCEPTION\n1 / 1"
     (tmp_path / "bad.ipynb").write_text(json.dumps(not_raising))
-    result = run_cli("verify", str(good), str(tmp_path / "bad.ipynb"), "--backends", BACKEND, "--jobs", "2",
-                     "--out", str(tmp_path / "out"), "--junit-xml", str(tmp_path / "junit" / "verify.xml"))  # fmt: skip
+    lower = json.loads(json.dumps(stored))
+    lower["cells"][5]["outputs"][0]["text"] = "accuracy 0.9512\n"
+    (tmp_path / "differs.ipynb").write_text(json.dumps(lower))
+    files = [str(good), str(tmp_path / "bad.ipynb"), str(tmp_path / "differs.ipynb")]
+    result = run_cli("verify", *files, "--backends", BACKEND, "--jobs", "2", "--out", str(tmp_path / "out"),
+                     "--junit-xml", str(tmp_path / "junit" / "verify.xml"))  # fmt: skip
     cells = {
         c["file"].rsplit("/", 1)[1]: c for c in json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
     }
@@ -187,8 +192,13 @@ def test_nbval_directives_are_honoured_when_a_notebook_runs(tmp_path):
     assert cells["good.ipynb"]["last_line"] == "accuracy 0.9833999999999999"  # float arithmetic: within tolerance
     assert cells["bad.ipynb"]["status"] == "failed"
     assert "cell 5 is marked NBVAL_RAISES_EXCEPTION but raised none" in cells["bad.ipynb"]["error"]
+    assert cells["differs.ipynb"]["status"] == "output differs"
+    assert cells["differs.ipynb"]["error"].startswith("cell 6: output differs: stored 0.9512, new 0.98"), cells
     assert result.returncode == 1
-    assert (tmp_path / "out" / "verify.html").is_file() and (tmp_path / "junit" / "verify.xml").is_file()
+    assert (tmp_path / "out" / "verify.html").is_file()
+    cases = ElementTree.parse(tmp_path / "junit" / "verify.xml").getroot().iter("testcase")
+    assert sorted((Path(case.get("classname")).name, case.find("failure") is not None) for case in cases) == [
+        ("bad.ipynb", True), ("differs.ipynb", True), ("good.ipynb", False)]  # fmt: skip
 
 
 def test_thread_limits_share_the_cores_and_keep_what_the_user_set():

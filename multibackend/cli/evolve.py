@@ -48,6 +48,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help=f"upper bound of the epochs gene (quick: {quick['max_epochs']}, full: {full['max_epochs']})")  # fmt: skip
     parser.add_argument("--train-samples", type=positive_int, help="training images per trial, at most 50,000 "
                         f"(quick: {quick['train_samples']:,}, full: {full['train_samples']:,})")  # fmt: skip
+    parser.add_argument("--max-params", type=non_negative_int, help="largest network trained: a genome with more "
+                        "parameters is pruned untrained; 0: no limit (quick: none, full: "
+                        f"{full['max_params']:,}, the course network's)")  # fmt: skip
     parser.add_argument("--final-seeds", type=non_negative_int, help="seeds for retraining the course network and "
                         f"the best smaller front networks at the end; 0: none (quick: {quick['final_seeds']}, "
                         f"full: {full['final_seeds']})")  # fmt: skip
@@ -64,7 +67,7 @@ def settings_of(args: argparse.Namespace) -> dict:
     """The preset's settings, with the options given on the command line in their place."""
     return preset_settings(args.preset, generations=args.generations, population=args.population,
                            budget_minutes=args.budget, max_epochs=args.max_epochs, train_samples=args.train_samples,
-                           final_seeds=args.final_seeds)  # fmt: skip
+                           max_params=args.max_params, final_seeds=args.final_seeds)  # fmt: skip
 
 
 def handle(args: argparse.Namespace) -> int:

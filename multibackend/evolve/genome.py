@@ -103,8 +103,14 @@ def genome_from_params(params: dict) -> Genome:
     )
 
 
-def search_space(max_epochs: int, train_samples: int) -> dict:
-    """A description of the space and the fitness setting; a study keeps it to refuse a mismatch."""
+def search_space(max_epochs: int, train_samples: int, max_params: int = 0) -> dict:
+    """A description of the space and the fitness setting; a study keeps it to refuse a mismatch.
+
+    Args:
+        max_epochs: Upper bound of the epochs gene.
+        train_samples: Training images per trial.
+        max_params: Largest network trained (0: no limit).
+    """
     return {
         "version": 2,
         "layers": [1, MAX_LAYERS],
@@ -117,6 +123,7 @@ def search_space(max_epochs: int, train_samples: int) -> dict:
         "epochs": [1, max_epochs],
         "schedules": list(SCHEDULES),
         "train_samples": train_samples,
+        "max_params": max_params,
     }
 
 

@@ -43,13 +43,13 @@ STORAGE_SCHEMES = (
 )
 COURSE_REFERENCE = {"params": 407_050, "test_accuracy": 0.9834}  # the course's 20-epoch result
 # Named settings of a search. quick: about 10 minutes on 2 CPU cores. full: the course's budget (up to 20
-# epochs on the 50,000 training images that validation does not use), then the front's best and the course
-# network retrained with 3 seeds each on all 60,000 images.
+# epochs on the 50,000 training images that validation does not use) for networks no larger than the course's,
+# then the front's best and the course network retrained with 3 seeds each on all 60,000 images.
 PRESETS = {
     "quick": {"generations": 4, "population": 8, "budget_minutes": 14.0, "max_epochs": 3, "train_samples": 20_000,
-              "final_seeds": 0},
+              "max_params": 0, "final_seeds": 0},
     "full": {"generations": 16, "population": 16, "budget_minutes": 60.0, "max_epochs": 20, "train_samples": 50_000,
-             "final_seeds": 3},
+             "max_params": COURSE_REFERENCE["params"], "final_seeds": 3},
 }  # fmt: skip
 
 
@@ -80,6 +80,7 @@ class EvolveConfig:
     workers: int = 1
     max_epochs: int = 3
     train_samples: int = 20_000
+    max_params: int = 0  # 0: no limit; else larger genomes are not trained (pruned)
     final_seeds: int = 0  # 0: no final retraining
     final_candidates: int = 3
     results_dir: str = "results"
@@ -104,6 +105,8 @@ def validate(config: EvolveConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    if not isinstance(config.max_params, int) or config.max_params < 0:
+        raise UsageError(f"--max-params must be 0 (no limit) or a positive integer, got {config.max_params!r}")
     if not isinstance(config.final_seeds, int) or config.final_seeds < 0 or config.final_seeds == 1:
         raise UsageError(f"--final-seeds must be 0 (no final step) or at least 2, got {config.final_seeds!r}")
     if config.population < 2:
@@ -150,7 +153,7 @@ def study_settings(config: EvolveConfig) -> dict:
     The number of generations is not one of them: a resume with more extends the search.
     """
     return {
-        "search_space": search_space(config.max_epochs, config.train_samples),
+        "search_space": search_space(config.max_epochs, config.train_samples, config.max_params),
         "population": config.population,
         "seed": config.seed,
         "validation_samples": VALIDATION_SAMPLES,
@@ -214,11 +217,15 @@ def search_data(train_samples: int) -> dict[str, np.ndarray]:
 def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
     """The objective: (validation accuracy, parameter count) of the trial's genome, trained once in the study.
 
-    A genome that a finished trial already trained is not trained again: its values are reused.
+    A genome that a finished trial already trained is not trained again: its values are reused. A genome with
+    more parameters than `max_params` (when set) is not trained: the trial is pruned, and NSGA-II, which
+    selects among complete trials only, never breeds from it.
     The study's total is exact across workers: a trial starts only while finished and running
     trials are fewer than the total; otherwise it waits for the running ones to finish, or to be
     found stale (a killed worker's) and retried, and is pruned.
     """
+    import optuna
+
     deadline = time.monotonic() + config.budget_minutes * 60
 
     def objective(trial) -> tuple[float, float]:
@@ -226,6 +233,9 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         wait_for_a_free_place(trial, config.total_trials, deadline)
         genome = suggest_genome(trial, config.max_epochs)
+        if config.max_params and genome.params > config.max_params:
+            trial.set_user_attr("too_large", genome.params)
+            raise optuna.TrialPruned(f"{genome.params:,} parameters, more than --max-params {config.max_params:,}")
         others = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
         same = next((t for t in others if t.state.name == "COMPLETE" and t.params == trial.params), None)
         if same is not None:
@@ -358,7 +368,8 @@ def _start_helper(config: EvolveConfig):
         sys.executable, "-m", "multibackend.evolve.worker", "--backend", config.backend, "--storage", config.storage_url,
         "--study", config.study_name, "--population", str(config.population), "--generations", str(config.generations),
         "--budget", str(config.budget_minutes), "--seed", str(config.seed), "--max-epochs", str(config.max_epochs),
-        "--train-samples", str(config.train_samples), "--results", config.results_dir,
+        "--train-samples", str(config.train_samples), "--max-params", str(config.max_params),
+        "--results", config.results_dir,
     ]  # fmt: skip
     return start_child(command)
 
@@ -408,7 +419,7 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
         "study": config.study_name,
         "storage": config.storage_url,
         "backends": sorted({str(t.user_attrs.get("backend")) for t in completed}),
-        "settings": search_space(config.max_epochs, config.train_samples),
+        "settings": search_space(config.max_epochs, config.train_samples, config.max_params),
         "population": config.population,
         "generations": config.generations,
         "completed_trials": len(completed),

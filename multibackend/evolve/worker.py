@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int)
     parser.add_argument("--train-samples", type=int)
+    parser.add_argument("--max-params", type=int)
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
     try:
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             budget_minutes=args.budget,
             max_epochs=args.max_epochs,
             train_samples=args.train_samples,
+            max_params=args.max_params,
             final_seeds=0,
         )  # the final step is the first process's
         config = EvolveConfig(backend=args.backend, storage=args.storage, study=args.study, seed=args.seed,
