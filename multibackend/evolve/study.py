@@ -423,6 +423,7 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
         "population": config.population,
         "generations": config.generations,
         "completed_trials": len(completed),
+        "pruned_too_large": sum("too_large" in t.user_attrs for t in study.get_trials(deepcopy=False)),
         "minutes_this_run": minutes,
         "trial_minutes": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in completed) / 60,
         "front": front_entries,
