@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from multibackend.runtime.backend import installed_backends
-from multibackend.verify.outputs import has_stored_outputs
+from multibackend.verify.outputs import DEFAULT_ATOL, has_stored_outputs
 from multibackend.verify.run import collect_files, portability_warnings
 
 from .conftest import BACKEND, REPO, run_cli
@@ -145,32 +145,32 @@ COURSE_STYLE = Path(__file__).parent / "data" / "course_style_tf.ipynb"
 
 @pytest.mark.backend
 def test_a_notebook_saved_from_tensorflow_gives_its_outputs_again_under_this_backend(tmp_path):
-    # Under each backend in `nox -s tests`: the notebook was saved from a TensorFlow run.
+    # Under each backend in `nox -s tests`: the notebook was saved from a TensorFlow run. Its stored accuracy is
+    # lowered by hand by 3 points (after its one epoch the backends lie up to 0.005 apart, so 1.5 points from the
+    # stored number may be 1.0 from one backend's; the 1.5-point rule itself: test_verify_outputs), and its ignored
+    # cell changed: one run shows both that the lowered number is caught and that every other output, the
+    # true accuracy included, is given again.
     stored = json.loads(COURSE_STYLE.read_text())
     accuracy_cell, ignored_cell = stored["cells"][5], stored["cells"][6]
     assert accuracy_cell["outputs"][-1]["text"][0].startswith("test_accuracy: 0.96")
     ignored_cell["outputs"][-1]["text"] = ["misclassified: 1 of 10000\n"]  # NBVAL_IGNORE_OUTPUT: not compared
-    (tmp_path / "unseen.ipynb").write_text(json.dumps(stored))
     stored_accuracy = float(accuracy_cell["outputs"][-1]["text"][0].split()[1])
-    # Changed by hand by 3 points: after this notebook's one epoch the backends lie up to 0.005 apart, so
-    # 1.5 points from the stored number may be 1.0 from one backend's (the 1.5-point rule: test_verify_outputs).
     accuracy_cell["outputs"][-1]["text"] = [f"test_accuracy: {stored_accuracy - 0.03:.4f}\n"]
     (tmp_path / "changed.ipynb").write_text(json.dumps(stored))
     junit_file = tmp_path / "verify.xml"
-    result = run_cli("verify", str(tmp_path / "unseen.ipynb"), str(tmp_path / "changed.ipynb"), "--backends",
-                     BACKEND, "--jobs", "1", "--offline-datasets", "on", "--out", str(tmp_path / "out"),
-                     "--junit-xml", str(junit_file), timeout=900)  # fmt: skip
+    result = run_cli("verify", str(tmp_path / "changed.ipynb"), "--backends", BACKEND, "--offline-datasets", "on",
+                     "--out", str(tmp_path / "out"), "--junit-xml", str(junit_file), timeout=900)  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
-    cells = {Path(c["file"]).stem: c for c in json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]}
-    assert cells["unseen"]["status"] == "passed", cells["unseen"]
-    changed = cells["changed"]
+    [changed] = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
     assert changed["status"] == "output differs" and changed["error"].startswith(
         "cell 6: output differs: stored 0.9"
     ), changed
-    assert len(changed["differences"]) == 1
-    cases = ElementTree.parse(junit_file).getroot().iter("testcase")
-    assert sorted((Path(case.get("classname")).stem, case.find("failure") is not None) for case in cases) == [
-        ("changed", True), ("unseen", False)]  # fmt: skip
+    assert len(changed["differences"]) == 1  # every other compared cell gave its stored output again
+    new_accuracy = float(changed["last_line"].split()[-1])
+    assert abs(new_accuracy - stored_accuracy) <= DEFAULT_ATOL, (new_accuracy, stored_accuracy)
+    [case] = ElementTree.parse(junit_file).getroot().iter("testcase")
+    assert case.find("failure") is not None and "cell 6" in case.find("failure").get("message", "") + (
+        case.find("failure").text or "")  # fmt: skip
 
 
 LOAD_DATA_SCRIPT = """
