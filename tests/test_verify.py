@@ -122,6 +122,7 @@ def test_tensorflow_notebook_fails_under_the_other_backends(tmp_path):
 
 
 @pytest.mark.backend
+@pytest.mark.slow
 def test_bundled_examples_pass_under_this_backend(tmp_path):
     # Under each backend in `nox -s tests`. The MNIST scripts at 1 epoch; the other examples as notebooks, their
     # stored outputs compared. Each notebook's code is its script's (checked above); the MNIST notebooks store a
@@ -144,6 +145,7 @@ COURSE_STYLE = Path(__file__).parent / "data" / "course_style_tf.ipynb"
 
 
 @pytest.mark.backend
+@pytest.mark.slow
 def test_a_notebook_saved_from_tensorflow_gives_its_outputs_again_under_this_backend(tmp_path):
     # Under each backend in `nox -s tests`: the notebook was saved from a TensorFlow run. Its stored accuracy is
     # lowered by hand by 3 points (after its one epoch the backends lie up to 0.005 apart, so 1.5 points from the
