@@ -20,9 +20,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     """Adds the `evolve` command to the `commands` subparsers."""
     parser = commands.add_parser(
         "evolve", help="evolutionary (NSGA-II) search for dense MNIST networks: accuracy vs parameters",
-        description="Search hidden layers, units, activation, optimizer, learning rate, batch size, dropout and epochs "
-        "with Optuna's NSGA-II for a Pareto front of validation accuracy vs parameter count. The course's network is "
-        "evaluated as the baseline. Resumable: a killed search continues from its storage.",
+        description="Search hidden layers, units, activation, optimizer, learning rate and its schedule, batch size, "
+        "dropout and epochs with Optuna's NSGA-II for a Pareto front of validation accuracy vs parameter count. The "
+        "course's network is evaluated as the baseline. Resumable: a killed search continues from its storage.",
     )  # fmt: skip
     add_backend_argument(parser)
     quick, full = PRESETS["quick"], PRESETS["full"]
