@@ -379,7 +379,8 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
     import keras
     from optuna.trial import TrialState
 
-    completed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    trials = study.get_trials(deepcopy=False)
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
     if not completed:
         raise CheckFailed("no trial finished within the budget; raise --budget")
     baseline = next((t for t in completed if t.user_attrs.get("baseline")), None)
@@ -423,7 +424,7 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
         "population": config.population,
         "generations": config.generations,
         "completed_trials": len(completed),
-        "pruned_too_large": sum("too_large" in t.user_attrs for t in study.get_trials(deepcopy=False)),
+        "pruned_too_large": sum("too_large" in t.user_attrs for t in trials),
         "minutes_this_run": minutes,
         "trial_minutes": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in completed) / 60,
         "front": front_entries,
