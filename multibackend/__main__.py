@@ -1,3 +1,3 @@
-from multibackend.cli import main
+from multibackend.cli import console
 
-raise SystemExit(main())
+console()

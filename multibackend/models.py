@@ -15,7 +15,52 @@ OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
     "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
 }
+
+
+@keras.saving.register_keras_serializable(package="multibackend")
+class RandomShift(keras.layers.Layer):
+    """Shifts each flattened square image by a random whole number of pixels, in training only.
+
+    Each image moves by its own `(dy, dx)`, each in `[-max_pixels, max_pixels]`, the pixels shifted in are 0.
+    A shift is a product with two 0/1 shift matrices (`S_dy @ image @ S_dx^T`), a few thousand multiply-adds an
+    image with `keras.ops` on any backend: `keras.layers.RandomTranslation`'s interpolated transform took 20 times
+    a small network's whole training epoch on this machine's CPU (25 s against 1.3 s for 50,000 images, JAX).
+    At test time it passes the images through: the network is a dense network on the raw pixels.
+
+    Args:
+        max_pixels: The largest shift in each direction.
+        seed: Seed of the shifts' generator.
+    """
+
+    def __init__(self, max_pixels: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_pixels = int(max_pixels)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training or self.max_pixels == 0:
+            return inputs
+        side = int(round(inputs.shape[-1] ** 0.5))
+        images = keras.ops.reshape(inputs, (-1, side, side))
+        count = keras.ops.shape(images)[0]
+        offsets = keras.random.randint((2, count), -self.max_pixels, self.max_pixels + 1, seed=self.generator)
+        # matrices[k] moves a vector by k - max_pixels places: (S v)_i = v_(i - shift), 0 where that is outside.
+        shifts = keras.ops.arange(-self.max_pixels, self.max_pixels + 1)
+        rows = keras.ops.arange(side)[:, None] - keras.ops.arange(side)[None, :]
+        matrices = keras.ops.cast(keras.ops.equal(rows[None], shifts[:, None, None]), images.dtype)
+        down = keras.ops.take(matrices, offsets[0] + self.max_pixels, axis=0)
+        across = keras.ops.take(matrices, offsets[1] + self.max_pixels, axis=0)
+        moved = keras.ops.matmul(keras.ops.matmul(down, images), keras.ops.transpose(across, (0, 2, 1)))
+        return keras.ops.reshape(moved, (-1, side * side))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_pixels": self.max_pixels, "seed": self.seed}
 
 
 def build_dense(
@@ -23,44 +68,70 @@ def build_dense(
     *,
     weights: list[np.ndarray] | None = None,
     name: str | None = None,
+    input_dropout: float = 0.0,
+    batch_norm: bool = False,
+    shift: float = 0.0,
 ) -> keras.Sequential:
     """Builds a `Sequential` stack of `Dense` layers for `spec`.
 
+    The options regularize a small network in training only; at test time it is the same dense network on the
+    raw pixels (dropout and shifts are inactive, a batch normalization applies its kept statistics).
+
     Args:
         spec: Layer sizes and activations.
-        weights: Optional initial weights in `get_weights()` order.
+        weights: Optional initial weights of the `Dense` layers, `[kernel, bias, kernel, bias, ...]`.
         name: Optional model name.
+        input_dropout: Dropout rate on the inputs (0: none).
+        batch_norm: A `BatchNormalization` after each hidden layer.
+        shift: Random shifts of square images during training (`RandomShift`), as a fraction of their side: 0.1
+            moves a 28x28 digit by up to 3 pixels each way.
 
     Returns:
         The (uncompiled) model.
     """
     layers: list[keras.layers.Layer] = [keras.Input(shape=(spec.input_size,))]
+    if shift > 0:
+        layers.append(RandomShift(max(1, round(shift * spec.input_size**0.5))))
+    if input_dropout > 0:
+        layers.append(keras.layers.Dropout(input_dropout))
     for units, activation in spec.hidden:
         layers.append(keras.layers.Dense(units, activation=activation))
+        if batch_norm:
+            layers.append(keras.layers.BatchNormalization())
         if spec.dropout > 0:
             layers.append(keras.layers.Dropout(spec.dropout))
     units, activation = spec.output
     layers.append(keras.layers.Dense(units, activation=activation))
     model = keras.Sequential(layers, name=name)
     if weights is not None:
-        model.set_weights(weights)
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        if len(weights) != 2 * len(dense):
+            raise ValueError(f"{len(weights)} initial weights for {len(dense)} Dense layers (a kernel and a bias each)")
+        for index, layer in enumerate(dense):
+            layer.set_weights(weights[2 * index : 2 * index + 2])
     return model
 
 
 def make_optimizer(
-    name: str, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None
+    name: str,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None,
+    weight_decay: float | None = None,
 ) -> keras.optimizers.Optimizer:
     """Creates an optimizer by name, with Keras's defaults unless a rate is given.
 
     Args:
         name: One of `OPTIMIZERS`.
         learning_rate: Learning rate or schedule, or None for the optimizer's default.
+        weight_decay: Decoupled weight decay (None: the optimizer's default, none but for AdamW).
 
     Returns:
         A new optimizer instance.
     """
-    optimizer_class = OPTIMIZERS[name]
-    return optimizer_class() if learning_rate is None else optimizer_class(learning_rate=learning_rate)
+    options = {
+        **({"learning_rate": learning_rate} if learning_rate is not None else {}),
+        **({"weight_decay": weight_decay} if weight_decay is not None else {}),
+    }
+    return OPTIMIZERS[name](**options)
 
 
 def compile_example(model: keras.Model, example: Example, **compile_kwargs) -> keras.Model:

@@ -27,7 +27,7 @@ def build_parser() -> OneLineErrorParser:
         description="For each installed backend, alternate Keras fit, the faster Keras paths and a native training "
         "loop of the course's MNIST network, each in a fresh process; report median seconds per epoch, ratios to "
         "native, peak memory and GFLOP/s. Writes RESULTS/bench.json and OUT/bench.md.",
-    )  # fmt: skip
+    )
     parser.add_argument("--backends", type=backend_list, help="comma-separated (default: every installed backend)")
     parser.add_argument("--repeats", type=positive_int, default=3, help="alternating repeats (default: 3)")
     parser.add_argument("--epochs", type=positive_int, default=2, help="timed epochs per repeat (default: 2)")
@@ -44,9 +44,9 @@ def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.bench.harness import format_table, run_bench, write_outputs
 
-    payload = run_bench(args.backends, repeats=args.repeats, epochs=args.epochs, warmup=args.warmup)
-    print(format_table(payload))
-    json_path, md_path = write_outputs(payload, Path(args.results), Path(args.out))
+    result = run_bench(args.backends, repeats=args.repeats, epochs=args.epochs, warmup=args.warmup)
+    print(format_table(result))
+    json_path, md_path = write_outputs(result, Path(args.results), Path(args.out))
     print(f"results     {json_path}, {md_path}")
     return 0
 

@@ -11,21 +11,19 @@ within one run are meaningful.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import platform
 import statistics
 import sys
 from pathlib import Path
 
-from multibackend.bench.worker import ALTERNATING, TRAINERS
+from multibackend.bench.worker import ALTERNATING, TRAINERS, Measurement
 from multibackend.course.networks import MNIST
-from multibackend.results import write_json_atomic
+from multibackend.results import BenchResult, write_json_atomic
 from multibackend.runtime import templating
-from multibackend.runtime.backend import BACKENDS, installed_backends
-from multibackend.runtime.children import run_child
+from multibackend.runtime.backend import chosen_backends
 from multibackend.runtime.devices import cpu_name
-from multibackend.runtime.errors import ChildCrashed, UsageError, last_line
+from multibackend.runtime.jobs import JobRequest, run_job
 
 
 def training_flops_per_sample(layer_sizes: list[int]) -> int:
@@ -53,25 +51,12 @@ def estimated_peak_gflops() -> float:
     return (os.cpu_count() or 1) * megahertz / 1000 * per_cycle
 
 
-def _measure(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
-    """Runs one bench worker process and returns what it printed."""
-    command = [
-        sys.executable,
-        "-m",
-        "multibackend.bench.worker",
-        backend,
-        trainer,
-        "--epochs",
-        str(epochs),
-        "--warmup",
-        str(warmup),
-    ]
-    finished = run_child(command, timeout=3600)
-    if finished.timed_out:
-        raise ChildCrashed(f"bench of {trainer} on {backend} timed out after {finished.seconds:.0f} s")
-    if finished.returncode != 0:
-        raise ChildCrashed(f"bench of {trainer} on {backend} crashed: {last_line(finished.stderr, 'no output')}")
-    return json.loads(finished.stdout.strip().splitlines()[-1])
+def measure_in_a_process(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
+    """Runs one bench process (a job with `backend` fixed) and returns what it measured."""
+    measurement = Measurement(backend, trainer, epochs, warmup)
+    # import_keras=False: it hides the other frameworks before Keras is imported.
+    request = JobRequest(backend, "multibackend.bench.worker:measure", measurement, import_keras=False)
+    return run_job(request, timeout=3600).result(f"bench of {trainer} on {backend}")
 
 
 # The training images take 180 MiB; a process with less than this on transparent
@@ -99,22 +84,22 @@ def paired_time_ratio(
     native process's median epoch of the same repeat.
     """
     if paired_by_round(trainer, alternating):
-        ratios = [mine / native
-                  for measured in alternating
-                  for mine, native in zip(measured["epoch_seconds"][trainer], measured["epoch_seconds"]["native"])]  # fmt: skip
+        ratios = [
+            mine / native
+            for measured in alternating
+            for mine, native in zip(measured["epoch_seconds"][trainer], measured["epoch_seconds"]["native"])
+        ]
     else:
-        ratios = [statistics.median(mine["epoch_seconds"]) / statistics.median(native["epoch_seconds"])
-                  for mine, native in zip(processes, native_processes)]  # fmt: skip
+        ratios = [
+            statistics.median(mine["epoch_seconds"]) / statistics.median(native["epoch_seconds"])
+            for mine, native in zip(processes, native_processes)
+        ]
     return statistics.median(ratios)
 
 
-def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: int, progress=print) -> dict:
+def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: int, progress=print) -> BenchResult:
     """Measures every trainer of every chosen backend; returns rows with ratios to native."""
-    available = installed_backends()
-    chosen = backends or [name for name in BACKENDS if name in available]
-    missing = [name for name in chosen if name not in available]
-    if missing:
-        raise UsageError(f"backend {missing[0]!r} is not installed here")
+    chosen = chosen_backends(backends)
     flops_per_epoch = training_flops_per_sample(MNIST.network.layer_sizes) * MNIST.train_samples
     peak = estimated_peak_gflops()
     rows = []
@@ -123,7 +108,7 @@ def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: 
         for repeat in range(repeats):
             for trainer in samples:
                 progress(f"  {backend:<10} {trainer:<18} repeat {repeat + 1}/{repeats}")
-                samples[trainer].append(_measure(backend, trainer, epochs, warmup))
+                samples[trainer].append(measure_in_a_process(backend, trainer, epochs, warmup))
         alternating = samples.pop(ALTERNATING)
         native = statistics.median(s for m in samples["native"] for s in m["epoch_seconds"])
         native_best = min(s for m in samples["native"] for s in m["epoch_seconds"])
@@ -133,39 +118,46 @@ def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: 
             best = min(s for m in measured for s in m["epoch_seconds"])
             rss = statistics.median(m["peak_rss_bytes"] for m in measured)
             gflops = flops_per_epoch / seconds / 1e9
-            rows.append({
-                "backend": backend, "trainer": trainer, "median_epoch_seconds": seconds,
-                "time_ratio_to_native": seconds / native,
-                "paired_time_ratio_to_native": paired_time_ratio(trainer, measured, samples["native"], alternating),
-                "paired_by": "round" if paired_by_round(trainer, alternating) else "repeat",
-                "best_epoch_seconds": best,
-                "best_time_ratio_to_native": best / native_best,
-                "peak_rss_bytes": rss, "memory_ratio_to_native": rss / native_rss,
-                "gflops": gflops, "share_of_peak": gflops / peak,
-                "test_accuracy": statistics.median(m["test_accuracy"] for m in measured),
-                "all_epoch_seconds": [s for m in measured for s in m["epoch_seconds"]],
-                "processes_on_huge_pages": sum(on_huge_pages(m) for m in measured), "processes": len(measured),
-            })  # fmt: skip
-    return {
-        "machine": f"{platform.node()}: {cpu_name()}",
-        "estimated_peak_gflops": peak,
-        "flops_per_epoch": flops_per_epoch,
-        "repeats": repeats,
-        "timed_epochs_per_repeat": epochs,
-        "warmup_epochs": warmup,
-        "command": " ".join(["multibackend-bench", *sys.argv[1:]]),
-        "rows": rows,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+            rows.append(
+                {
+                    "backend": backend,
+                    "trainer": trainer,
+                    "median_epoch_seconds": seconds,
+                    "time_ratio_to_native": seconds / native,
+                    "paired_time_ratio_to_native": paired_time_ratio(trainer, measured, samples["native"], alternating),
+                    "paired_by": "round" if paired_by_round(trainer, alternating) else "repeat",
+                    "best_epoch_seconds": best,
+                    "best_time_ratio_to_native": best / native_best,
+                    "peak_rss_bytes": rss,
+                    "memory_ratio_to_native": rss / native_rss,
+                    "gflops": gflops,
+                    "share_of_peak": gflops / peak,
+                    "test_accuracy": statistics.median(m["test_accuracy"] for m in measured),
+                    "all_epoch_seconds": [s for m in measured for s in m["epoch_seconds"]],
+                    "processes_on_huge_pages": sum(on_huge_pages(m) for m in measured),
+                    "processes": len(measured),
+                }
+            )
+    return BenchResult(
+        machine=f"{platform.node()}: {cpu_name()}",
+        estimated_peak_gflops=peak,
+        flops_per_epoch=flops_per_epoch,
+        repeats=repeats,
+        timed_epochs_per_repeat=epochs,
+        warmup_epochs=warmup,
+        command=" ".join(["multibackend-bench", *sys.argv[1:]]),
+        rows=rows,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
-def format_table(payload: dict) -> str:
+def format_table(result: BenchResult) -> str:
     header = (
         f"{'backend':<11}{'trainer':<19}{'s/epoch':>9}{'x native':>10}{'paired x':>10}{'best s':>8}{'x native':>10}"
         f"{'peak MiB':>10}{'x native':>10}{'GFLOP/s':>9}{'% peak':>8}{'test acc':>10}{'huge pg':>9}"
     )
     lines = [header]
-    for row in payload["rows"]:
+    for row in result.rows:
         lines.append(
             f"{row['backend']:<11}{row['trainer']:<19}{row['median_epoch_seconds']:>9.3f}{row['time_ratio_to_native']:>10.2f}"
             f"{row['paired_time_ratio_to_native']:>10.2f}"
@@ -182,7 +174,7 @@ TRAINER_LEGEND = [
     "`keras-fit-steps32`: `fit` with `steps_per_execution=32` (JAX, TensorFlow; Keras on torch runs such steps one "
     "by one in Python, so it is not measured there).",
     "`keras-loop`: the same Keras model trained by the framework's own loop (`--trainer loop`, "
-    "`multibackend/training/loops/`).",
+    "`multibackend/backends/<name>/loop.py`).",
     "`run-mnist`: `multibackend run mnist` with its defaults, which is what `nox -s mnist-<backend>` runs "
     "(the loop, plus evaluation and the misclassified digits).",
     "`native`: the network written directly in the framework, no Keras (`multibackend/bench/native/`): the baseline.",
@@ -219,12 +211,16 @@ def goal_lines(rows: list[dict], goal: float = 1.15) -> list[str]:
     return lines
 
 
-def write_outputs(payload: dict, results_dir: Path, report_dir: Path) -> tuple[Path, Path]:
+def write_outputs(result: BenchResult, results_dir: Path, report_dir: Path) -> tuple[Path, Path]:
     """Writes `RESULTS/bench.json` and `OUT/bench.md`; returns their paths."""
-    json_path = write_json_atomic(results_dir / "bench.json", payload)
+    json_path = write_json_atomic(results_dir / "bench.json", result.to_json())
     report_dir.mkdir(parents=True, exist_ok=True)
-    context = {**payload, "legend": TRAINER_LEGEND, "goal": goal_lines(payload["rows"]),
-               "arguments": payload["command"].removeprefix("multibackend-bench").strip()}  # fmt: skip
+    context = {
+        **result.to_json(),
+        "legend": TRAINER_LEGEND,
+        "goal": goal_lines(result.rows),
+        "arguments": (result.command or "").removeprefix("multibackend-bench").strip(),
+    }
     md_path = report_dir / "bench.md"
     md_path.write_text(templating.render("multibackend.bench", "bench.md.j2", context))
     return json_path, md_path

@@ -1,34 +1,32 @@
-"""Timed training in a fresh process; used by `multibackend-bench`.
+"""Timed training in a fresh process: `measure`, run by `multibackend-bench` as a job (`runtime.jobs`).
 
-    python -m multibackend.bench.worker BACKEND TRAINER --epochs N --warmup W
-    python -m multibackend.bench.worker BACKEND alternating --epochs N --warmup W
-
-The first prints one JSON line: timed epoch seconds (after W warm-up epochs),
-test accuracy, the process's peak resident memory and its most memory on
-transparent huge pages. The second trains every trainer of BACKEND that runs
-epoch by epoch side by side in one process, one epoch each in turn (the order
-rotating every round), and prints their epoch seconds round by round: this
-machine's slow and fast phases then hit the trainers alike, so the ratio of
-two epochs of one round measures their difference, not the machine's.
+A trainer's measurement returns its timed epoch seconds (after the warm-up
+epochs), test accuracy, the process's peak resident memory and its most memory
+on transparent huge pages. The `alternating` one trains every trainer of the
+backend that runs epoch by epoch side by side in one process, one epoch each
+in turn (the order rotating every round), and returns their epoch seconds round
+by round: this machine's slow and fast phases then hit the trainers alike, so
+the ratio of two epochs of one round measures their difference, not the machine's.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.abc
 import importlib.machinery
-import json
 import resource
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from multibackend.backends import NAMES, backend
 from multibackend.course import data
 from multibackend.course.networks import DEFAULT_SEED, MNIST, initial_weights
-from multibackend.runtime.backend import select_backend
+from multibackend.runtime.backend import import_keras
+from multibackend.runtime.errors import UsageError
 
 # Trainers per backend: Keras `fit`; `fit` with 32 steps per compiled call
 # (not on torch, whose Keras trainer runs them one by one in Python); the
@@ -36,9 +34,14 @@ from multibackend.runtime.backend import select_backend
 # mnist` as `nox -s mnist-<backend>` runs it (default trainer, plus evaluation
 # and the misclassified digits); and the framework's own loop, the baseline.
 TRAINERS = {
-    "torch": ("keras-fit", "keras-loop", "run-mnist", "native"),
-    "jax": ("keras-fit", "keras-fit-steps32", "keras-loop", "run-mnist", "native"),
-    "tensorflow": ("keras-fit", "keras-fit-steps32", "keras-loop", "run-mnist", "native"),
+    name: (
+        "keras-fit",
+        *(("keras-fit-steps32",) if backend(name).STEPS_PER_EXECUTION_COMPILED else ()),
+        "keras-loop",
+        "run-mnist",
+        "native",
+    )
+    for name in NAMES
 }
 
 
@@ -51,7 +54,7 @@ def alternating_trainers(backend: str) -> tuple[str, ...]:
     return tuple(trainer for trainer in TRAINERS[backend] if trainer != "run-mnist")
 
 
-FRAMEWORK_PACKAGES = {"torch": ("torch",), "jax": ("jax", "jaxlib"), "tensorflow": ("tensorflow",)}
+FRAMEWORK_PACKAGES = {name: backend(name).MODULES for name in NAMES}
 
 
 class _Absent(importlib.abc.Loader):
@@ -213,9 +216,10 @@ def _run_mnist(backend: str, epochs: int) -> tuple[list[float], float]:
     from multibackend.training.runner import run as run_example
 
     with tempfile.TemporaryDirectory() as out_dir:
-        payload = run_example(RunConfig(example="mnist", backend=backend, device="cpu", epochs=epochs,
-                                        verbose=0, out_dir=out_dir))  # fmt: skip
-    return payload["epoch_seconds"], payload["test"]["accuracy"]
+        result = run_example(
+            RunConfig(example="mnist", backend=backend, device="cpu", epochs=epochs, verbose=0, out_dir=out_dir)
+        )
+    return result.epoch_seconds, result.test["accuracy"]
 
 
 def transparent_huge_page_bytes() -> int | None:
@@ -235,23 +239,27 @@ def transparent_huge_page_bytes() -> int | None:
     return None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m multibackend.bench.worker")
-    parser.add_argument("backend", choices=list(TRAINERS))
-    parser.add_argument("trainer")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=1)
-    args = parser.parse_args()
-    if args.trainer != ALTERNATING and args.trainer not in TRAINERS[args.backend]:
-        choices = ", ".join((*TRAINERS[args.backend], ALTERNATING))
-        parser.error(f"trainer {args.trainer!r} is not available on {args.backend} ({choices})")
-    hide_other_frameworks(args.backend)
-    select_backend(args.backend, "cpu")
-    if args.trainer == ALTERNATING:
-        print(json.dumps(run_alternating(args.backend, args.epochs, args.warmup)))
-    else:
-        print(json.dumps(run(args.backend, args.trainer, args.epochs, args.warmup)))
+@dataclass(frozen=True)
+class Measurement:
+    """One bench process: a trainer (or `alternating`) of a backend, warm-up and timed epochs."""
+
+    backend: str
+    trainer: str
+    epochs: int = 2
+    warmup: int = 1
 
 
-if __name__ == "__main__":
-    main()
+def measure(request: Measurement) -> dict:
+    """Trains as `request` says in this process, where only its backend's framework is visible; a job's function.
+
+    Raises:
+        UsageError: for a trainer that `request.backend` does not have.
+    """
+    if request.trainer != ALTERNATING and request.trainer not in TRAINERS[request.backend]:
+        choices = ", ".join((*TRAINERS[request.backend], ALTERNATING))
+        raise UsageError(f"trainer {request.trainer!r} is not available on {request.backend} ({choices})")
+    hide_other_frameworks(request.backend)
+    import_keras()
+    if request.trainer == ALTERNATING:
+        return run_alternating(request.backend, request.epochs, request.warmup)
+    return run(request.backend, request.trainer, request.epochs, request.warmup)

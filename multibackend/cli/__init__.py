@@ -6,14 +6,15 @@ One module per command, each with `add_parser(commands)` and `handle(args)`;
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-import threading
 
 from multibackend import __version__
 from multibackend.cli import compare, evolve, parity, report, run, verify
 from multibackend.cli.arguments import EXIT_CODES, OneLineErrorParser
-from multibackend.runtime.errors import EXIT_CRASHED, CheckFailed, ChildCrashed, ResultsError, UsageError
+from multibackend.runtime.errors import EXIT_CRASHED, CheckFailed, ChildCrashed, ResultsError, UsageError, one_line
+from multibackend.runtime.signals import Terminated, ending, ending_signals_raise, leave
 
 # The benchmark is a tool of its own (`multibackend-bench`, `multibackend.bench.command`): the product never imports it.
 COMMANDS = (run, parity, report, compare, verify, evolve)
@@ -32,6 +33,12 @@ def build_parser() -> OneLineErrorParser:
     for command in COMMANDS:
         command.add_parser(commands)
     return parser
+
+
+def console() -> None:
+    """The `multibackend` console script and `python -m multibackend`: runs `main` and exits with its status
+    (after an ending signal without Python's teardown, see `signals.leave`)."""
+    leave(main())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,40 +60,39 @@ def execute(parser: OneLineErrorParser, argv: list[str] | None) -> int:
     Returns:
         The exit status (see `EXIT_CODES`).
     """
-    # Signal handlers can only be set from the main thread (the command line's; a caller's thread keeps its own).
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
-        args = parser.parse_args(argv)
-        return args.handler(args)
+        with ending_signals_raise():
+            args = parser.parse_args(argv)
+            return args.handler(args)
     except (UsageError, CheckFailed, ChildCrashed) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return error.exit_code
     except ResultsError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print(f"{parser.prog}: terminated", file=sys.stderr)
-        return 143
+    except (KeyboardInterrupt, Terminated) as ended:
+        message, code = ending(ended)
+        print(f"{parser.prog}: {message}", file=sys.stderr)
+        return code
+    except BrokenPipeError:  # the reader of our output went away (`| head`): what was written stays
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except Exception as error:  # noqa: BLE001 - the last resort: one line, the traceback kept in a file
         log = _write_traceback()
-        print(f"{parser.prog}: internal error: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-              f" (traceback in {log})", file=sys.stderr)  # fmt: skip
+        print(
+            f"{parser.prog}: internal error: {one_line(error)} (traceback in {log})",
+            file=sys.stderr,
+        )
         return EXIT_CRASHED
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the process is, so that every `finally` runs (child process groups end too)."""
-
-
-def _terminated(signum, frame) -> None:
-    raise Terminated
+def _silence_stdout() -> None:
+    """Points standard output at /dev/null, so that Python's final flush does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _write_traceback() -> str:

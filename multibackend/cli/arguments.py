@@ -34,8 +34,13 @@ def number_type(convert, minimum: float, exclusive: bool, description: str, maxi
             value = convert(text)
         except (ValueError, OverflowError):
             value = None
-        if (value is None or not math.isfinite(value) or value < minimum or (exclusive and value == minimum)
-                or (maximum is not None and value > maximum)):  # fmt: skip
+        if (
+            value is None
+            or not math.isfinite(value)
+            or value < minimum
+            or (exclusive and value == minimum)
+            or (maximum is not None and value > maximum)
+        ):
             raise argparse.ArgumentTypeError(f"must be {description}, got {text!r}")
         return value
 
@@ -43,7 +48,9 @@ def number_type(convert, minimum: float, exclusive: bool, description: str, maxi
     return parse
 
 
-positive_int = number_type(int, 1, False, "a positive integer")
+# Counts and sizes (epochs, batch sizes, seeds to train): frameworks index with 32-bit integers, and a run told
+# `--batch-size 100000000000000000000` otherwise failed only after loading its data.
+positive_int = number_type(int, 1, False, "a positive integer up to 2147483647", maximum=2**31 - 1)
 non_negative_int = number_type(int, 0, False, "a non-negative integer")
 # NumPy, TensorFlow, PyTorch and JAX all take seeds in 0 .. 2**32 - 1.
 seed_int = number_type(int, 0, False, "an integer from 0 to 4294967295", maximum=2**32 - 1)
@@ -61,16 +68,20 @@ def verbosity(text: str) -> int | str:
 
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULT_BACKEND,
         help=f"Keras backend (default: {DEFAULT_BACKEND})",
-    )  # fmt: skip
+    )
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--device", choices=DEVICES, default="auto",
+        "--device",
+        choices=DEVICES,
+        default="auto",
         help="auto takes a GPU when one is usable (default: auto)",
-    )  # fmt: skip
+    )
 
 
 def choice_list(choices, noun: str):
@@ -112,6 +123,8 @@ def output_folder(text: str) -> str:
             cannot be written.
     """
     path = Path(text)
+    if path.is_symlink() and not path.exists():  # mkdir would fail on it after the work is done
+        raise argparse.ArgumentTypeError(f"{text}: is a link to {os.readlink(path)}, which does not exist")
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
     existing = next(parent for parent in [path, *path.absolute().parents] if parent.exists())
@@ -139,6 +152,8 @@ def output_file(text: str) -> str:
     path = Path(text)
     if path.is_dir() or text.endswith(os.sep):
         raise argparse.ArgumentTypeError(f"{text}: is a folder, not a file")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: is not a regular file (a FIFO or device)")
     output_folder(str(path.parent))
     return text
 

@@ -20,12 +20,13 @@ from multibackend.runtime.errors import EXIT_CRASHED, UsageError
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Adds the `compare` command to the `commands` subparsers."""
     parser = commands.add_parser(
-        "compare", help="run XOR and MNIST with Keras fit on every installed backend (reusing results), then report",
+        "compare",
+        help="run XOR and MNIST with Keras fit on every installed backend (reusing results), then report",
         description="For each example and installed backend, reuse RESULTS/<example>-<backend>-<device>.json when it "
         "matches the settings, else run it with Keras fit in a fresh process; then write the comparison report. "
         "A run that crashes or times out is reported as such, not as a failed gate.",
         epilog=EXIT_CODES,
-    )  # fmt: skip
+    )
     parser.add_argument("--backends", type=backend_list, help="comma-separated (default: every installed backend)")
     parser.add_argument(
         "--examples", type=example_list, default=list(EXAMPLES), help="comma-separated (default: xor,mnist)"
@@ -34,12 +35,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--mnist-epochs", type=positive_int, default=20, help="MNIST epochs (default: 20, the course's)"
     )
-    parser.add_argument("--loop", action="store_true",
-                         help="also train MNIST with the framework loop (the fast path), to show fit vs loop")  # fmt: skip
+    parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="also train MNIST with the framework loop (the fast path), to show fit vs loop",
+    )
     parser.add_argument("--results", type=output_folder, default="results", help="results folder (default: results/)")
-    parser.add_argument("--merge", action="append", metavar="DIR",
-                         help="more results folders shown in the report, e.g. GPU runs from another machine "
-                         "(repeatable; default: reports/gpu where it exists)")  # fmt: skip
+    parser.add_argument(
+        "--merge",
+        action="append",
+        metavar="DIR",
+        help="more results folders shown in the report, e.g. GPU runs from another machine "
+        "(repeatable; default: reports/gpu where it exists)",
+    )
     parser.add_argument(
         "--out", type=output_folder, default="reports", help="folder for the report (default: reports/)"
     )
@@ -59,8 +67,15 @@ def handle(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             raise UsageError(f"--merge {folder}: no such folder")
     epochs = {"xor": XOR.epochs, "mnist": args.mnist_epochs}
-    outcomes = run_missing(args.examples, args.backends, device=args.device, results_dir=results, epochs=epochs,
-                           with_loop=args.loop, rerun=args.rerun)  # fmt: skip
+    outcomes = run_missing(
+        args.examples,
+        args.backends,
+        device=args.device,
+        results_dir=results,
+        epochs=epochs,
+        with_loop=args.loop,
+        rerun=args.rerun,
+    )
     unfinished = [outcome for outcome in outcomes if not outcome.finished]
     page = write_report([results], Path(args.out), warn=warn, unfinished=unfinished, merged=merged)
     print(f"report      {page} and {Path(args.out) / 'comparison.md'}")

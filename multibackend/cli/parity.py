@@ -15,14 +15,19 @@ from multibackend.runtime.backend import DEVICES
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Adds the `parity` command to the `commands` subparsers."""
     parser = commands.add_parser(
-        "parity", help="prove the backends compute the same network from the same weights",
+        "parity",
+        help="prove the backends compute the same network from the same weights",
         description="Run each backend in its own process from the same NumPy initial weights and compare forward "
         "passes, one update, the XOR trajectory, one MNIST epoch, saved .keras models across backends, and the "
         "course exercises. Writes OUT/parity.json. Exit 1 names the failing checks.",
-    )  # fmt: skip
+    )
     parser.add_argument("--backends", type=backend_list, help="comma-separated (default: every installed backend)")
-    parser.add_argument("--device", choices=DEVICES, default="cpu",
-                        help="cpu (default), gpu, or auto: CPU plus GPU where a backend sees one")  # fmt: skip
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="cpu (default), gpu, or auto: CPU plus GPU where a backend sees one",
+    )
     parser.add_argument("--seeds", type=positive_int, default=10, help="XOR trajectories to compare (default: 10)")
     parser.add_argument("--mnist-epochs", type=positive_int, default=1, help="MNIST epochs to compare (default: 1)")
     parser.add_argument(
@@ -35,13 +40,13 @@ def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.parity.checks import format_table, run_parity
 
-    payload = run_parity(
+    result = run_parity(
         args.backends, device=args.device, seeds=args.seeds, mnist_epochs=args.mnist_epochs, out_dir=args.out
     )
-    print(format_table(payload["rows"]))
+    print(format_table(result.rows))
     print(f"results     {args.out}/parity.json")
-    if payload["passed"]:
+    if result.passed:
         print("PASSED: every check within tolerance")
         return 0
-    print(f"FAILED: {', '.join(payload['failed_checks'])}")
+    print(f"FAILED: {', '.join(result.failed_checks)}")
     return 1

@@ -11,10 +11,11 @@ from multibackend.cli.arguments import output_folder, warn
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Adds the `report` command to the `commands` subparsers."""
     parser = commands.add_parser(
-        "report", help="write the backend comparison report from results files",
+        "report",
+        help="write the backend comparison report from results files",
         description="Merge results files from one or more folders (one row per example, backend and device) and "
         "write comparison.md, a self-contained comparison.html and PNG plots.",
-    )  # fmt: skip
+    )
     parser.add_argument("results", nargs="*", default=["results"], help="results folders (default: results/)")
     parser.add_argument(
         "--out", type=output_folder, default="reports", help="folder for the report (default: reports/)"

@@ -142,19 +142,18 @@ def find_mnist(data_dir: str | os.PathLike | None = None) -> MnistSource | None:
     Returns:
         The source, or None when nothing local was found.
     """
+    named = f"--data-dir {data_dir}" if data_dir is not None else f"{DATA_DIR_ENV}={os.environ.get(DATA_DIR_ENV)}"
     data_dir = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     if data_dir is not None:
         directory = Path(data_dir)
         if not directory.is_dir():
-            raise DataError(f"--data-dir {directory} is not a folder; {HOW_TO_PROVIDE}")
+            raise DataError(f"{named} is not a folder; {HOW_TO_PROVIDE}")
         if _has_idx(directory):
             return MnistSource("idx", directory)
         if (directory / KERAS_NPZ[0]).is_file():
             return MnistSource("npz", directory / KERAS_NPZ[0])
         missing = [name for name, _ in IDX_FILES.values() if not (directory / name).is_file()]
-        raise DataError(
-            f"--data-dir {directory} has no MNIST data: missing {missing[0]} (or {KERAS_NPZ[0]}); {HOW_TO_PROVIDE}"
-        )
+        raise DataError(f"{named} has no MNIST data: missing {missing[0]} (or {KERAS_NPZ[0]}); {HOW_TO_PROVIDE}")
     cache = keras_cache_npz()
     if cache.is_file():
         return MnistSource("npz", cache)

@@ -1,7 +1,7 @@
 """`multibackend parity`: prove that the backends compute the same network.
 
-Each participant (a backend on a device) runs `parity.worker` in its own
-process; they exchange arrays through `.npz` files in a work folder, and the
+Each participant (a backend on a device) runs `parity.worker`'s functions as jobs
+in its own process (`runtime.jobs`); they exchange arrays through `.npz` files in a work folder, and the
 comparison here needs only NumPy.
 """
 
@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import sys
+import math
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from multibackend.results import write_json_atomic
-from multibackend.runtime.backend import BACKENDS, installed_backends
-from multibackend.runtime.children import run_child
-from multibackend.runtime.errors import ChildCrashed, UsageError, last_line
+from multibackend.parity.worker import ParityWork
+from multibackend.results import ParityResult, write_json_atomic
+from multibackend.runtime.backend import BACKENDS, chosen_backends
+from multibackend.runtime.errors import UsageError
+from multibackend.runtime.jobs import JobRequest, run_job
 
 TOLERANCES = {
     "forward_xor": 1e-6,
@@ -108,10 +109,20 @@ def compare_loop_with_fit(outputs: dict[str, dict[str, np.ndarray]]) -> list[Com
     rows = []
     for tag, arrays in sorted(outputs.items()):
         pair = f"{tag}: loop vs fit"
-        rows.append(compare_pair("loop_vs_fit_one_update_mnist", pair,
-                                 max_abs(arrays["one_update_mnist"], arrays["loop_one_update_mnist"])))  # fmt: skip
-        rows.append(compare_pair("loop_vs_fit_epoch_loss_relative", pair,
-                                 relative_difference(arrays["mnist_epoch_loss"], arrays["loop_mnist_epoch_loss"])))  # fmt: skip
+        rows.append(
+            compare_pair(
+                "loop_vs_fit_one_update_mnist",
+                pair,
+                max_abs(arrays["one_update_mnist"], arrays["loop_one_update_mnist"]),
+            )
+        )
+        rows.append(
+            compare_pair(
+                "loop_vs_fit_epoch_loss_relative",
+                pair,
+                relative_difference(arrays["mnist_epoch_loss"], arrays["loop_mnist_epoch_loss"]),
+            )
+        )
         disagreement = float(np.mean(arrays["mnist_test_argmax"] != arrays["loop_mnist_test_argmax"]))
         rows.append(compare_pair("loop_vs_fit_argmax_disagreement", pair, disagreement))
     return rows
@@ -148,13 +159,9 @@ def exercise_rows(outputs: dict[str, dict]) -> list[Comparison]:
     return rows
 
 
-def _run_worker(args: list[str], tag: str, timeout: float) -> None:
-    finished = run_child([sys.executable, "-m", "multibackend.parity.worker", *args], timeout=timeout)
-    if finished.timed_out:
-        raise ChildCrashed(f"parity worker {tag} timed out after {timeout:.0f} s")
-    if finished.returncode != 0:
-        reason = last_line(finished.stderr, f"exit {finished.returncode}")
-        raise ChildCrashed(f"parity worker {tag} crashed: {reason}")
+def _run_worker(phase: str, work: ParityWork, timeout: float) -> None:
+    request = JobRequest(work.backend, f"multibackend.parity.worker:{phase}", work, device=work.device)
+    run_job(request, timeout=timeout).result(f"parity worker {work.tag}")
 
 
 def participants(backends: list[str] | None, device: str) -> list[tuple[str, str]]:
@@ -164,13 +171,8 @@ def participants(backends: list[str] | None, device: str) -> list[tuple[str, str
         backends: Requested backends, or None for every installed one.
         device: `cpu`, `gpu`, or `auto` (CPU, plus GPU where a backend sees one).
     """
-    available = installed_backends()
-    requested = list(dict.fromkeys(backends)) if backends else list(BACKENDS)  # torch,torch compares nothing
-    unknown = [name for name in requested if name not in BACKENDS]
-    if unknown:
-        raise UsageError(f"unknown backend {unknown[0]!r} (choose from {', '.join(BACKENDS)})")
-    missing = [name for name in requested if name not in available]
-    chosen = [name for name in requested if name in available]
+    chosen = chosen_backends(backends)  # each once: torch,torch compares nothing
+    missing = [] if backends else [name for name in BACKENDS if name not in chosen]
     result: list[tuple[str, str]] = []
     for name in chosen:
         if device in ("cpu", "auto"):
@@ -191,9 +193,9 @@ def _probe_gpu(backend: str) -> bool:
     if not nvidia_driver_present():
         return False
     # Probing imports the framework; do it in a child so this process stays framework-free.
-    code = f"from multibackend.runtime.devices import gpu_available; print(gpu_available({backend!r}))"
-    finished = run_child([sys.executable, "-c", code], timeout=300)
-    return not finished.timed_out and finished.stdout.strip().endswith("True")
+    probe = "multibackend.runtime.devices:this_backend_sees_a_gpu"
+    outcome = run_job(JobRequest(backend, probe, device="gpu", import_keras=False), timeout=300)
+    return outcome.ok and outcome.value is True
 
 
 def run_parity(
@@ -205,11 +207,11 @@ def run_parity(
     out_dir: str = "results",
     timeout: float = 1200,
     progress=print,
-) -> dict:
+) -> ParityResult:
     """Runs every participant's worker, compares them and writes `OUT/parity.json`.
 
     Returns:
-        The payload written: participants, rows and `passed`.
+        What was written to `OUT/parity.json`: participants, rows and `passed`.
     """
     if seeds < 1 or mnist_epochs < 1:
         raise UsageError("--seeds and --mnist-epochs must be positive integers")
@@ -220,39 +222,42 @@ def run_parity(
         work = Path(temporary)
         for (name, dev), tag in zip(members, tags):
             progress(f"  computing on {tag} ...")
-            _run_worker(
-                ["compute", "--backend", name, "--device", dev, "--work", str(work), "--seeds", str(seeds),
-                 "--mnist-epochs", str(mnist_epochs)], tag, timeout,
-            )  # fmt: skip
+            _run_worker("compute", ParityWork(name, dev, str(work), seeds, mnist_epochs), timeout)
         for (name, dev), tag in zip(members, tags):
             progress(f"  loading the other saved models on {tag} ...")
-            others = ",".join(t for t in tags if t != tag)
-            _run_worker(
-                ["load", "--backend", name, "--device", dev, "--work", str(work), "--others", others], tag, timeout
-            )
+            others = tuple(t for t in tags if t != tag)
+            _run_worker("load_others", ParityWork(name, dev, str(work), others=others), timeout)
         outputs = {tag: dict(np.load(work / f"{tag}.npz")) for tag in tags}
         loaded = {tag: dict(np.load(work / f"{tag}-loaded.npz")) for tag in tags}
-    rows = (compare_outputs(outputs) + compare_loop_with_fit(outputs) + compare_saved_models(outputs, loaded)
-            + exercise_rows(outputs))  # fmt: skip
-    payload = {
-        "participants": tags,
-        "seeds": seeds,
-        "mnist_epochs": mnist_epochs,
-        "mnist_epoch_loss": {tag: outputs[tag]["mnist_epoch_loss"].tolist() for tag in tags},
-        "rows": [asdict(row) for row in rows],
-        "max_difference": max_by_check(rows),
-        "failed_checks": sorted({row.check for row in rows if not row.passed}),
-        "passed": all(row.passed for row in rows),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_json_atomic(Path(out_dir) / "parity.json", payload)
-    return payload
+    rows = (
+        compare_outputs(outputs)
+        + compare_loop_with_fit(outputs)
+        + compare_saved_models(outputs, loaded)
+        + exercise_rows(outputs)
+    )
+    result = ParityResult(
+        participants=tags,
+        seeds=seeds,
+        mnist_epochs=mnist_epochs,
+        mnist_epoch_loss={tag: outputs[tag]["mnist_epoch_loss"].tolist() for tag in tags},
+        rows=[asdict(row) for row in rows],
+        max_difference=max_by_check(rows),
+        failed_checks=sorted({row.check for row in rows if not row.passed}),
+        passed=all(row.passed for row in rows),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    write_json_atomic(Path(out_dir) / "parity.json", result.to_json())
+    return result
 
 
 def max_by_check(rows: list[Comparison]) -> dict[str, float]:
+    """The largest difference of each check; NaN when any is NaN (max() would drop it and report 0.0)."""
     worst: dict[str, float] = {}
     for row in rows:
-        worst[row.check] = max(worst.get(row.check, 0.0), row.difference)
+        current = worst.get(row.check, 0.0)
+        worst[row.check] = (
+            math.nan if math.isnan(row.difference) or math.isnan(current) else max(current, row.difference)
+        )
     return worst
 
 

@@ -1,17 +1,14 @@
-"""One backend's side of the parity checks; run as `python -m multibackend.parity.worker`.
+"""One backend's side of the parity checks, run as a job in that backend's own process (`runtime.jobs`).
 
-Each backend runs in its own process (Keras fixes the backend at import). This
-worker computes, from the shared NumPy initial weights, everything that
-`parity.py` compares, and writes it to `<work>/<backend>-<device>.npz`. Its
-`load` phase loads the `.keras` files saved by the other backends.
+`compute` computes, from the shared NumPy initial weights, everything that
+`parity.checks` compares, and writes it to `<work>/<backend>-<device>.npz`;
+`load_others` loads the `.keras` files saved by the other backends.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +16,40 @@ import numpy as np
 from multibackend.course import data
 from multibackend.course.networks import DEFAULT_SEED, MNIST, XOR, Example, initial_weights
 from multibackend.runtime import devices
-from multibackend.runtime.backend import select_backend
 
 # For the tests of the parity checks themselves: "<backend>:<delta>" adds
 # <delta> to one initial weight in that backend's worker, a planted difference.
 PERTURB_ENV = "MULTIBACKEND_PARITY_PERTURB"
+
+
+@dataclass(frozen=True)
+class ParityWork:
+    """One participant's share of the parity checks.
+
+    Attributes:
+        backend: The backend this job runs under.
+        device: `cpu` or `gpu`.
+        work: The folder where the participants exchange their `.npz` and `.keras` files.
+        seeds: XOR trainings compared, one per seed.
+        mnist_epochs: Epochs of the compared MNIST training.
+        others: The other participants' tags (for `load_others`).
+    """
+
+    backend: str
+    device: str
+    work: str
+    seeds: int = 10
+    mnist_epochs: int = 1
+    others: tuple[str, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        return f"{self.backend}-{self.device}"
+
+
+def _full_precision(work: ParityWork) -> None:
+    if work.device == "gpu":
+        devices.set_tf32(work.backend, False)  # comparisons need full float32 matmuls
 
 
 def _start_weights(example: Example, seed: int, backend: str) -> list[np.ndarray]:
@@ -72,9 +98,12 @@ def course_exercises() -> dict[str, bool]:
     return results
 
 
-def compute(backend: str, work: Path, tag: str, seeds: int, mnist_epochs: int) -> None:
-    """Computes every compared quantity and saves the trained MNIST model."""
+def compute(job: ParityWork) -> str:
+    """Computes every compared quantity and saves the trained MNIST model; returns the `.npz` file's path."""
     import keras
+
+    _full_precision(job)
+    backend, work, tag, seeds, mnist_epochs = job.backend, Path(job.work), job.tag, job.seeds, job.mnist_epochs
 
     x_xor, y_xor = data.xor_data()
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
@@ -115,6 +144,7 @@ def compute(backend: str, work: Path, tag: str, seeds: int, mnist_epochs: int) -
     out["exercise_passed"] = np.array(list(exercises.values()))
     out["keras_version"] = np.array(keras.__version__)
     np.savez(work / f"{tag}.npz", **out)
+    return str(work / f"{tag}.npz")
 
 
 def loop_outputs(backend: str, x_train, y_train, x_test, mnist_epochs: int) -> dict[str, np.ndarray]:
@@ -131,9 +161,12 @@ def loop_outputs(backend: str, x_train, y_train, x_test, mnist_epochs: int) -> d
     return out
 
 
-def load_others(work: Path, tag: str, others: list[str]) -> None:
-    """Loads each other participant's `.keras` file and records its predictions here."""
+def load_others(job: ParityWork) -> str:
+    """Loads each other participant's `.keras` file and records its predictions here; returns the `.npz` path."""
     import keras
+
+    _full_precision(job)
+    work, tag, others = Path(job.work), job.tag, job.others
 
     (_, _), (x_test, y_test) = data.load_mnist()
     x_test = data.preprocess_images(x_test)
@@ -143,29 +176,4 @@ def load_others(work: Path, tag: str, others: list[str]) -> None:
         out[f"{other}/predictions"] = np.asarray(model.predict(x_test, verbose=0, batch_size=1000))
         out[f"{other}/accuracy"] = np.array(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
     np.savez(work / f"{tag}-loaded.npz", **out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m multibackend.parity.worker")
-    parser.add_argument("phase", choices=("compute", "load"))
-    parser.add_argument("--backend", required=True)
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--mnist-epochs", type=int, default=1)
-    parser.add_argument("--others", default="")
-    args = parser.parse_args(argv)
-    select_backend(args.backend, args.device)
-    if args.device == "gpu":
-        devices.set_tf32(args.backend, False)  # comparisons need full float32 matmuls
-    tag = f"{args.backend}-{args.device}"
-    if args.phase == "compute":
-        compute(args.backend, args.work, tag, args.seeds, args.mnist_epochs)
-    else:
-        load_others(args.work, tag, [o for o in args.others.split(",") if o])
-    print(json.dumps({"done": tag, "phase": args.phase}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return str(work / f"{tag}-loaded.npz")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from multibackend import schemas
-from multibackend.results import read_results
+from multibackend.results import BenchResult, JsonRecord, ParityResult, RunResult, read_json_file, read_results
 from multibackend.runtime.errors import ResultsError, UsageError
 
 RESULTS_NAME = re.compile(
@@ -15,7 +13,7 @@ RESULTS_NAME = re.compile(
 )
 
 
-def collect_results(folders: list[Path], warn=print, exclude=()) -> dict[tuple[str, str, str, str], dict]:
+def collect_results(folders: list[Path], warn=print, exclude=()) -> dict[tuple[str, str, str, str], RunResult]:
     """Reads every results file in `folders`; bad ones are named in a warning and skipped.
 
     Args:
@@ -24,10 +22,10 @@ def collect_results(folders: list[Path], warn=print, exclude=()) -> dict[tuple[s
         exclude: Paths not to read (a crashed run's stale file).
 
     Returns:
-        `(example, backend, device, trainer)` -> results payload; the newest wins a tie.
+        `(example, backend, device, trainer)` -> its run; the newest wins a tie.
     """
     skipped = {Path(path).resolve() for path in exclude}
-    rows: dict[tuple[str, str, str, str], dict] = {}
+    rows: dict[tuple[str, str, str, str], RunResult] = {}
     for folder in folders:
         if not folder.is_dir():
             raise UsageError(f"results folder {folder} does not exist")
@@ -36,9 +34,9 @@ def collect_results(folders: list[Path], warn=print, exclude=()) -> dict[tuple[s
             if not match or path.resolve() in skipped:
                 continue  # parity.json, bench.json, ...: not a run's results
             try:
-                payload = read_results(path, example=match["example"])
+                run = read_results(path, example=match["example"])
                 named = (match["backend"], match["device"], match["trainer"] or "fit")
-                holds = (payload["backend"], payload["device"], payload.get("trainer", "fit"))
+                holds = (run.backend, run.device, run.trainer)
                 if named != holds:
                     raise ResultsError(
                         f"{path}: its name says {'/'.join(named)} but it holds {'/'.join(map(str, holds))}"
@@ -46,29 +44,29 @@ def collect_results(folders: list[Path], warn=print, exclude=()) -> dict[tuple[s
             except ResultsError as error:
                 warn(f"warning: skipping {error}")
                 continue
-            key = (payload["example"], payload["backend"], payload["device"], payload.get("trainer", "fit"))
-            if key not in rows or payload["created"] > rows[key]["created"]:
-                rows[key] = payload
+            key = (run.example, run.backend, run.device, run.trainer)
+            if key not in rows or run.created > rows[key].created:
+                rows[key] = run
     return rows
 
 
-def group_runs(runs: list[dict], *fields: str) -> dict:
+def group_runs(runs: list[RunResult], *fields: str) -> dict:
     """Runs grouped by one field (key: its value) or several (key: tuple of values), in order."""
     grouped: dict = {}
     for run in runs:
-        key = run[fields[0]] if len(fields) == 1 else tuple(run[field] for field in fields)
+        key = getattr(run, fields[0]) if len(fields) == 1 else tuple(getattr(run, field) for field in fields)
         grouped.setdefault(key, []).append(run)
     return grouped
 
 
-def label(payload: dict) -> str:
+def label(run: RunResult) -> str:
     """A run's short name in tables and plots: `backend (device)`."""
-    return f"{payload['backend']} ({payload['device']})"
+    return f"{run.backend} ({run.device})"
 
 
-def misclassified_overlap(runs: list[dict]) -> dict:
+def misclassified_overlap(runs: list[RunResult]) -> dict:
     """How many misclassified test digits all backends share, and how many only one gets wrong."""
-    sets = {label(run): {index for index, _, _ in run["misclassified"]} for run in runs}
+    sets = {label(run): {index for index, _, _ in run.misclassified or []} for run in runs}
     shared = set.intersection(*sets.values()) if sets else set()
     union = set.union(*sets.values()) if sets else set()
     unique = {
@@ -83,24 +81,27 @@ def misclassified_overlap(runs: list[dict]) -> dict:
     }
 
 
-def read_parity(folders: list[Path], warn) -> dict | None:
+def read_parity(folders: list[Path], warn) -> ParityResult | None:
     """The first valid `parity.json` in `folders` (see `schemas/parity.schema.json`); invalid ones are named and skipped."""
-    return _read_first(folders, "parity", warn)
+    return _read_first(folders, ParityResult, warn)
 
 
-def read_bench(folders: list[Path], warn) -> dict | None:
+def read_bench(folders: list[Path], warn) -> BenchResult | None:
     """The first valid `bench.json` in `folders` (see `schemas/bench.schema.json`); invalid ones are named and skipped."""
-    return _read_first(folders, "bench", warn)
+    return _read_first(folders, BenchResult, warn)
 
 
-def _read_first(folders: list[Path], kind: str, warn) -> dict | None:
+def _read_first(folders: list[Path], record: type[JsonRecord], warn):
     for folder in folders:
-        path = folder / f"{kind}.json"
-        if path.is_file():
+        path = folder / f"{record.SCHEMA}.json"
+        if path.exists():
             try:
-                return schemas.validate(kind, json.loads(path.read_text()))
-            except (OSError, ValueError) as error:
-                warn(f"warning: skipping {path}: unreadable ({error})")
+                payload = read_json_file(path)
+            except ResultsError as error:
+                warn(f"warning: skipping {error}")
+                continue
+            try:
+                return record.from_json(payload)
             except ResultsError as error:
                 warn(f"warning: skipping {path}: {error}")
     return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multibackend.backends import NAMES
 from multibackend.report.collect import (
     collect_results,
     group_runs,
@@ -36,6 +38,7 @@ from multibackend.report.plots import (
     plot_solve_rate,
     plot_xor_surfaces,
 )
+from multibackend.results import BenchResult, ParityResult, RunResult
 from multibackend.runtime import templating
 from multibackend.runtime.errors import OutputError, UsageError
 
@@ -49,20 +52,30 @@ def _fmt(value, pattern: str = "{:.4f}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def table_rows(runs: list[dict]) -> list[list[str]]:
+def table_rows(runs: list[RunResult]) -> list[list[str]]:
     """The comparison table: one row per (example, backend, device)."""
     rows = []
     for run in runs:
-        metric = run.get("metric", "accuracy")
-        gates = run["gates"]
-        rows.append([
-            run["example"], run["backend"], run["backend_version"], run["keras_version"],
-            f"{run['device']}: {run['device_name']}", run.get("trainer", "fit"), f"{run['params']:,}",
-            _fmt(run["test"].get("loss")), _fmt(run["test"].get(metric)),
-            _fmt(run.get("median_epoch_seconds"), "{:.3f}"), _fmt(run.get("first_epoch_seconds"), "{:.3f}"),
-            _fmt(run.get("steps_per_second"), "{:,.0f}"), _fmt((run.get("peak_rss_bytes") or 0) / 2**20, "{:,.0f}"),
-            f"{sum(g['passed'] for g in gates)}/{len(gates)}" + ("" if run["passed"] else " FAIL"),
-        ])  # fmt: skip
+        metric = run.metric
+        gates = run.gates
+        rows.append(
+            [
+                run.example,
+                run.backend,
+                run.backend_version,
+                run.keras_version,
+                f"{run.device}: {run.device_name}",
+                run.trainer,
+                f"{run.params:,}",
+                _fmt(run.test.get("loss")),
+                _fmt(run.test.get(metric)),
+                _fmt(run.median_epoch_seconds, "{:.3f}"),
+                _fmt(run.first_epoch_seconds, "{:.3f}"),
+                _fmt(run.steps_per_second, "{:,.0f}"),
+                _fmt((run.peak_rss_bytes or 0) / 2**20, "{:,.0f}"),
+                f"{sum(g['passed'] for g in gates)}/{len(gates)}" + ("" if run.passed else " FAIL"),
+            ]
+        )
     return rows
 
 
@@ -73,15 +86,33 @@ MEMORY_NOTE = (
 
 
 TABLE_HEADER = [
-    "example", "backend", "version", "keras", "device", "trainer", "params", "test loss", "test acc",
-    "median s/epoch", "first epoch s", "steps/s", "peak RSS MiB", "gates",
-]  # fmt: skip
+    "example",
+    "backend",
+    "version",
+    "keras",
+    "device",
+    "trainer",
+    "params",
+    "test loss",
+    "test acc",
+    "median s/epoch",
+    "first epoch s",
+    "steps/s",
+    "peak RSS MiB",
+    "gates",
+]
 
 
 COST_HEADER = [
-    "backend", "device", "fit s/epoch", "loop s/epoch", "native s/epoch", "fit / loop", "bench: fit / native",
+    "backend",
+    "device",
+    "fit s/epoch",
+    "loop s/epoch",
+    "native s/epoch",
+    "fit / loop",
+    "bench: fit / native",
     "bench: loop / native",
-]  # fmt: skip
+]
 
 
 COST_NOTE = (
@@ -93,8 +124,13 @@ COST_NOTE = (
 PARITY_HEADER = ["check", "worst pair", "max difference", "tolerance", "all pairs"]
 
 
-def headlines(runs: list[dict], overlap: dict | None, parity: dict | None, costs: list[dict] | None = None,
-              unfinished: list | None = None) -> list[str]:  # fmt: skip
+def headlines(
+    runs: list[RunResult],
+    overlap: dict | None,
+    parity: ParityResult | None,
+    costs: list[dict] | None = None,
+    unfinished: list | None = None,
+) -> list[str]:
     """The few sentences a reader needs: fastest Keras backend, accuracy bar, what Keras costs, disagreements.
 
     Args:
@@ -107,23 +143,22 @@ def headlines(runs: list[dict], overlap: dict | None, parity: dict | None, costs
     """
     lines = []
     for (example, device), group in sorted(group_runs(runs, "example", "device").items()):
-        ranked = sorted(group, key=lambda run: run["median_epoch_seconds"])
+        ranked = sorted(group, key=lambda run: run.median_epoch_seconds)
         fastest = ranked[0]
         others = ", ".join(
-            f"{run['backend']} {run['median_epoch_seconds'] / fastest['median_epoch_seconds']:.1f}x"
-            for run in ranked[1:]
+            f"{run.backend} {run.median_epoch_seconds / fastest.median_epoch_seconds:.1f}x" for run in ranked[1:]
         )
         lines.append(
-            f"Keras `fit` on {example.upper()} ({device}): fastest **{fastest['backend']}** at "
-            f"{fastest['median_epoch_seconds']:.3g} s/epoch" + (f" (slower: {others})" if others else "")
+            f"Keras `fit` on {example.upper()} ({device}): fastest **{fastest.backend}** at "
+            f"{fastest.median_epoch_seconds:.3g} s/epoch" + (f" (slower: {others})" if others else "")
         )
-    mnist = [run for run in runs if run["example"] == "mnist"]
+    mnist = [run for run in runs if run.example == "mnist"]
     if mnist:
-        low = [run for run in mnist if run["epochs"] >= 20 and run["test"]["accuracy"] < 0.98]
-        accs = ", ".join(f"{label(run)} {run['test']['accuracy']:.4f} ({run['epochs']} ep)" for run in mnist)
+        low = [run for run in mnist if run.epochs >= 20 and run.test["accuracy"] < 0.98]
+        accs = ", ".join(f"{label(run)} {run.test['accuracy']:.4f} ({run.epochs} ep)" for run in mnist)
         if low:
             verdict = "Below 0.98 after 20 epochs: " + ", ".join(label(run) for run in low)
-        elif all(run["epochs"] >= 20 for run in mnist):
+        elif all(run.epochs >= 20 for run in mnist):
             verdict = "All 20-epoch MNIST runs reach >= 0.98"
         else:
             verdict = "Not every MNIST run trained the course's 20 epochs"
@@ -134,29 +169,34 @@ def headlines(runs: list[dict], overlap: dict | None, parity: dict | None, costs
             f"Where they disagree: {overlap['shared_by_all']} test digits are wrong on every backend; "
             f"wrong on one backend only: {unique}"
         )
-    xor = [run for run in runs if run["example"] == "xor" and "solve_rate" in run]
+    xor = [run for run in runs if run.example == "xor" and run.solve_rate is not None]
     if xor:
-        rates = ", ".join(
-            f"{label(run)} {sum(run['solve_rate']['solved'])}/{len(run['solve_rate']['seeds'])}" for run in xor
-        )
+        rates = ", ".join(f"{label(run)} {sum(run.solve_rate['solved'])}/{len(run.solve_rate['seeds'])}" for run in xor)
         lines.append(f"XOR from random starts does not always train: solved {rates}")
     measured = [row for row in costs or [] if row["loop"] is not None or row["native"] is not None]
     if measured:
-        lines.append("What Keras `fit` costs on MNIST (s/epoch: fit / framework loop / native, no Keras): " + "; ".join(
-            f"{row['backend']} ({row['device']}) {_fmt(row['fit'], '{:.3g}')} / {_fmt(row['loop'], '{:.3g}')} / "
-            f"{_fmt(row['native'], '{:.3g}')}" for row in measured))  # fmt: skip
+        lines.append(
+            "What Keras `fit` costs on MNIST (s/epoch: fit / framework loop / native, no Keras): "
+            + "; ".join(
+                f"{row['backend']} ({row['device']}) {_fmt(row['fit'], '{:.3g}')} / {_fmt(row['loop'], '{:.3g}')} / "
+                f"{_fmt(row['native'], '{:.3g}')}"
+                for row in measured
+            )
+        )
     if parity:
         lines.append(
-            f"Parity ({', '.join(parity['participants'])}): "
-            + ("every check within tolerance" if parity["passed"] else "FAILED " + ", ".join(parity["failed_checks"]))
+            f"Parity ({', '.join(parity.participants)}): "
+            + ("every check within tolerance" if parity.passed else "FAILED " + ", ".join(parity.failed_checks))
         )
     for outcome in unfinished or []:
-        lines.append(f"Did not finish: {outcome.example} on {outcome.backend} ({outcome.trainer}) "
-                     f"{outcome.status.upper()}: {outcome.reason}; its old results file is not shown")  # fmt: skip
+        lines.append(
+            f"Did not finish: {outcome.example} on {outcome.backend} ({outcome.trainer}) "
+            f"{outcome.status.upper()}: {outcome.reason}; its old results file is not shown"
+        )
     return lines
 
 
-def cost_rows(fit_runs: list[dict], loop_runs: list[dict], bench: dict | None) -> list[dict]:
+def cost_rows(fit_runs: list[RunResult], loop_runs: list[RunResult], bench: BenchResult | None) -> list[dict]:
     """Per backend and device: MNIST seconds per epoch with Keras `fit`, the framework loop and the native loop.
 
     Args:
@@ -167,53 +207,69 @@ def cost_rows(fit_runs: list[dict], loop_runs: list[dict], bench: dict | None) -
     Returns:
         Dicts with backend, device, fit, loop, native (s/epoch or None) and the bench's paired ratios.
     """
-    loops = {(run["backend"], run["device"]): run for run in loop_runs}
-    benched = {(row["backend"], row["trainer"]): row for row in (bench or {}).get("rows", [])}
+    loops = {(run.backend, run.device): run for run in loop_runs}
+    benched = {(row["backend"], row["trainer"]): row for row in (bench.rows if bench else [])}
     rows = []
     for run in fit_runs:
-        key = (run["backend"], run["device"])
-        on_cpu = run["device"] == "cpu"
-        native = benched.get((run["backend"], "native")) if on_cpu else None
-        fit_bench = benched.get((run["backend"], "keras-fit")) if on_cpu else None
-        loop_bench = benched.get((run["backend"], "keras-loop")) if on_cpu else None
+        key = (run.backend, run.device)
+        on_cpu = run.device == "cpu"
+        native = benched.get((run.backend, "native")) if on_cpu else None
+        fit_bench = benched.get((run.backend, "keras-fit")) if on_cpu else None
+        loop_bench = benched.get((run.backend, "keras-loop")) if on_cpu else None
         loop = loops.get(key)
-        rows.append({
-            "backend": run["backend"], "device": run["device"], "fit": run["median_epoch_seconds"],
-            "loop": loop["median_epoch_seconds"] if loop else None,
-            "native": native["median_epoch_seconds"] if native else None,
-            "fit_over_native": fit_bench["paired_time_ratio_to_native"] if fit_bench else None,
-            "loop_over_native": loop_bench["paired_time_ratio_to_native"] if loop_bench else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "backend": run.backend,
+                "device": run.device,
+                "fit": run.median_epoch_seconds,
+                "loop": loop.median_epoch_seconds if loop else None,
+                "native": native["median_epoch_seconds"] if native else None,
+                "fit_over_native": fit_bench["paired_time_ratio_to_native"] if fit_bench else None,
+                "loop_over_native": loop_bench["paired_time_ratio_to_native"] if loop_bench else None,
+            }
+        )
     return rows
 
 
 def _cost_table(rows: list[dict]) -> list[list[str]]:
-    return [[row["backend"], row["device"], _fmt(row["fit"], "{:.3f}"), _fmt(row["loop"], "{:.3f}"),
-             _fmt(row["native"], "{:.3f}"),
-             _fmt(row["fit"] / row["loop"] if row["loop"] else None, "{:.2f}x"),
-             _fmt(row["fit_over_native"], "{:.2f}x"), _fmt(row["loop_over_native"], "{:.2f}x")]
-            for row in rows]  # fmt: skip
+    return [
+        [
+            row["backend"],
+            row["device"],
+            _fmt(row["fit"], "{:.3f}"),
+            _fmt(row["loop"], "{:.3f}"),
+            _fmt(row["native"], "{:.3f}"),
+            _fmt(row["fit"] / row["loop"] if row["loop"] else None, "{:.2f}x"),
+            _fmt(row["fit_over_native"], "{:.2f}x"),
+            _fmt(row["loop_over_native"], "{:.2f}x"),
+        ]
+        for row in rows
+    ]
 
 
-def _parity_rows(parity: dict) -> list[list[str]]:
+def _parity_rows(parity: ParityResult) -> list[list[str]]:
+    def size(row: dict) -> float:  # null in the file: not a number, the worst there is
+        return math.inf if row["difference"] is None else row["difference"]
+
     worst: dict[str, dict] = {}
-    for row in parity["rows"]:
-        if row["check"] not in worst or row["difference"] > worst[row["check"]]["difference"]:
+    for row in parity.rows:
+        if row["check"] not in worst or size(row) > size(worst[row["check"]]):
             worst[row["check"]] = row
     return [
         [
             check,
             row["pair"],
-            f"{row['difference']:.3g}",
+            "not a number" if row["difference"] is None else f"{row['difference']:.3g}",
             f"{row['tolerance']:.3g}",
-            "pass" if all(r["passed"] for r in parity["rows"] if r["check"] == check) else "FAIL",
+            "pass" if all(r["passed"] for r in parity.rows if r["check"] == check) else "FAIL",
         ]
         for check, row in sorted(worst.items())
     ]
 
 
-def write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None,
-                 merged: list[Path] | None = None) -> Path:  # fmt: skip
+def write_report(
+    folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None, merged: list[Path] | None = None
+) -> Path:
     """Writes `comparison.md`, `comparison.html` and the plots to `out_dir`, all or nothing.
 
     Everything is made in a temporary folder inside `out_dir` and moved in at the end, so a failure
@@ -245,8 +301,9 @@ def write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: lis
     return out_dir / "comparison.html"
 
 
-def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None,
-                 merged: list[Path] | None = None) -> None:  # fmt: skip
+def _write_report(
+    folders: list[Path], out_dir: Path, warn=print, unfinished: list | None = None, merged: list[Path] | None = None
+) -> None:
     """Writes `comparison.md`, `comparison.html` and the plots to `out_dir`.
 
     Args:
@@ -265,10 +322,10 @@ def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: li
 
     unfinished = list(unfinished or [])
     collected = collect_results([*folders, *(merged or [])], warn=warn, exclude=[o.path for o in unfinished])
-    order = {"torch": 0, "tensorflow": 1, "jax": 2}
-    ordered = sorted(collected.values(), key=lambda r: (r["example"] != "xor", r["device"], order.get(r["backend"], 9)))
-    runs = [run for run in ordered if run.get("trainer", "fit") == "fit"]
-    loop_runs = [run for run in ordered if run.get("trainer", "fit") != "fit"]
+    order = {name: index for index, name in enumerate(NAMES)}
+    ordered = sorted(collected.values(), key=lambda r: (r.example != "xor", r.device, order.get(r.backend, 9)))
+    runs = [run for run in ordered if run.trainer == "fit"]
+    loop_runs = [run for run in ordered if run.trainer != "fit"]
     if not runs:
         raise UsageError(
             f"no usable Keras fit results files in {', '.join(str(f) for f in folders)}; run `multibackend run` first"
@@ -284,12 +341,12 @@ def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: li
         )
     figures.append(("Speed", plot_epoch_seconds(plt, runs, out_dir / "epoch-seconds.png")))
     overlap = None
-    mnist_runs = [run for run in grouped.get("mnist", []) if "misclassified" in run]
+    mnist_runs = [run for run in grouped.get("mnist", []) if run.misclassified is not None]
     if mnist_runs:
         images = _mnist_test_images(warn)
         if images is not None:
             for run in mnist_runs:
-                name = f"misclassified-{run['backend']}-{run['device']}.png"
+                name = f"misclassified-{run.backend}-{run.device}.png"
                 figures.append(
                     (f"Misclassified digits: {label(run)}", plot_misclassified(plt, run, images, out_dir / name))
                 )
@@ -300,17 +357,22 @@ def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: li
                 plot_overlap(plt, overlap, out_dir / "misclassified-overlap.png"),
             )
         )
-    xor_runs = [run for run in grouped.get("xor", []) if "final_weights" in run]
+    xor_runs = [run for run in grouped.get("xor", []) if run.final_weights is not None]
     if xor_runs:
         figures.append(("XOR decision surfaces", plot_xor_surfaces(plt, xor_runs, out_dir / "xor-surfaces.png")))
         figures.append(("XOR solve rate over seeds", plot_solve_rate(plt, xor_runs, out_dir / "xor-solve-rate.png")))
     parity = read_parity(folders, warn)
-    costs = cost_rows([run for run in runs if run["example"] == "mnist"], loop_runs, read_bench(folders, warn))
+    costs = cost_rows([run for run in runs if run.example == "mnist"], loop_runs, read_bench(folders, warn))
     lines = headlines(runs, overlap, parity, costs, unfinished)
     tables = [("Keras fit runs", TABLE_HEADER, table_rows(runs))]
     if loop_runs:
-        tables.append(("Fast path: the framework loop over the same compiled model (not Keras fit)", TABLE_HEADER,
-                       table_rows(loop_runs)))  # fmt: skip
+        tables.append(
+            (
+                "Fast path: the framework loop over the same compiled model (not Keras fit)",
+                TABLE_HEADER,
+                table_rows(loop_runs),
+            )
+        )
     if any(row["loop"] is not None or row["native"] is not None for row in costs):
         tables.append(("What Keras fit costs: MNIST seconds per epoch", COST_HEADER, _cost_table(costs)))
     if unfinished:
@@ -327,14 +389,14 @@ def _write_report(folders: list[Path], out_dir: Path, warn=print, unfinished: li
         "tables": [
             {"title": title, "header": header, "rows": rows, "note": COST_NOTE if header is COST_HEADER else ""}
             for title, header, rows in tables
-        ],  # fmt: skip
-        "machines": sorted({f"{run['host']}: {run['device_name']}" for run in ordered if "host" in run}),
+        ],
+        "machines": sorted({f"{run.host}: {run.device_name}" for run in ordered if run.host}),
         "memory_note": MEMORY_NOTE,
         "parity": {"header": PARITY_HEADER, "rows": _parity_rows(parity)} if parity else None,
         "figures": [
             {"title": title, "file": path.name, "data": base64.b64encode(path.read_bytes()).decode()}
             for title, path in figures
-        ],  # fmt: skip
+        ],
     }
     (out_dir / "comparison.md").write_text(render("comparison.md.j2", context))
     (out_dir / "comparison.html").write_text(render("comparison.html.j2", context))

@@ -10,26 +10,28 @@ from pathlib import Path
 
 import numpy as np
 
+from multibackend.backends import NAMES, backend
 from multibackend.report.collect import group_runs, label
+from multibackend.results import RunResult
 
-COLORS = {"torch": "#ee4c2c", "tensorflow": "#ff8f00", "jax": "#2a6fdb"}
+COLORS = {name: backend(name).COLOR for name in NAMES}
 
 
 LINESTYLES = {"cpu": "-", "gpu": "--"}
 
 
-def style(payload: dict) -> dict:
-    return {"color": COLORS.get(payload["backend"], "gray"), "linestyle": LINESTYLES[payload["device"]]}
+def style(run: RunResult) -> dict:
+    return {"color": COLORS.get(run.backend, "gray"), "linestyle": LINESTYLES[run.device]}
 
 
-def plot_history(plt, runs: list[dict], example: str, path: Path) -> Path:
-    metric = runs[0].get("metric", "accuracy")
+def plot_history(plt, runs: list[RunResult], example: str, path: Path) -> Path:
+    metric = runs[0].metric
     figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(11, 3.8))
     for run in runs:
-        epochs = np.arange(1, len(run["history"]["loss"]) + 1)
-        loss_axis.plot(epochs, run["history"]["loss"], label=label(run), **style(run))
-        if metric in run["history"]:
-            metric_axis.plot(epochs, run["history"][metric], label=label(run), **style(run))
+        epochs = np.arange(1, len(run.history["loss"]) + 1)
+        loss_axis.plot(epochs, run.history["loss"], label=label(run), **style(run))
+        if metric in run.history:
+            metric_axis.plot(epochs, run.history[metric], label=label(run), **style(run))
     loss_axis.set(
         title=f"{example.upper()}: Keras fit, training loss per epoch", xlabel="epoch", ylabel="loss", yscale="log"
     )
@@ -43,15 +45,15 @@ def plot_history(plt, runs: list[dict], example: str, path: Path) -> Path:
     return path
 
 
-def plot_epoch_seconds(plt, runs: list[dict], path: Path) -> Path:
+def plot_epoch_seconds(plt, runs: list[RunResult], path: Path) -> Path:
     grouped = group_runs(runs, "example")
     figure, axes = plt.subplots(1, len(grouped), figsize=(11, 3.8), squeeze=False)
     for axis, (example, group) in zip(axes[0], grouped.items()):
         labels = [label(run) for run in group]
-        medians = [run["median_epoch_seconds"] for run in group]
-        firsts = [run["first_epoch_seconds"] for run in group]
+        medians = [run.median_epoch_seconds for run in group]
+        firsts = [run.first_epoch_seconds for run in group]
         positions = np.arange(len(group))
-        axis.bar(positions - 0.2, medians, 0.4, label="median epoch", color=[COLORS.get(r["backend"]) for r in group])
+        axis.bar(positions - 0.2, medians, 0.4, label="median epoch", color=[COLORS.get(r.backend) for r in group])
         axis.bar(positions + 0.2, firsts, 0.4, label="first epoch (compile/warm-up)", color="lightgray")
         for x, value in zip(positions, medians):
             axis.annotate(f"{value:.3g}s", (x - 0.2, value), ha="center", va="bottom", fontsize=8)
@@ -65,8 +67,8 @@ def plot_epoch_seconds(plt, runs: list[dict], path: Path) -> Path:
     return path
 
 
-def plot_misclassified(plt, run: dict, images: np.ndarray, path: Path, count: int = 12) -> Path:
-    wrong = run["misclassified"][:count]
+def plot_misclassified(plt, run: RunResult, images: np.ndarray, path: Path, count: int = 12) -> Path:
+    wrong = run.misclassified[:count]
     columns = 6
     rows = max(1, -(-len(wrong) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), squeeze=False)
@@ -75,7 +77,7 @@ def plot_misclassified(plt, run: dict, images: np.ndarray, path: Path, count: in
     for axis, (index, predicted, actual) in zip(axes.ravel(), wrong):
         axis.imshow(images[index], cmap="gray_r")
         axis.set_title(f"Pred: {predicted}, Actual: {actual}", fontsize=8)
-    figure.suptitle(f"Misclassified test digits: {label(run)}, {len(run['misclassified'])} of 10,000", fontsize=10)
+    figure.suptitle(f"Misclassified test digits: {label(run)}, {len(run.misclassified)} of 10,000", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
@@ -107,17 +109,17 @@ def xor_surface(weights: list, grid: np.ndarray) -> np.ndarray:
     return np.tanh(np.tanh(grid @ kernel1 + bias1) @ kernel2 + bias2)[:, 0]
 
 
-def plot_xor_surfaces(plt, runs: list[dict], path: Path) -> Path:
+def plot_xor_surfaces(plt, runs: list[RunResult], path: Path) -> Path:
     xs = np.linspace(-0.25, 1.25, 121)
     mesh = np.array(np.meshgrid(xs, xs)).reshape(2, -1).T
     figure, axes = plt.subplots(1, len(runs), figsize=(3.4 * len(runs) + 1.2, 3.6), squeeze=False, layout="constrained")
     for axis, run in zip(axes[0], runs):
-        surface = xor_surface(run["final_weights"], mesh).reshape(len(xs), len(xs))
+        surface = xor_surface(run.final_weights, mesh).reshape(len(xs), len(xs))
         image = axis.contourf(xs, xs, surface, levels=np.linspace(-1, 1, 21), cmap="coolwarm")
         axis.contour(xs, xs, surface, levels=[0.5], colors="black", linewidths=1.5)
         for (x0, x1), target in zip([(0, 0), (0, 1), (1, 0), (1, 1)], [0, 1, 1, 0]):
             axis.scatter(x0, x1, c="white" if target else "black", edgecolors="black", s=60, zorder=3)
-        axis.set(title=f"{label(run)}: acc {run['test']['binary_accuracy']:.2f}", xlabel="x0")
+        axis.set(title=f"{label(run)}: acc {run.test['binary_accuracy']:.2f}", xlabel="x0")
     axes[0][0].set_ylabel("x1")
     figure.colorbar(image, ax=axes[0].tolist(), shrink=0.9, label="output (black line: 0.5)")
     figure.suptitle("XOR decision surfaces from the shared initial weights", fontsize=10)
@@ -126,16 +128,16 @@ def plot_xor_surfaces(plt, runs: list[dict], path: Path) -> Path:
     return path
 
 
-def plot_solve_rate(plt, runs: list[dict], path: Path) -> Path:
+def plot_solve_rate(plt, runs: list[RunResult], path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(7, 3.4))
     for offset, run in enumerate(runs):
-        rate = run["solve_rate"]
+        rate = run.solve_rate
         jitter = (offset - (len(runs) - 1) / 2) * 0.12
         axis.scatter(
             np.array(rate["seeds"]) + jitter,
             rate["binary_accuracy"],
             label=f"{label(run)}: {sum(rate['solved'])}/{len(rate['seeds'])} solved",
-            color=COLORS.get(run["backend"]),
+            color=COLORS.get(run.backend),
             s=30,
         )
     axis.set(

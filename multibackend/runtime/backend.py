@@ -2,7 +2,7 @@
 
 Keras fixes its backend at import time (`KERAS_BACKEND`), and each framework
 reads its device settings at import too, so everything here must run first.
-Only this module and `devices.py` know backend-specific details.
+What differs between backends is each one's own (`multibackend.backends`).
 """
 
 from __future__ import annotations
@@ -11,18 +11,15 @@ import importlib.util
 import os
 import sys
 
+from multibackend import backends
 from multibackend.runtime.errors import UsageError
 
-BACKENDS = ("torch", "tensorflow", "jax")
+BACKENDS = backends.NAMES
 DEFAULT_BACKEND = "torch"
 DEVICES = ("auto", "cpu", "gpu")
 
-# What to install when a backend's package is missing (CPU builds; see README for CUDA).
-INSTALL_HINTS = {
-    "torch": "pip install torch==2.13.0",
-    "tensorflow": "pip install tensorflow-cpu==2.21.0",
-    "jax": "pip install jax==0.10.2",
-}
+# What to install when a backend's package is missing (CPU builds; see the docs for CUDA).
+INSTALL_HINTS = {name: backends.backend(name).INSTALL_HINT for name in BACKENDS}
 
 
 def quiet_framework_logs() -> None:
@@ -32,7 +29,34 @@ def quiet_framework_logs() -> None:
 
 def installed_backends() -> list[str]:
     """Backends whose framework package can be imported in this environment."""
-    return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+    return backends.installed()
+
+
+def chosen_backends(requested: list[str] | None) -> list[str]:
+    """The backends a command runs: the requested ones (each once), or every installed one.
+
+    Args:
+        requested: Backend names as the user gave them, or None (or empty) for every installed backend.
+
+    Returns:
+        The names, in the order given (or `BACKENDS`' order).
+
+    Raises:
+        UsageError: for an unknown name, or a requested backend that is not installed here.
+    """
+    available = installed_backends()
+    if not requested:
+        return [name for name in BACKENDS if name in available]
+    chosen = list(dict.fromkeys(requested))
+    for name in chosen:
+        if name not in BACKENDS:
+            raise UsageError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
+        if name not in available:
+            raise UsageError(
+                f"backend {name!r} is not installed here (installed: {', '.join(available) or 'none'}): "
+                f"{INSTALL_HINTS[name]}"
+            )
+    return chosen
 
 
 def check_backend(name: str) -> None:
@@ -41,7 +65,7 @@ def check_backend(name: str) -> None:
         raise UsageError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
     if importlib.util.find_spec("keras") is None:
         raise UsageError("keras is not installed: pip install keras==3.15.1")
-    if importlib.util.find_spec(name) is None:
+    if importlib.util.find_spec(backends.backend(name).PACKAGE) is None:
         raise UsageError(f"backend {name!r} is not installed: {INSTALL_HINTS[name]} (or use nox: nox -s mnist-{name})")
 
 
@@ -72,13 +96,30 @@ def select_backend(name: str, device: str = "cpu") -> None:
     # Several runs may share one GPU: never let JAX or TensorFlow take all its memory.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    if device == "cpu":
-        os.environ["KERAS_TORCH_DEVICE"] = "cpu"
-        os.environ["JAX_PLATFORMS"] = "cpu"
-        if name == "tensorflow":
-            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-    elif device == "gpu":
-        os.environ["KERAS_TORCH_DEVICE"] = "cuda"
-        os.environ.pop("JAX_PLATFORMS", None)
-        if name == "jax":
-            os.environ["JAX_PLATFORMS"] = "cuda"
+    for other in BACKENDS:  # every framework the process may import, the chosen one's own way
+        for key, value in backends.backend(other).environment(device, chosen=other == name).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def import_keras():
+    """Imports Keras on the backend that `select_backend` fixed.
+
+    Returns:
+        The `keras` module.
+
+    Raises:
+        UsageError: when Keras or its framework is installed but cannot be imported: a broken environment, exit 2.
+    """
+    name = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
+    try:
+        import keras
+    except Exception as error:  # noqa: BLE001 - a broken install raises anything: ImportError, OSError, ...
+        first = str(error).strip().splitlines()[:1]
+        raise UsageError(
+            f"keras on the {name} backend cannot be imported ({type(error).__name__}: {first[0] if first else ''}); "
+            f"the install looks broken: reinstall it ({INSTALL_HINTS.get(name, 'pip install keras')})"
+        ) from None
+    return keras

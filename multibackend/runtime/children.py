@@ -3,7 +3,8 @@
 Every command that starts another Python process (one backend per process) goes
 through `run_child`, so a timeout, an error or Ctrl-C in the parent ends the
 whole group, grandchildren included, and a child that prints without end costs
-disk in a temporary file, not memory. A grandchild that leaves the group (a
+neither memory nor disk: its output is read from pipes as it comes, and only
+the last `TAIL_BYTES` of each stream are kept. A grandchild that leaves the group (a
 new session, a daemon) is found too: on Linux this process becomes a child
 subreaper, so such orphans are re-parented to it instead of to init, and every
 process that a child left behind is ended with it. Children may run side by
@@ -18,7 +19,6 @@ import ctypes
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +26,8 @@ from pathlib import Path
 
 # What is kept of each stream for messages and parsing: the end, where errors and results are.
 TAIL_BYTES = 64 * 1024
+# How long the readers of a child's pipes may take to see them close once its processes are gone.
+READER_GRACE_SECONDS = 5.0
 
 # The process ids of children that `run_child` is waiting on, in any thread.
 _running: set[int] = set()
@@ -109,6 +111,40 @@ def _end_left_behind(before: set[int]) -> None:
             pass  # not our child (still below another process): its own parent reaps it
 
 
+class _Tail:
+    """The last `limit` bytes of a pipe, read as they come by a thread of its own: bounded memory, no disk."""
+
+    def __init__(self, pipe, limit: int = TAIL_BYTES):
+        self._pipe = pipe
+        self._limit = limit
+        self._kept = bytearray()
+        self.total = 0
+        self._thread = threading.Thread(target=self._read, name="child-output", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        descriptor = self._pipe.fileno()
+        while True:
+            try:
+                chunk = os.read(descriptor, 1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.total += len(chunk)
+            self._kept += chunk
+            if len(self._kept) > 2 * self._limit:
+                del self._kept[: -self._limit]
+
+    def text(self) -> str:
+        """What was kept, once the pipe closed (or the grace time passed), as text."""
+        self._thread.join(READER_GRACE_SECONDS)
+        kept = bytes(self._kept[-self._limit :])
+        dropped = self.total - len(kept)
+        note = f"[{dropped} earlier bytes of output not kept]\n" if dropped > 0 else ""
+        return note + kept.decode(errors="replace")
+
+
 def run_child(command: list[str], *, timeout: float, env: dict | None = None, cwd: str | None = None) -> ChildResult:
     """Runs `command` in a new process group and waits at most `timeout` seconds.
 
@@ -126,24 +162,34 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
     """
     _become_subreaper()
     before = _descendants()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
+    started = time.perf_counter()
+    with _running_lock:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        _running.add(process.pid)
+    out, err = _Tail(process.stdout), _Tail(process.stderr)
+    timed_out = False
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:  # on a timeout and on any exception here (Ctrl-C, SIGTERM), which then goes on up
+        _kill_group(process)  # grandchildren that outlive the child go too
         with _running_lock:
-            process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                       start_new_session=True)  # fmt: skip
-            _running.add(process.pid)
-        timed_out = False
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:  # on a timeout and on any exception here (Ctrl-C, SIGTERM), which then goes on up
-            _kill_group(process)  # grandchildren that outlive the child go too
-            with _running_lock:
-                _running.discard(process.pid)
-            _end_left_behind(before)  # and those that left its group
-        return ChildResult(None if timed_out else process.returncode, timed_out, time.perf_counter() - started,
-                           _tail(out), _tail(err))  # fmt: skip
+            _running.discard(process.pid)
+        _end_left_behind(before)  # and those that left its group
+    seconds = time.perf_counter() - started
+    stdout, stderr = out.text(), err.text()
+    process.stdout.close()
+    process.stderr.close()
+    return ChildResult(None if timed_out else process.returncode, timed_out, seconds, stdout, stderr)
 
 
 def end_all_children() -> None:
@@ -183,9 +229,3 @@ def _kill_group(process: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
-
-
-def _tail(stream) -> str:
-    stream.seek(0, os.SEEK_END)
-    stream.seek(max(0, stream.tell() - TAIL_BYTES))
-    return stream.read().decode(errors="replace")

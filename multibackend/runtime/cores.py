@@ -30,8 +30,13 @@ def thread_limits(processes: int, environ: dict | None = None) -> dict[str, str]
     if processes <= 1:
         return {}
     threads = str(max(1, available_cores() // processes))
-    limits = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-              "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}  # fmt: skip
+    limits = {
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+    }
     if threads == "1" and "xla_cpu_multi_thread_eigen" not in environ.get("XLA_FLAGS", ""):
         limits["XLA_FLAGS"] = f"{environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
     return {key: value for key, value in limits.items() if key not in environ or key == "XLA_FLAGS"}

@@ -10,6 +10,7 @@ import glob
 import os
 import platform
 
+from multibackend import backends
 from multibackend.runtime.errors import UsageError
 
 
@@ -26,21 +27,14 @@ def gpu_available(backend: str) -> bool:
 
     quiet_framework_logs()
     try:
-        if backend == "torch":
-            import torch
-
-            return bool(torch.cuda.is_available() and torch.cuda.device_count() > 0)
-        if backend == "jax":
-            import jax
-
-            return len(jax.devices("gpu")) > 0
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return len(tf.config.list_physical_devices("GPU")) > 0
+        return bool(backends.backend(backend).gpu_available())
     except Exception:  # noqa: BLE001 - a framework that cannot reach a GPU raises many kinds
         return False
-    return False
+
+
+def this_backend_sees_a_gpu() -> bool:
+    """Whether the backend that this process fixed (`KERAS_BACKEND`) sees a usable GPU; a job's function."""
+    return gpu_available(os.environ["KERAS_BACKEND"])
 
 
 def resolve_device(backend: str, requested: str) -> str:
@@ -84,13 +78,7 @@ def variable_device(variable) -> str:
     """Where a Keras variable's tensor lives, as the framework names it."""
     import keras
 
-    value = variable.value
-    backend = keras.backend.backend()
-    if backend == "torch":
-        return str(value.device)
-    if backend == "jax":
-        return ",".join(sorted(str(device) for device in value.devices()))
-    return str(value.device)
+    return backends.backend(keras.backend.backend()).variable_device(variable.value)
 
 
 def device_kind(framework_device: str) -> str:
@@ -101,51 +89,14 @@ def device_kind(framework_device: str) -> str:
 
 def gpu_details(backend: str) -> dict:
     """Name and memory of the first GPU as the backend's framework reports them."""
-    if backend == "torch":
-        import torch
-
-        properties = torch.cuda.get_device_properties(0)
-        return {"name": properties.name, "memory_bytes": int(properties.total_memory)}
-    if backend == "jax":
-        import jax
-
-        device = jax.devices("gpu")[0]
-        stats = device.memory_stats() or {}
-        return {"name": device.device_kind, "memory_bytes": int(stats.get("bytes_limit", 0)) or None}
-    import tensorflow as tf
-
-    gpu = tf.config.list_physical_devices("GPU")[0]
-    details = tf.config.experimental.get_device_details(gpu)
-    return {"name": details.get("device_name", gpu.name), "memory_bytes": None}
+    return backends.backend(backend).gpu_details()
 
 
 def set_tf32(backend: str, enabled: bool) -> None:
     """Turns TensorFloat-32 matmuls on or off (off for cross-backend comparisons)."""
-    if backend == "torch":
-        import torch
-
-        torch.backends.cuda.matmul.allow_tf32 = enabled
-        torch.backends.cudnn.allow_tf32 = enabled
-    elif backend == "jax":
-        import jax
-
-        jax.config.update("jax_default_matmul_precision", None if enabled else "float32")
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_tensor_float_32_execution(enabled)
+    backends.backend(backend).set_tf32(enabled)
 
 
 def tf32_enabled(backend: str) -> bool:
     """Whether TensorFloat-32 matmuls may be used on a GPU by this backend."""
-    if backend == "torch":
-        import torch
-
-        return bool(torch.backends.cuda.matmul.allow_tf32)
-    if backend == "jax":
-        import jax
-
-        return jax.config.jax_default_matmul_precision not in ("float32", "highest")
-    import tensorflow as tf
-
-    return bool(tf.config.experimental.tensor_float_32_execution_enabled())
+    return backends.backend(backend).tf32_enabled()

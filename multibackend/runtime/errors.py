@@ -44,3 +44,9 @@ def last_line(output: str, fallback: str) -> str:
     """The last non-empty line of a child process's output: where Python names its error."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return lines[-1] if lines else fallback
+
+
+def one_line(error: BaseException) -> str:
+    """`ErrorType: the first line of its message`, as a one-line report names an error."""
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0] if message else ''}"

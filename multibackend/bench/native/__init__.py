@@ -36,8 +36,9 @@ class NativeTrainer(Protocol):
         ...
 
 
-def native_trainer(backend: str, x_train: np.ndarray, y_train: np.ndarray, weights: list[np.ndarray],
-                   batch_size: int) -> NativeTrainer:  # fmt: skip
+def native_trainer(
+    backend: str, x_train: np.ndarray, y_train: np.ndarray, weights: list[np.ndarray], batch_size: int
+) -> NativeTrainer:
     """The native trainer of `backend` ("torch", "jax" or "tensorflow").
 
     Args:

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from multibackend.backends.base import batch_order
 from multibackend.bench.native import EPSILON, LEARNING_RATE, RHO
-from multibackend.training.loops import batch_order
 
 
 def _forward(params, x):

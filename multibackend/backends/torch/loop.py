@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from multibackend.training.loops import LoopUnsupported, check_trainable, require_backend
+from multibackend.backends.base import LoopUnsupported, check_trainable, require_backend
 
 # Keras clips probabilities to [epsilon, 1 - epsilon] before the log; clipping
 # log-probabilities to the logs of those bounds is the same function.
@@ -71,7 +71,7 @@ def sparse_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor) 
 
 
 class EpochTrainer:
-    """Trains a compiled Keras model in place with a plain PyTorch loop; see `multibackend.training.loops.EpochTrainer`."""
+    """Trains a compiled Keras model in place with a plain PyTorch loop; see `multibackend.backends.base.EpochTrainer`."""
 
     def __init__(self, model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int):
         require_backend("torch")
@@ -142,9 +142,17 @@ def plain_rmsprop_velocities(optimizer, variables) -> list[torch.Tensor] | None:
 
     if type(optimizer).__name__ != "RMSprop" or not isinstance(optimizer, keras.optimizers.RMSprop):
         return None
-    extras = (optimizer.momentum, optimizer.centered, optimizer.weight_decay, optimizer.clipnorm,
-              optimizer.clipvalue, optimizer.global_clipnorm, optimizer.use_ema,
-              optimizer.gradient_accumulation_steps, getattr(optimizer, "loss_scale_factor", None))  # fmt: skip
+    extras = (
+        optimizer.momentum,
+        optimizer.centered,
+        optimizer.weight_decay,
+        optimizer.clipnorm,
+        optimizer.clipvalue,
+        optimizer.global_clipnorm,
+        optimizer.use_ema,
+        optimizer.gradient_accumulation_steps,
+        getattr(optimizer, "loss_scale_factor", None),
+    )
     if any(extras) or not isinstance(optimizer._learning_rate, keras.Variable):
         return None
     return [optimizer._velocities[optimizer._get_variable_index(variable)].value for variable in variables]

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from multibackend.training.loops import SPARSE_CROSSENTROPY, require_backend
+from multibackend.backends.base import SPARSE_CROSSENTROPY, require_backend
 
 
 class EpochTrainer:
-    """Trains a Keras model with `GradientTape` in a compiled epoch; see `multibackend.training.loops.EpochTrainer`."""
+    """Trains a Keras model with `GradientTape` in a compiled epoch; see `multibackend.backends.base.EpochTrainer`."""
 
     def __init__(self, model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int):
         require_backend("tensorflow")

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from multibackend.training.loops import SPARSE_CROSSENTROPY, batch_order, require_backend
+from multibackend.backends.base import SPARSE_CROSSENTROPY, batch_order, require_backend
 
 
 class EpochTrainer:
-    """Trains a Keras model with Keras's stateless API under `jax.jit`; see `multibackend.training.loops.EpochTrainer`."""
+    """Trains a Keras model with Keras's stateless API under `jax.jit`; see `multibackend.backends.base.EpochTrainer`."""
 
     def __init__(self, model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int):
         require_backend("jax")
@@ -51,6 +51,9 @@ class EpochTrainer:
         self.batch_size = batch_size
 
     def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
+        # From the Keras variables: a callback between epochs (a predict, an evaluate) may have replaced their
+        # arrays and deleted the ones the state held (Keras's jitted steps donate them).
+        self.state = tuple([variable.value for variable in group] for group in self.variable_groups)
         batches, rest = batch_order(order, self.batch_size)
         self.state, (losses, corrects) = self.full_batches(self.state, self.inputs, self.labels, batches)
         total_loss, correct = jnp.sum(losses) * self.batch_size, jnp.sum(corrects)

@@ -1,0 +1,51 @@
+"""The torch backend: Keras on PyTorch (the project's default)."""
+
+from __future__ import annotations
+
+PACKAGE = "torch"
+INSTALL_HINT = "pip install torch==2.13.0"
+COLOR = "#ee4c2c"  # in plots
+MODULES = ("torch",)  # what the benchmark hides from the others
+STEPS_PER_EXECUTION_COMPILED = False  # Keras's torch trainer runs them one by one in Python
+
+
+def environment(device: str, chosen: bool) -> dict[str, str | None]:
+    """Keras's torch backend places weights where KERAS_TORCH_DEVICE says, whichever backend the process chose."""
+    return {"KERAS_TORCH_DEVICE": "cuda" if device == "gpu" else "cpu"}
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.device_count() > 0)
+
+
+def gpu_details() -> dict:
+    import torch
+
+    properties = torch.cuda.get_device_properties(0)
+    return {"name": properties.name, "memory_bytes": int(properties.total_memory)}
+
+
+def variable_device(value) -> str:
+    return str(value.device)
+
+
+def set_tf32(enabled: bool) -> None:
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def tf32_enabled() -> bool:
+    import torch
+
+    return bool(torch.backends.cuda.matmul.allow_tf32)
+
+
+def epoch_trainer(model, x_train, y_train, batch_size: int):
+    """The PyTorch loop for a compiled model (see `loop.EpochTrainer`)."""
+    from multibackend.backends.torch.loop import EpochTrainer
+
+    return EpochTrainer(model, x_train, y_train, batch_size)
