@@ -2,40 +2,64 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-FAILURES = {"failed": "failed", "output differs": "output differs", "timed out": "timed out"}
+FAILURES = ("failed", "output differs", "timed out", "wrong backend")
+SKIPPED = ("not installed", "pinned")
+# Terminal colour codes, then every character XML 1.0 forbids (a BEL, a form feed): an error message may hold any.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value) -> str:
+    """Text that well-formed XML can hold: colour codes and the characters XML forbids are taken out."""
+    return _NOT_XML.sub("", _ANSI.sub("", str(value)))
 
 
 def document(payload: dict) -> ElementTree.ElementTree:
     """Builds the JUnit tree of a verify payload: one `testcase` per (file, backend), in one `testsuite`.
 
-    A failed, timed-out or differing cell is a `failure` whose text lists every differing cell; a backend
-    that is not installed is `skipped`.
+    A failed, timed-out, differing or wrong-backend cell is a `failure` whose text lists every differing cell; a
+    backend that is not installed, or a file pinned to another backend, is `skipped`. Each case's properties name
+    the backend that ran; a smoke run's suite says so in its name and properties.
     """
     cells = payload["cells"]
+    smoke = bool(payload.get("smoke"))
     counts = {
         "tests": len(cells),
         "failures": sum(cell["status"] in FAILURES for cell in cells),
         "errors": 0,
-        "skipped": sum(cell["status"] == "not installed" for cell in cells),
+        "skipped": sum(cell["status"] in SKIPPED for cell in cells),
         "time": sum(cell["seconds"] for cell in cells),
     }
     suites = ElementTree.Element("testsuites")
-    suite = ElementTree.SubElement(suites, "testsuite", name="multibackend verify", timestamp=payload["created"],
-                                   **{key: f"{value:.3f}" if key == "time" else str(value)
-                                      for key, value in counts.items()})  # fmt: skip
+    name = "multibackend verify" + (" (smoke)" if smoke else "")
+    suite = ElementTree.SubElement(
+        suites,
+        "testsuite",
+        name=name,
+        timestamp=payload["created"],
+        **{key: f"{value:.3f}" if key == "time" else str(value) for key, value in counts.items()},
+    )
+    properties = ElementTree.SubElement(suite, "properties")
+    ElementTree.SubElement(properties, "property", name="smoke", value=str(smoke).lower())
     for cell in cells:
-        case = ElementTree.SubElement(suite, "testcase", classname=cell["file"], name=cell["backend"],
-                                      time=f"{cell['seconds']:.3f}")  # fmt: skip
+        case = ElementTree.SubElement(
+            suite, "testcase", classname=xml_text(cell["file"]), name=cell["backend"], time=f"{cell['seconds']:.3f}"
+        )
+        if cell["status"] not in SKIPPED:
+            case_properties = ElementTree.SubElement(case, "properties")
+            used = xml_text(cell.get("backend_used") or "")
+            ElementTree.SubElement(case_properties, "property", name="backend_used", value=used)
         if cell["status"] in FAILURES:
-            failure = ElementTree.SubElement(case, "failure", type=FAILURES[cell["status"]], message=cell["error"])
-            failure.text = "\n".join(cell.get("differences") or [cell["error"]])
-        elif cell["status"] == "not installed":
-            ElementTree.SubElement(case, "skipped", message=f"not installed: {cell['error']}")
+            failure = ElementTree.SubElement(case, "failure", type=cell["status"], message=xml_text(cell["error"]))
+            failure.text = xml_text("\n".join(cell.get("differences") or [cell["error"]]))
+        elif cell["status"] in SKIPPED:
+            ElementTree.SubElement(case, "skipped", message=xml_text(f"{cell['status']}: {cell['error']}"))
         if cell.get("last_line"):
-            ElementTree.SubElement(case, "system-out").text = cell["last_line"]
+            ElementTree.SubElement(case, "system-out").text = xml_text(cell["last_line"])
     ElementTree.indent(suites)
     return ElementTree.ElementTree(suites)
 

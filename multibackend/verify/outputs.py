@@ -33,10 +33,14 @@ MARKERS = {
     "NBVAL_RAISES_EXCEPTION": "raises-exception",
 }
 COMPARE_MODES = ("all", "marked", "off")  # nbval's default, nbval's --nbval-lax, no comparison
+# Text of one cell's outputs that is compared: a stored notebook may carry any amount.
+OUTPUT_TEXT_LIMIT = 1 << 20
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # A Keras progress bar line ("469/469 ━━━━ 2s 4ms/step - accuracy: 0.87 - loss: 0.43") or its step timing.
-_PROGRESS = re.compile(r"━|\d+(\.\d+)?\s*[mµu]?s/step|^\s*\d+/\d+\s.*\b(ETA|eta)\b")
+# Each match starts only where a number starts (the lookbehind): from every digit of a long run it would take
+# quadratic time (a 16,000-digit line took 21 s).
+_PROGRESS = re.compile(r"━|(?<![\d.])\d+(?:\.\d+)?\s*[mµu]?s/step|^\s*\d+/\d+\s.*\b(?:ETA|eta)\b")
 _TIMESTAMP = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?|\b\d{2}:\d{2}:\d{2}(\.\d+)?\b"
 )
@@ -136,7 +140,8 @@ def output_text(outputs: list[dict]) -> str:
                 rest.append(_joined(plain))
         elif kind == "error":
             rest.append(f"{output.get('ename', '')}: {output.get('evalue', '')}")
-    return normalize("".join(stdout) + ("\n" if stdout and rest else "") + "\n".join(rest))
+    text = "".join(stdout) + ("\n" if stdout and rest else "") + "\n".join(rest)
+    return normalize(text[:OUTPUT_TEXT_LIMIT])
 
 
 def _tokens(text: str) -> tuple[list[str], list[str]]:
@@ -231,7 +236,13 @@ def has_stored_outputs(notebook: dict) -> bool:
 
 
 def compare_notebooks(
-    stored: dict, new: dict, *, mode: str = "all", rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL
+    stored: dict,
+    new: dict,
+    *,
+    mode: str = "all",
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    skip: set[int] | frozenset[int] = frozenset(),
 ) -> list[Mismatch]:
     """Compares each code cell's new outputs with the stored ones.
 
@@ -242,6 +253,7 @@ def compare_notebooks(
             `NBVAL_CHECK_OUTPUT` (nbval's lax mode); "off" none.
         rtol: Relative tolerance for numbers that are not integers.
         atol: Absolute tolerance for numbers that are not integers.
+        skip: Cells not to compare (numbers as Jupyter counts all cells, from 1).
 
     Returns:
         The cells whose outputs differ, in order (empty when all agree).
@@ -250,7 +262,7 @@ def compare_notebooks(
         return []
     mismatches = []
     for index, (old_cell, new_cell) in enumerate(zip(stored.get("cells", []), new.get("cells", [])), start=1):
-        if old_cell.get("cell_type") != "code":
+        if old_cell.get("cell_type") != "code" or index in skip:
             continue
         marks = directives(cell_source(old_cell), cell_tags(old_cell))
         if marks.skip or marks.ignore_output or (mode == "marked" and not marks.check_output):
@@ -264,24 +276,37 @@ def compare_notebooks(
     return mismatches
 
 
-def last_printed_line(notebook: dict) -> str:
-    """The last printed line of a notebook's compared cells that holds a number (empty when there is none).
+def last_printed_line(notebook: dict, only: set[int] | None = None) -> str:
+    """The last printed line of a notebook that holds a number (empty when there is none).
 
-    Cells marked `NBVAL_IGNORE_OUTPUT` or `NBVAL_SKIP` print what varies by nature: not what the notebook reports.
+    Args:
+        notebook: The notebook after a run.
+        only: The cells to look in (numbers from 1; default: all). Among them, cells marked `NBVAL_IGNORE_OUTPUT`
+            or `NBVAL_SKIP`, which print what varies by nature, are read only when no other cell has such a line.
     """
-    for cell in reversed(notebook.get("cells", [])):
-        marks = directives(cell_source(cell), cell_tags(cell))
-        if cell.get("cell_type") == "code" and not (marks.ignore_output or marks.skip):
-            line = last_line_with_a_number(output_text(cell.get("outputs", [])))  # already normalized
+    numbered = [
+        (number, cell)
+        for number, cell in enumerate(notebook.get("cells", []), start=1)
+        if cell.get("cell_type") == "code" and (only is None or number in only)
+    ]
+    marks = {number: directives(cell_source(cell), cell_tags(cell)) for number, cell in numbered}
+    compared = [cell for number, cell in numbered if not (marks[number].ignore_output or marks[number].skip)]
+    varying = [cell for number, cell in numbered if marks[number].ignore_output or marks[number].skip]
+    for group in (compared, varying) if only is not None else (compared,):
+        for cell in reversed(group):
+            line = result_line(output_text(cell.get("outputs", [])))  # already normalized
             if line:
                 return line
     return ""
 
 
-def last_line_with_a_number(text: str) -> str:
-    """The last line of normalized output text (see `normalize`) that holds a number (empty when there is none)."""
+_EPOCH = re.compile(r"^Epoch \d+/\d+$")
+
+
+def result_line(text: str) -> str:
+    """The last line of normalized output text that holds a number, Keras's `Epoch N/M` lines left out."""
     for line in reversed(text.split("\n")):
-        if numbers_in(line):
+        if numbers_in(line) and not _EPOCH.match(line.strip()):
             return line
     return ""
 

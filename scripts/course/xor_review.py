@@ -54,7 +54,7 @@ assert any(not np.allclose(b, a) for b, a in zip(before, after))
 loss, accuracy = model.evaluate(X, y, verbose=0)
 print("predictions:", model.predict(X, verbose=0).ravel().round(3))
 print(f"loss {loss:.4f}, binary accuracy {accuracy:.2f}")
-print("(this net does not always solve XOR: from some random starts it stays at 0.75)")
+print("(this net does not always solve XOR: from some random starts it never gets every row right)")
 
 # %% [markdown]
 # Exercise: what is the squared error when (0, 1) is presented and the output is 0.4?

@@ -1,0 +1,141 @@
+"""One verdict per course file across the backends it was verified under, and what no backend ran.
+
+The verdicts, in the order they are decided:
+
+- *portable*: passed on every backend it was verified under;
+- *fails everywhere*: failed on every backend with the same error: a problem of
+  the file or its environment (a missing package, NumPy 2's removed `np.Inf`),
+  not of a backend;
+- *single-backend by design*: pinned to one backend (`--respect-backend-pins`),
+  importing a framework directly, or training only in cells gated to one
+  backend, and not passing everywhere;
+- *backend-specific*: passes on some backends, fails on others (or fails
+  everywhere with different errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from multibackend.verify.outputs import normalize
+
+PORTABLE = "portable"
+FAILS_EVERYWHERE = "fails everywhere"
+SINGLE_BACKEND = "single-backend by design"
+BACKEND_SPECIFIC = "backend-specific"
+VERDICTS = (PORTABLE, FAILS_EVERYWHERE, SINGLE_BACKEND, BACKEND_SPECIFIC)
+NOT_RUN = "not installed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A file's verdict and the line that explains it."""
+
+    kind: str
+    detail: str
+
+
+def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
+    """The verdict of one file from its rows of the matrix (one per backend).
+
+    Args:
+        rows: The file's cells of `verify.json` (status, backend, error, ...).
+        imports_framework: The framework the file imports directly, if any (e.g. "tensorflow").
+
+    Returns:
+        The `Verdict`.
+    """
+    verified = [row for row in rows if row["status"] != NOT_RUN]
+    passing = [row["backend"] for row in verified if row["status"] == "passed"]
+    failing = [row for row in verified if row["status"] != "passed"]
+    if not failing:
+        return Verdict(PORTABLE, f"passed on {_names(passing)}" if passing else "nothing was verified")
+    errors = {normalize(row.get("error", "")) for row in failing}
+    if not passing and len(errors) == 1 and all(row["status"] in ("failed", "timed out") for row in failing):
+        return Verdict(
+            FAILS_EVERYWHERE,
+            f"the same error on {_names(r['backend'] for r in failing)}: "
+            f"{failing[0]['error']} (a problem of the file or its environment, not of a backend)",
+        )
+    design = _single_backend_design(verified, imports_framework)
+    outcome = _outcome(passing, failing)
+    if design:
+        return Verdict(SINGLE_BACKEND, f"{design}; {outcome}")
+    return Verdict(BACKEND_SPECIFIC, outcome)
+
+
+def _single_backend_design(rows: list[dict], imports_framework: str) -> str:
+    pinned = {row.get("backend_used") for row in rows if row["status"] == "pinned"}
+    if pinned:
+        return f"pinned to {_names(sorted(pinned))}"
+    if imports_framework:
+        return f"imports {imports_framework} directly"
+    gated_to = {gated["backend"] for row in rows for gated in row.get("code_cells_gated", [])}
+    for row in rows:
+        trained = set(row.get("trained", []))
+        own_gated = {
+            gated["cell"]
+            for other in rows
+            for gated in other.get("code_cells_gated", [])
+            if gated["backend"] == row["backend"]
+        }
+        if trained and trained <= own_gated and len(gated_to) == 1:
+            return f"trains only in cells gated to {row['backend']}"
+    return ""
+
+
+def _outcome(passing: list[str], failing: list[dict]) -> str:
+    failures = "; ".join(
+        f"{row['backend']}: {row['status']}" + (f" ({row['error']})" if row.get("error") else "") for row in failing
+    )
+    return (f"passes on {_names(passing)}; " if passing else "") + f"fails on {failures}"
+
+
+def _names(backends) -> str:
+    return ", ".join(backends)
+
+
+def reached(row: dict, cell: int) -> bool:
+    """Whether a notebook's run (a row of the matrix) ran under its own backend as far as `cell`."""
+    if row["status"] in ("passed", "output differs"):
+        return True
+    if row["status"] in ("failed", "timed out"):
+        return row.get("failed_cell") is not None and row["failed_cell"] >= cell
+    return False
+
+
+def cells_run_nowhere(file: str, rows: list[dict], verified: list[str]) -> list[str]:
+    """Warnings for a file's backend-gated cells that ran under none of their backends.
+
+    Args:
+        file: The file's path as shown.
+        rows: The file's rows of the matrix.
+        verified: The backends asked for.
+
+    Returns:
+        One line per such cell: `file: cell 48: tensorflow only, tensorflow not verified`.
+    """
+    gated = {gated["cell"]: gated["backend"] for row in rows for gated in row.get("code_cells_gated", [])}
+    by_backend = {row["backend"]: row for row in rows}
+    nowhere: dict[tuple[str, str], list[int]] = {}
+    for cell, names in sorted(gated.items()):
+        backends = names.split(",")
+        if any(name in by_backend and reached(by_backend[name], cell) for name in backends):
+            continue
+        reasons = [_why_not(name, by_backend.get(name), verified) for name in backends]
+        nowhere.setdefault((" or ".join(backends), "; ".join(reasons)), []).append(cell)
+    return [
+        f"{file}: cell{'s' if len(cells) > 1 else ''} {', '.join(map(str, cells))}: {names} only, {reasons}: "
+        f"{'they' if len(cells) > 1 else 'it'} ran nowhere"
+        for (names, reasons), cells in nowhere.items()
+    ]
+
+
+def _why_not(name: str, row: dict | None, verified: list[str]) -> str:
+    if name not in verified or row is None:
+        return f"{name} not verified"
+    if row["status"] == NOT_RUN:
+        return f"{name} not installed"
+    if row["status"] in ("wrong backend", "pinned"):
+        return f"{name}'s run used {row.get('backend_used') or 'another backend'}"
+    return f"{name}'s run {row['status']} before it"
