@@ -11,43 +11,59 @@ from __future__ import annotations
 import statistics
 
 from multibackend.course import data
-from multibackend.evolve.fitness import train_genome
+from multibackend.evolve.fitness import accuracy, train_genome
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params
 
 COURSE_PARAMS = 407_050
 
 
+# The size classes a final step looks for a winner in: a tenth of a million, a fifth, the course network's size.
+SIZE_CLASSES = (100_000, 200_000, COURSE_PARAMS)
+
+
 def final_candidates(front: list[dict], limit: int) -> list[dict]:
-    """The front's networks with fewer parameters than the course's, best validation accuracy first.
+    """The front's networks smaller than the course's to retrain: the most accurate one (on validation) of each
+    size class (`SIZE_CLASSES`, smallest first), then the next most accurate ones, up to `limit`.
 
     Args:
         front: The summary's front entries.
         limit: How many to take at most.
 
     Returns:
-        Up to `limit` front entries.
+        Up to `limit` front entries, the size classes' winners first.
     """
-    smaller = [entry for entry in front if entry["params"] < COURSE_PARAMS]
-    return sorted(smaller, key=lambda entry: -entry["validation_accuracy"])[:limit]
+    smaller = sorted(
+        (entry for entry in front if entry["params"] < COURSE_PARAMS), key=lambda entry: -entry["validation_accuracy"]
+    )
+    chosen: list[dict] = []
+    for bound in SIZE_CLASSES:
+        best = next((entry for entry in smaller if entry["params"] <= bound and entry not in chosen), None)
+        if best is not None:
+            chosen.append(best)
+    chosen += [entry for entry in smaller if entry not in chosen]
+    return chosen[:limit]
 
 
 def seeded_test_accuracies(genome: Genome, seeds: list[int], arrays: dict, print_line=print) -> list[float]:
     """Trains `genome` once per seed on `arrays`' training images; returns the test accuracy of each."""
     accuracies = []
     for seed in seeds:
-        model = train_genome(genome, arrays, seed)
-        result = model.evaluate(arrays["x_test"], arrays["y_test"], verbose=0, return_dict=True)
-        accuracies.append(float(result["accuracy"]))
+        model, _ = train_genome(genome, arrays, seed)  # Keras fit, every epoch: the network's true score
+        accuracies.append(accuracy(model, arrays["x_test"], arrays["y_test"]))
         print_line(f"  final: {genome.describe()} seed {seed}: test {accuracies[-1]:.4f}")
     return accuracies
 
 
 def _scored(label: str, genome: Genome, accuracies: list[float], trial: int | None = None) -> dict:
     return {
-        "label": label, "trial": trial, "genome": genome.describe(), "params": genome.params,
-        "test_accuracies": accuracies, "mean": statistics.fmean(accuracies),
+        "label": label,
+        "trial": trial,
+        "genome": genome.describe(),
+        "params": genome.params,
+        "test_accuracies": accuracies,
+        "mean": statistics.fmean(accuracies),
         "sd": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
-    }  # fmt: skip
+    }
 
 
 def final_comparison(
@@ -74,17 +90,26 @@ def final_comparison(
     """
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
     x_train, y_train = x_train[:train_images], y_train[:train_images]
-    arrays = {"x_train": data.preprocess_images(x_train), "y_train": y_train,
-              "x_test": data.preprocess_images(x_test), "y_test": y_test}  # fmt: skip
+    arrays = {
+        "x_train": data.preprocess_images(x_train),
+        "y_train": y_train,
+        "x_test": data.preprocess_images(x_test),
+        "y_test": y_test,
+    }
     seed_list = list(range(seeds))
     baseline_genome = course_baseline(baseline_epochs)
-    baseline = _scored("course network", baseline_genome,
-                       seeded_test_accuracies(baseline_genome, seed_list, arrays, print_line))  # fmt: skip
+    baseline = _scored(
+        "course network", baseline_genome, seeded_test_accuracies(baseline_genome, seed_list, arrays, print_line)
+    )
     candidates = []
     for entry in final_candidates(front, limit):
         genome = genome_from_params(entry["genome_params"])
-        scored = _scored(f"trial {entry['trial']}", genome,
-                         seeded_test_accuracies(genome, seed_list, arrays, print_line), entry["trial"])  # fmt: skip
+        scored = _scored(
+            f"trial {entry['trial']}",
+            genome,
+            seeded_test_accuracies(genome, seed_list, arrays, print_line),
+            entry["trial"],
+        )
         scored["beats_baseline"] = scored["mean"] > baseline["mean"]
         candidates.append(scored)
     return {"seeds": seed_list, "train_images": len(x_train), "baseline": baseline, "candidates": candidates}

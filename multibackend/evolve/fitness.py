@@ -1,13 +1,19 @@
 """A genome's fitness: its network built and trained with Keras on the active backend.
 
 Used by the search's objective (validation accuracy) and by the final step (test accuracy over seeds).
+A search's trial trains with the framework loop where the genome allows it (the fast path, which
+`multibackend parity` checks against `fit`), else with Keras `fit`; the final step always with `fit`.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from multibackend.evolve.genome import Genome
+
+FIT, LOOP = "fit", "loop"
 
 
 def learning_rate(genome: Genome, train_images: int):
@@ -28,8 +34,8 @@ def learning_rate(genome: Genome, train_images: int):
     return keras.optimizers.schedules.CosineDecay(genome.learning_rate, decay_steps=steps)
 
 
-def train_genome(genome: Genome, arrays: dict, seed: int):
-    """Builds and trains a genome's model; returns it (Keras, active backend)."""
+def build_genome(genome: Genome, seed: int, train_images: int):
+    """The genome's compiled model, its Dense layers started from the shared NumPy weights of `seed`."""
     import keras
 
     from multibackend.course.networks import initial_weights
@@ -37,11 +43,57 @@ def train_genome(genome: Genome, arrays: dict, seed: int):
 
     keras.utils.set_random_seed(seed)
     spec = genome.network()
-    model = build_dense(spec, weights=initial_weights(spec, seed))
+    model = build_dense(
+        spec,
+        weights=initial_weights(spec, seed),
+        input_dropout=genome.input_dropout,
+        batch_norm=genome.batch_norm,
+        shift=genome.shift,
+    )
+    smoothing = genome.label_smoothing
     model.compile(
-        loss="sparse_categorical_crossentropy",
-        optimizer=make_optimizer(genome.optimizer, learning_rate(genome, len(arrays["x_train"]))),
+        # Keras's sparse crossentropy has no label smoothing; the categorical one on one-hot labels is the same loss.
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        if smoothing
+        else "sparse_categorical_crossentropy",
+        optimizer=make_optimizer(
+            genome.optimizer,
+            learning_rate(genome, train_images),
+            weight_decay=genome.weight_decay if genome.optimizer == "adamw" else None,
+        ),
         metrics=["accuracy"],
     )
-    model.fit(arrays["x_train"], arrays["y_train"], epochs=genome.epochs, batch_size=genome.batch_size, verbose=0)
     return model
+
+
+def train_genome(genome: Genome, arrays: dict, seed: int, *, fast_path: bool = False, callbacks=None):
+    """Builds and trains a genome's model on `arrays`' training images (Keras, active backend).
+
+    Args:
+        genome: What to build and how to train it.
+        arrays: `x_train`, `y_train` (integer labels).
+        seed: Seed of the initial weights, the dropout and shift draws and the sample order.
+        fast_path: Train with the framework loop when the genome allows it (see `Genome.fast_path`).
+        callbacks: Keras callbacks, called at each epoch's end by either trainer.
+
+    Returns:
+        `(model, trainer)`: the trained model, and `fit` or `loop`.
+    """
+    import keras
+
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    model = build_genome(genome, seed, len(x_train))
+    if fast_path and genome.fast_path:
+        from multibackend.training.loops import fit_with_loop
+
+        fit_with_loop(model, x_train, y_train, genome.epochs, genome.batch_size, seed, callbacks=callbacks, verbose=0)
+        return model, LOOP
+    labels = keras.utils.to_categorical(y_train, 10) if genome.label_smoothing else y_train
+    model.fit(x_train, labels, epochs=genome.epochs, batch_size=genome.batch_size, verbose=0, callbacks=callbacks)
+    return model, FIT
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    """The share of `x` whose most probable class is `y` (integer labels): the same for every loss and trainer."""
+    predicted = np.asarray(model.predict(x, batch_size=2048, verbose=0)).argmax(axis=1)
+    return float(np.mean(predicted == y))

@@ -1,4 +1,5 @@
-"""The evolutionary search's report: Pareto front (Optuna's own plot), best fitness per generation, the front's genomes."""
+"""The evolutionary search's report: Pareto front and hypervolume history (Optuna's own plots), best fitness per
+generation, the front's genomes."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ def write_evolve_report(study, summary: dict, out_dir: Path, population: int) ->
     with warnings.catch_warnings():  # optuna marks its matplotlib plots experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         axis = optuna.visualization.matplotlib.plot_pareto_front(
-            study, targets=lambda trial: (trial.values[1], trial.values[0]),
+            study,
+            targets=lambda trial: (trial.values[1], trial.values[0]),
             target_names=["parameters (log scale)", "validation accuracy"],
-        )  # fmt: skip
+        )
     figure = axis.figure
     figure.set_size_inches(7.5, 4.5)
     # Zoom on the front and the baseline: far worse trials stay in the study, below the view.
@@ -38,11 +40,19 @@ def write_evolve_report(study, summary: dict, out_dir: Path, population: int) ->
     hidden = sum(1 for t in completed if t.values[0] < floor)
     axis.plot([e["params"] for e in front], [e["validation_accuracy"] for e in front], "-", color="#2a6fdb", lw=1)
     if base:
-        axis.scatter([base["params"]], [base["validation_accuracy"]], marker="*", s=220, color="#ee4c2c", zorder=5,
-                     label="course baseline (512 relu, rmsprop, batch 128), same budget")  # fmt: skip
+        axis.scatter(
+            [base["params"]],
+            [base["validation_accuracy"]],
+            marker="*",
+            s=220,
+            color="#ee4c2c",
+            zorder=5,
+            label="course baseline (512 relu, rmsprop, batch 128), same budget",
+        )
     axis.set(xscale="log", ylim=(floor, 1.0))
-    axis.set_title(f"{name}: validation accuracy vs parameters ({hidden} trials below {floor:.2f} not shown)",
-                   fontsize=10)  # fmt: skip
+    axis.set_title(
+        f"{name}: validation accuracy vs parameters ({hidden} trials below {floor:.2f} not shown)", fontsize=10
+    )
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     front_png = out_dir / f"evolve-{name}-front.png"
@@ -69,11 +79,34 @@ def write_evolve_report(study, summary: dict, out_dir: Path, population: int) ->
     figure.savefig(generations_png, dpi=90)
     plt.close(figure)
 
+    hypervolume_png = None
+    if summary.get("hypervolume"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            axis = optuna.visualization.matplotlib.plot_hypervolume_history(
+                study, reference_point=summary["hypervolume"]["reference"]
+            )
+        floor, ceiling = summary["hypervolume"]["reference"]
+        axis.set_title(f"{name}: hypervolume (reference: validation {floor:g}, {ceiling:,.0f} parameters)", fontsize=10)
+        axis.figure.set_size_inches(7.5, 3.6)
+        axis.figure.tight_layout()
+        hypervolume_png = out_dir / f"evolve-{name}-hypervolume.png"
+        axis.figure.savefig(hypervolume_png, dpi=90)
+        plt.close(axis.figure)
+
     def test_cell(entry: dict | None) -> str:
         return f"{entry['test_accuracy']:.4f}" if entry and "test_accuracy" in entry else "-"
 
-    context = {"name": name, "summary": summary, "front": front, "base": base, "test_cell": test_cell,
-               "front_png": front_png.name, "generations_png": generations_png.name}  # fmt: skip
+    context = {
+        "name": name,
+        "summary": summary,
+        "front": front,
+        "base": base,
+        "test_cell": test_cell,
+        "front_png": front_png.name,
+        "generations_png": generations_png.name,
+        "hypervolume_png": hypervolume_png.name if hypervolume_png else None,
+    }
     path = out_dir / f"evolve-{name}.md"
     path.write_text(templating.render("multibackend.evolve", "evolve.md.j2", context))
     return path

@@ -9,10 +9,11 @@ resumable and lets several processes or machines share one study.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
+import re
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from multibackend.course import data
-from multibackend.evolve.fitness import train_genome
+from multibackend.evolve.fitness import accuracy, train_genome
 from multibackend.evolve.genome import (
     course_baseline,
     generation_of,
@@ -28,9 +29,11 @@ from multibackend.evolve.genome import (
     search_space,
     suggest_genome,
 )
+from multibackend.evolve.stopping import hopeless_stop
 from multibackend.results import write_json_atomic
-from multibackend.runtime.children import end_child, start_child
+from multibackend.runtime.children import end_child
 from multibackend.runtime.errors import CheckFailed, UsageError
+from multibackend.runtime.jobs import JobRequest, start_job
 
 VALIDATION_SAMPLES = 10_000
 STORAGE_SCHEMES = (
@@ -46,11 +49,25 @@ COURSE_REFERENCE = {"params": 407_050, "test_accuracy": 0.9834}  # the course's 
 # epochs on the 50,000 training images that validation does not use) for networks no larger than the course's,
 # then the front's best and the course network retrained with 3 seeds each on all 60,000 images.
 PRESETS = {
-    "quick": {"generations": 4, "population": 8, "budget_minutes": 14.0, "max_epochs": 3, "train_samples": 20_000,
-              "max_params": 0, "final_seeds": 0},
-    "full": {"generations": 16, "population": 16, "budget_minutes": 60.0, "max_epochs": 20, "train_samples": 50_000,
-             "max_params": COURSE_REFERENCE["params"], "final_seeds": 3},
-}  # fmt: skip
+    "quick": {
+        "generations": 4,
+        "population": 8,
+        "budget_minutes": 14.0,
+        "max_epochs": 3,
+        "train_samples": 20_000,
+        "max_params": 0,
+        "final_seeds": 0,
+    },
+    "full": {
+        "generations": 16,
+        "population": 16,
+        "budget_minutes": 60.0,
+        "max_epochs": 20,
+        "train_samples": 50_000,
+        "max_params": COURSE_REFERENCE["params"],
+        "final_seeds": 3,
+    },
+}
 
 
 def preset_settings(preset: str, **given) -> dict:
@@ -85,6 +102,8 @@ class EvolveConfig:
     final_candidates: int = 3
     results_dir: str = "results"
     report_dir: str = "reports"
+    fast_path: bool = True  # trials train with the framework loop where the genome allows it
+    early_stop: bool = True  # a hopeless trial stops (the median rule, `stopping.py`)
 
     @property
     def study_name(self) -> str:
@@ -101,6 +120,11 @@ class EvolveConfig:
 
 def validate(config: EvolveConfig) -> None:
     """Rejects impossible settings with one clear message."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", config.study_name):
+        raise UsageError(
+            f"--study {config.study_name!r}: use letters, digits, '.', '_' and '-' (it names the "
+            "report and results files)"
+        )
     for name in ("generations", "population", "workers", "max_epochs", "train_samples", "final_candidates"):
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
@@ -116,8 +140,10 @@ def validate(config: EvolveConfig) -> None:
     if config.train_samples > 60_000 - VALIDATION_SAMPLES:
         raise UsageError(f"--train-samples must be at most {60_000 - VALIDATION_SAMPLES:,} (the rest is validation)")
     if config.storage_url in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
-        raise UsageError(f"--storage {config.storage_url!r}: an in-memory database is lost at exit and cannot be "
-                         "shared with workers; give a file, e.g. sqlite:///results/evolve.db")  # fmt: skip
+        raise UsageError(
+            f"--storage {config.storage_url!r}: an in-memory database is lost at exit and cannot be "
+            "shared with workers; give a file, e.g. sqlite:///results/evolve.db"
+        )
     if not config.storage_url.startswith(STORAGE_SCHEMES):
         raise UsageError(f"--storage {config.storage_url!r}: unknown scheme (use one of: {', '.join(STORAGE_SCHEMES)})")
 
@@ -140,9 +166,11 @@ def make_storage(url: str):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
         return optuna.storages.RDBStorage(
-            url, heartbeat_interval=5, grace_period=15,
+            url,
+            heartbeat_interval=5,
+            grace_period=15,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )  # fmt: skip
+        )
     except Exception as error:  # noqa: BLE001 - drivers raise many kinds
         raise UsageError(f"--storage {url!r}: cannot open ({str(error).splitlines()[0]})") from None
 
@@ -170,15 +198,32 @@ def sampler_seed(config_seed: int, trials_so_far: int) -> int:
     return int(np.random.SeedSequence([config_seed, trials_so_far, os.getpid()]).generate_state(1)[0])
 
 
+def _not_an_interrupt(record) -> bool:
+    """A logging filter: Optuna logs a Ctrl-C as a failed trial with its whole traceback (about 60 lines)."""
+    return not (record.exc_info and record.exc_info[0] and not issubclass(record.exc_info[0], Exception))
+
+
+def quiet_interrupts() -> None:
+    """Keeps interrupts out of Optuna's log: the command line says "interrupted" in one line."""
+    import logging
+
+    for handler in logging.getLogger("optuna").handlers:
+        if _not_an_interrupt not in handler.filters:
+            handler.addFilter(_not_an_interrupt)
+
+
 def open_study(config: EvolveConfig):
     """Creates or resumes the study, refusing one made with other settings; gives it this process's sampler."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_interrupts()
     study = optuna.create_study(
-        study_name=config.study_name, storage=make_storage(config.storage_url), load_if_exists=True,
+        study_name=config.study_name,
+        storage=make_storage(config.storage_url),
+        load_if_exists=True,
         directions=["maximize", "minimize"],
-    )  # fmt: skip
+    )
     settings = study_settings(config)
     stored = study.user_attrs.get("settings")
     if stored is None and study.user_attrs.get("search_space") is not None:  # a study of an earlier version
@@ -187,12 +232,15 @@ def open_study(config: EvolveConfig):
     if stored is None:
         study.set_user_attr("settings", settings)
         study.enqueue_trial(course_baseline(config.max_epochs).to_params(), user_attrs={"baseline": True})
-    elif stored != settings:
+    elif stored == settings:
+        requeue_owed_genomes(study, config)
+    else:
         differs = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
         if "search_space" in differs:
             space, old = settings["search_space"], stored.get("search_space") or {}
             differs = [key for key in differs if key != "search_space"] + sorted(
-                key for key in set(old) | set(space) if old.get(key) != space.get(key))  # fmt: skip
+                key for key in set(old) | set(space) if old.get(key) != space.get(key)
+            )
         raise UsageError(
             f"study {config.study_name!r} was created with other settings (differs in: {', '.join(differs)}); "
             "use the same settings or a new --study name"
@@ -203,15 +251,67 @@ def open_study(config: EvolveConfig):
     return study
 
 
+def requeue_owed_genomes(study, config: EvolveConfig) -> list[int]:
+    """Queues again every genome that the study owes a training: a resumed search loses no work.
+
+    Owed: the course baseline until one trial of it is complete, and the genome of every trial that was
+    interrupted (Ctrl-C, SIGTERM, SIGHUP: marked `interrupted`) or that came from the queue (a retry of a
+    killed worker's trial, the baseline) and ended failed or pruned, unless a trial with the same genome is
+    complete, queued or running. The baseline goes first.
+
+    Returns:
+        The numbers of the trials whose genomes were queued again.
+    """
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    pending = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    # A queued trial's genome is its fixed params: it has no params while waiting, and only some while they are drawn
+    # (a worker joining then took those for the genome, and queued the baseline a second time).
+    covered = {_genome_key(t.system_attrs.get("fixed_params") or t.params) for t in trials if t.state in pending}
+    owed = []
+    for trial in sorted(trials, key=lambda t: (not t.user_attrs.get("baseline"), t.number)):
+        if trial.state not in (TrialState.FAIL, TrialState.PRUNED) or {"too_large", "stopped_at_epoch"} & set(
+            trial.user_attrs
+        ):
+            continue  # pruned for a reason that holds again: too large, or hopeless
+        if not (trial.user_attrs.get("interrupted") or "fixed_params" in trial.system_attrs):
+            continue
+        try:
+            genome_from_params(trial.params)  # drawn in full: it can be trained again
+        except KeyError:
+            continue
+        if _genome_key(trial.params) in covered:
+            continue
+        covered.add(_genome_key(trial.params))
+        study.enqueue_trial(trial.params, user_attrs=_retry_attrs(trial))
+        owed.append(trial.number)
+    baseline = course_baseline(config.max_epochs).to_params()
+    if _genome_key(baseline) not in covered:
+        study.enqueue_trial(baseline, user_attrs={"baseline": True})
+    return owed
+
+
+def _retry_attrs(trial) -> dict:
+    """The marks of a genome queued again for `trial`: what it retries, and whether it is the baseline."""
+    return {"retry_of": trial.number, **({"baseline": True} if trial.user_attrs.get("baseline") else {})}
+
+
+def _genome_key(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
+
+
 def search_data(train_samples: int) -> dict[str, np.ndarray]:
     """Training subset and the fixed validation slice, both from the 60,000 training images only."""
     (x_train, y_train), _ = data.load_mnist()
     x_train = data.preprocess_images(x_train)
     split = len(x_train) - VALIDATION_SAMPLES
     return {
-        "x_train": x_train[:train_samples], "y_train": y_train[:train_samples],
-        "x_val": x_train[split:], "y_val": y_train[split:],
-    }  # fmt: skip
+        "x_train": x_train[:train_samples],
+        "y_train": y_train[:train_samples],
+        "x_val": x_train[split:],
+        "y_val": y_train[split:],
+    }
 
 
 def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
@@ -229,10 +329,29 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
     deadline = time.monotonic() + config.budget_minutes * 60
 
     def objective(trial) -> tuple[float, float]:
+        try:
+            return train_trial(trial)
+        except BaseException as error:
+            if isinstance(error, Exception):
+                raise
+            # Ctrl-C, SIGTERM, SIGHUP: a resume trains this genome again (see `requeue_owed_genomes`). Optuna
+            # fails the trial itself on Ctrl-C only; on the others it would stay running until found stale.
+            trial.set_user_attr("interrupted", True)
+            if not isinstance(error, KeyboardInterrupt):
+                from optuna.trial import TrialState
+
+                trial.study.tell(trial.number, state=TrialState.FAIL)
+            raise
+
+    def train_trial(trial) -> tuple[float, float]:
+        # A beat of our own before the `worker` mark: Optuna's first beat comes from a thread that may commit after
+        # it, and a trial killed in between (marked, never beaten) was never found stale.
+        if isinstance(trial.storage, optuna.storages.RDBStorage) and trial.storage.get_heartbeat_interval():
+            trial.storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr("backend", config.backend)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         wait_for_a_free_place(trial, config.total_trials, deadline)
-        genome = suggest_genome(trial, config.max_epochs)
+        genome = suggest_genome(trial, config.max_epochs, config.max_params)
         if config.max_params and genome.params > config.max_params:
             trial.set_user_attr("too_large", genome.params)
             raise optuna.TrialPruned(f"{genome.params:,} parameters, more than --max-params {config.max_params:,}")
@@ -242,11 +361,23 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
             trial.set_user_attr("same_genome_as", same.number)
             return tuple(same.values)
         started = time.perf_counter()
-        model = train_genome(genome, arrays, config.seed + trial.number)
-        accuracy = float(model.evaluate(arrays["x_val"], arrays["y_val"], verbose=0, return_dict=True)["accuracy"])
+        # The course's network is the reference: it always trains its epochs.
+        judged = config.early_stop and not trial.user_attrs.get("baseline")
+        stop = hopeless_stop(trial, arrays["x_val"], arrays["y_val"], judged=judged)
+        model, trainer = train_genome(
+            genome, arrays, config.seed + trial.number, fast_path=config.fast_path, callbacks=[stop]
+        )
         trial.set_user_attr("seconds", time.perf_counter() - started)
+        trial.set_user_attr("trainer", trainer)
+        if stop.stopped is not None:
+            epoch, bar = stop.stopped
+            trial.set_user_attr("stopped_at_epoch", epoch)
+            raise optuna.TrialPruned(
+                f"hopeless: validation accuracy {stop.curve[-1]:.4f} after epoch {epoch} of {genome.epochs}, "
+                f"below the finished trials' median {bar:.4f}"
+            )
         model.save(models_dir / f"trial-{trial.number}.keras")
-        return accuracy, float(genome.params)
+        return stop.curve[-1], float(genome.params)
 
     return objective
 
@@ -260,8 +391,8 @@ def wait_for_a_free_place(trial, total: int, deadline: float, poll_seconds: floa
 
     Raises:
         optuna.TrialPruned: when the study has its trials (the search is stopped), when a trial
-            is queued (a killed worker's, to be retried: this worker's next trial takes it), or at
-            the deadline.
+            is queued (a killed worker's, to be retried: this worker's next trial takes it) and this
+            one was not queued itself, or at the deadline (a queued genome is queued again on resume).
     """
     import optuna
     from optuna.trial import TrialState
@@ -273,21 +404,69 @@ def wait_for_a_free_place(trial, total: int, deadline: float, poll_seconds: floa
     trial.set_user_attr("place", "waiting")
     while True:
         trials = study.get_trials(deepcopy=False)
-        mine = priority(next(t for t in trials if t.number == trial.number))
+        frozen = next(t for t in trials if t.number == trial.number)
+        mine = priority(frozen)
+        queued = "fixed_params" in frozen.system_attrs  # a retry or the baseline: never gives its place to another
         others = [t for t in trials if t.number != trial.number]
         complete = sum(t.state == TrialState.COMPLETE for t in others)
         if complete >= total or time.monotonic() > deadline:
             study.stop()
             raise optuna.TrialPruned("the study has its trials" if complete >= total else "the budget is spent")
-        if any(t.state == TrialState.WAITING for t in others):
+        if not queued and any(t.state == TrialState.WAITING for t in others):
             raise optuna.TrialPruned("a queued trial goes first; this worker's next trial takes it")
-        ahead = sum(t.state == TrialState.RUNNING and (t.user_attrs.get("place") != "waiting" or priority(t) < mine)
-                    for t in others)  # fmt: skip
+        ahead = sum(
+            t.state == TrialState.RUNNING and (t.user_attrs.get("place") != "waiting" or priority(t) < mine)
+            for t in others
+        )
         if complete + ahead < total:
             trial.set_user_attr("place", "training")
             return
         time.sleep(poll_seconds)
         optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed and queued again
+        fail_trials_killed_in_ask(study)
+
+
+# A trial gets its first heartbeat, then its `worker` attribute, right after Optuna's `ask` (the objective records
+# one itself first); one that is older and has neither was killed inside `ask` (the sampler's draw).
+ASK_SECONDS = 60
+
+
+def fail_trials_killed_in_ask(study, older_than_seconds: float | None = None) -> list[int]:
+    """Fails the running trials whose worker was killed before the trial's first heartbeat.
+
+    Optuna finds a killed worker's trial stale by its last heartbeat; a trial killed inside `ask`
+    has none and stayed running for good (a resume of a SIGKILLed search then waited on it forever).
+    A queued genome (a retry, the baseline) in such a trial is queued again; a sampler's draw was
+    not recorded yet, so nothing is lost.
+
+    Args:
+        study: The study to look through.
+        older_than_seconds: How long after its start a trial without a worker counts as dead
+            (None: `ASK_SECONDS`).
+
+    Returns:
+        The numbers of the trials failed here.
+    """
+    from optuna.trial import TrialState
+
+    if older_than_seconds is None:
+        older_than_seconds = ASK_SECONDS
+    now = dt.datetime.now()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" in trial.user_attrs or trial.datetime_start is None:
+            continue
+        if (now - trial.datetime_start).total_seconds() < older_than_seconds:
+            continue
+        try:
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (ValueError, RuntimeError):  # another worker failed it first, and queued its genome
+            continue
+        failed.append(trial.number)
+        fixed = trial.system_attrs.get("fixed_params")
+        if fixed:
+            study.enqueue_trial(fixed, user_attrs=_retry_attrs(trial))
+    return failed
 
 
 def progress_callback(total: int, population: int, print_line=print):
@@ -297,7 +476,13 @@ def progress_callback(total: int, population: int, print_line=print):
         done = sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE)
         bar = "#" * round(20 * min(done, total) / total)
         if trial.state != TrialState.COMPLETE:
-            print_line(f"[{bar:<20}] {done}/{total} trial {trial.number}: {trial.state.name.lower()}")
+            why = ""
+            if "stopped_at_epoch" in trial.user_attrs:
+                curve = trial.user_attrs.get("val_curve") or [0.0]
+                why = f" (hopeless: val {curve[-1]:.4f} after epoch {trial.user_attrs['stopped_at_epoch']}, below the median)"
+            elif "too_large" in trial.user_attrs:
+                why = f" ({trial.user_attrs['too_large']:,} parameters, over --max-params)"
+            print_line(f"[{bar:<20}] {done}/{total} trial {trial.number}: {trial.state.name.lower()}{why}")
             return
         best = max(t.values[0] for t in study.best_trials)
         genome = genome_from_params(trial.params)
@@ -316,30 +501,24 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
     Returns:
         The summary written to `results/evolve-<study>.json`.
     """
-    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
     validate(config)
     study = open_study(config)
     models_dir = Path(config.results_dir) / "evolve-models" / config.study_name
     models_dir.mkdir(parents=True, exist_ok=True)
-    done = sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE)
+    trials = study.get_trials(deepcopy=False)
+    done = sum(1 for t in trials if t.state == TrialState.COMPLETE)
     print_line(
         f"study {config.study_name!r} in {config.storage_url}: {done} of {config.total_trials} trials done, "
         f"backend {config.backend}, budget {config.budget_minutes:g} min"
     )
     started, done_at_start = time.perf_counter(), done
+    stopped_at_start = sum("stopped_at_epoch" in t.user_attrs for t in trials)
     helpers = [_start_helper(config) for _ in range(config.workers - 1)]
     try:
         if done < config.total_trials:
-            arrays = search_data(config.train_samples)
-            study.optimize(
-                make_objective(config, arrays, models_dir),
-                timeout=config.budget_minutes * 60,
-                callbacks=[MaxTrialsCallback(config.total_trials, states=(TrialState.COMPLETE,)),
-                           progress_callback(config.total_trials, config.population, print_line)],
-                catch=(ValueError, FloatingPointError),
-            )  # fmt: skip
+            optimize(study, config, models_dir, progress_callback(config.total_trials, config.population, print_line))
         for helper in helpers:
             helper.wait()
     finally:
@@ -348,12 +527,20 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
     minutes = (time.perf_counter() - started) / 60
     summary = summarize(study, config, models_dir, minutes)
     summary["trials_this_run"] = summary["completed_trials"] - done_at_start
-    summary["trials_per_hour"] = summary["trials_this_run"] / minutes * 60 if minutes > 0 else 0.0
+    summary["stopped_this_run"] = summary["stopped_early"] - stopped_at_start
+    hours = minutes / 60
+    # Complete trials per hour (what the searches before early stopping measured), and trials judged per hour:
+    # complete, or stopped early as hopeless (each an evaluated genome).
+    summary["trials_per_hour"] = summary["trials_this_run"] / hours if hours > 0 else 0.0
+    judged = summary["trials_this_run"] + summary["stopped_this_run"]
+    summary["judged_trials_per_hour"] = judged / hours if hours > 0 else 0.0
     if config.final_seeds:
         from multibackend.evolve.final import final_comparison
 
-        print_line(f"final: the course network and the best smaller front networks, {config.final_seeds} seeds each, "
-                   "all 60,000 training images")  # fmt: skip
+        print_line(
+            f"final: the course network and the best smaller front networks, {config.final_seeds} seeds each, "
+            "all 60,000 training images"
+        )
         summary["final"] = final_comparison(summary["front"], config.final_seeds, config.final_candidates, print_line)
     write_json_atomic(Path(config.results_dir) / f"evolve-{config.study_name}.json", summary)
     from multibackend.evolve.report import write_evolve_report
@@ -362,22 +549,105 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
     return summary
 
 
+def work_on_study(config: EvolveConfig) -> int:
+    """One more worker on the study: trains its trials until it has them all or the budget is spent.
+
+    The function of `multibackend evolve --join` and of the helper jobs that `--workers N` starts; the
+    summary, the final step and the report are the first process's.
+
+    Returns:
+        The study's complete trials when this worker stopped.
+    """
+    from optuna.trial import TrialState
+
+    validate(config)
+    study = open_study(config)
+    models_dir = Path(config.results_dir) / "evolve-models" / config.study_name
+    models_dir.mkdir(parents=True, exist_ok=True)
+    optimize(study, config, models_dir)
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE)
+
+
+def optimize(study, config: EvolveConfig, models_dir: Path, *callbacks) -> None:
+    """Trains the study's trials in this process until it has them all or the budget is spent."""
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    study.optimize(
+        make_objective(config, search_data(config.train_samples), models_dir),
+        timeout=config.budget_minutes * 60,
+        callbacks=[MaxTrialsCallback(config.total_trials, states=(TrialState.COMPLETE,)), *callbacks],
+        catch=(ValueError, FloatingPointError),
+    )
+
+
+def join_study(config: EvolveConfig) -> int:
+    """`multibackend evolve --join`: this process and `config.workers - 1` helper jobs work on the study.
+
+    Returns:
+        The study's complete trials when they all stopped.
+    """
+    helpers = [_start_helper(config) for _ in range(config.workers - 1)]
+    try:
+        work_on_study(config)
+        for helper in helpers:
+            helper.wait()
+    finally:
+        for helper in helpers:  # on an error or a signal here, no helper trains on alone
+            end_child(helper)
+    return complete_trials(config)
+
+
+def complete_trials(config: EvolveConfig) -> int:
+    """The study's complete trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name=config.study_name, storage=make_storage(config.storage_url))
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE)
+
+
 def _start_helper(config: EvolveConfig):
-    """Another worker process on the same study (the storage coordinates them)."""
-    command = [
-        sys.executable, "-m", "multibackend.evolve.worker", "--backend", config.backend, "--storage", config.storage_url,
-        "--study", config.study_name, "--population", str(config.population), "--generations", str(config.generations),
-        "--budget", str(config.budget_minutes), "--seed", str(config.seed), "--max-epochs", str(config.max_epochs),
-        "--train-samples", str(config.train_samples), "--max-params", str(config.max_params),
-        "--results", config.results_dir,
-    ]  # fmt: skip
-    return start_child(command)
+    """Another worker process on the same study (the storage coordinates them), a job with the search's backend."""
+    helper = dataclasses.replace(config, workers=1, final_seeds=0)
+    return start_job(JobRequest(config.backend, "multibackend.evolve.study:work_on_study", helper))
+
+
+# The hypervolume's reference point: a validation accuracy floor, and the search's size bound (or the course's).
+HYPERVOLUME_FLOOR = 0.9
+
+
+def hypervolume_reference(max_params: int) -> list[float]:
+    """`[validation accuracy, parameters]` that every counted network must beat (be above, and below)."""
+    return [HYPERVOLUME_FLOOR, float(max_params or COURSE_REFERENCE["params"])]
+
+
+def hypervolume(points: list[tuple[float, float]], reference: list[float]) -> float:
+    """The area that `(accuracy, parameters)` points dominate up to `reference` (accuracy up, parameters down).
+
+    Args:
+        points: The networks' validation accuracy and parameter count.
+        reference: `hypervolume_reference`: points not better in both are left out.
+
+    Returns:
+        The area in accuracy x parameters.
+    """
+    floor, ceiling = reference
+    kept = sorted((params, acc) for acc, params in points if acc > floor and params < ceiling)
+    area, best = 0.0, floor
+    for index, (params, acc) in enumerate(kept):
+        best = max(best, acc)
+        right = kept[index + 1][0] if index + 1 < len(kept) else ceiling
+        area += (right - params) * (best - floor)
+    return area
 
 
 def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> dict:
     """The Pareto front with validation and (computed once, here) test accuracy, and the baseline."""
     import keras
     from optuna.trial import TrialState
+
+    import multibackend.models  # noqa: F401 - registers the layers of the saved trials (RandomShift) for load_model
 
     trials = study.get_trials(deepcopy=False)
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -391,14 +661,18 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
     def describe(trial) -> dict:
         genome = genome_from_params(trial.params)
         entry = {
-            "trial": trial.number, "generation": generation_of(trial, config.population),
-            "backend": trial.user_attrs.get("backend"), "validation_accuracy": trial.values[0],
-            "params": int(trial.values[1]), "genome": genome.describe(), "genome_params": trial.params,
-        }  # fmt: skip
+            "trial": trial.number,
+            "generation": generation_of(trial, config.population),
+            "backend": trial.user_attrs.get("backend"),
+            "validation_accuracy": trial.values[0],
+            "params": int(trial.values[1]),
+            "genome": genome.describe(),
+            "genome_params": trial.params,
+        }
         path = models_dir / f"trial-{trial.number}.keras"
         if path.is_file():
             model = keras.saving.load_model(path)
-            entry["test_accuracy"] = float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
+            entry["test_accuracy"] = accuracy(model, x_test, y_test)
         return entry
 
     front_entries = [describe(trial) for trial in front]
@@ -425,6 +699,13 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
         "generations": config.generations,
         "completed_trials": len(completed),
         "pruned_too_large": sum("too_large" in t.user_attrs for t in trials),
+        "stopped_early": sum("stopped_at_epoch" in t.user_attrs for t in trials),
+        "hypervolume": _hypervolume_entry(completed, config.max_params),
+        "trainers": {
+            trainer: sum(t.user_attrs.get("trainer") == trainer for t in trials) for trainer in ("loop", "fit")
+        },
+        "fast_path": config.fast_path,
+        "early_stop": config.early_stop,
         "minutes_this_run": minutes,
         "trial_minutes": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in completed) / 60,
         "front": front_entries,
@@ -433,6 +714,13 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
         "course_reference": COURSE_REFERENCE,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _hypervolume_entry(completed, max_params: int) -> dict:
+    reference = hypervolume_reference(max_params)
+    area = hypervolume([(t.values[0], t.values[1]) for t in completed], reference)
+    box = (1.0 - reference[0]) * reference[1]
+    return {"reference": reference, "value": area, "share_of_box": area / box}
 
 
 def format_summary(summary: dict) -> str:
@@ -449,12 +737,15 @@ def format_summary(summary: dict) -> str:
         lines.append(
             f"  baseline (course net, same budget): val {base['validation_accuracy']:.4f}  test {base.get('test_accuracy', float('nan')):.4f}  {base['params']:,} params"
         )
+    if base:
+        dominating = ", ".join(f"trial {n}" for n in summary["dominating_baseline"]) or "none found"
+        lines.append(f"  dominating the baseline: {dominating}")
+    else:
+        lines.append("  no baseline trained yet: resume the search to train it (it is queued first)")
     lines.append(
-        "  dominating the baseline: "
-        + (", ".join(f"trial {n}" for n in summary["dominating_baseline"]) or "none found")
+        f"  trials per hour: {summary.get('trials_per_hour', 0):.0f} ({summary.get('trials_this_run', 0)} "
+        f"trials in {summary['minutes_this_run']:.1f} min)"
     )
-    lines.append(f"  trials per hour: {summary.get('trials_per_hour', 0):.0f} ({summary.get('trials_this_run', 0)} "
-                 f"trials in {summary['minutes_this_run']:.1f} min)")  # fmt: skip
     final = summary.get("final")
     if final:
         lines.append(
@@ -466,6 +757,8 @@ def format_summary(summary: dict) -> str:
                 if "beats_baseline" not in entry
                 else ("  beats the course network" if entry["beats_baseline"] else "")
             )
-            lines.append(f"  {entry['label']:<15} {entry['params']:>9,} params  {entry['mean']:.4f} +- {entry['sd']:.4f}"
-                         f"  {entry['genome']}{verdict}")  # fmt: skip
+            lines.append(
+                f"  {entry['label']:<15} {entry['params']:>9,} params  {entry['mean']:.4f} +- {entry['sd']:.4f}"
+                f"  {entry['genome']}{verdict}"
+            )
     return "\n".join(lines)
