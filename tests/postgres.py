@@ -46,17 +46,48 @@ def postgres_server(database: str = "optuna") -> Iterator[str]:
         shutil.chown(folder, "postgres", "postgres")
     data, port = folder / "data", _free_port()
     try:
-        subprocess.run([*as_user, programs["initdb"], "-D", str(data), "-U", "postgres", "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], check=True, capture_output=True)  # fmt: skip
-        subprocess.run([*as_user, programs["pg_ctl"], "-D", str(data), "-l", str(folder / "server.log"), "-w",
-                        "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                *as_user,
+                programs["initdb"],
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *as_user,
+                programs["pg_ctl"],
+                "-D",
+                str(data),
+                "-l",
+                str(folder / "server.log"),
+                "-w",
+                "-o",
+                f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         try:
-            subprocess.run([*as_user, programs["createdb"], "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                            database], check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [*as_user, programs["createdb"], "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database],
+                check=True,
+                capture_output=True,
+            )
             yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
         finally:
-            subprocess.run([*as_user, programs["pg_ctl"], "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True)  # fmt: skip
+            subprocess.run(
+                [*as_user, programs["pg_ctl"], "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -95,8 +95,12 @@ def test_missing_backend_names_what_to_install(tmp_path):
     code = (
         f"import sys; sys.modules[{missing!r}] = None; from multibackend.cli import main; sys.exit(main(sys.argv[1:]))"
     )
-    result = subprocess.run([sys.executable, "-c", code, "run", "xor", "--backend", missing, "--out", str(out)],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code, "run", "xor", "--backend", missing, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert_clean_usage_error(result, f"backend {missing!r} is not installed", "pip install", out_dir=out)
 
 
@@ -123,8 +127,22 @@ def test_keras_already_imported_with_another_backend():
 @pytest.mark.slow
 def test_failed_gate_exits_1_and_still_writes_results(tmp_path):
     out = tmp_path / "out"
-    result = run_cli("run", "xor", "--backend", BACKEND, "--epochs", "1", "--seeds", "1", "--verbose", "0",
-                     "--out", str(out), "--device", "cpu")  # fmt: skip
+    result = run_cli(
+        "run",
+        "xor",
+        "--backend",
+        BACKEND,
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--verbose",
+        "0",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 1, result.stderr
     assert "FAIL binary_accuracy" in result.stdout and "FAILED: binary_accuracy" in result.stdout
     assert (out / f"xor-{BACKEND}-cpu.json").is_file()
@@ -163,8 +181,9 @@ def test_gpu_run_records_where_the_weights_lived(tmp_path):
 
     if not gpu_available(BACKEND):
         pytest.skip(f"no usable GPU for {BACKEND} on this machine")
-    result = run_cli("run", "xor", "--backend", BACKEND, "--device", "gpu", "--seeds", "1", "--verbose", "0",
-                     "--out", str(tmp_path))  # fmt: skip
+    result = run_cli(
+        "run", "xor", "--backend", BACKEND, "--device", "gpu", "--seeds", "1", "--verbose", "0", "--out", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     import json
 
@@ -210,7 +229,9 @@ def test_an_internal_error_exits_3_with_one_line_and_keeps_the_traceback(tmp_pat
 
 def test_the_main_job_needs_no_report_libraries():
     # `nox -s mnist-<backend>` installs Keras, NumPy and the backend only: nothing on its path may need more.
-    code = ("import sys\nfor name in ('jinja2', 'jsonschema', 'matplotlib', 'optuna', 'nbclient'): sys.modules[name] = None\n"
-            "from multibackend.cli import main\nsys.exit(main(['run', 'mnist', '--epochs', '0']))")  # fmt: skip
+    code = (
+        "import sys\nfor name in ('jinja2', 'jsonschema', 'matplotlib', 'optuna', 'nbclient'): sys.modules[name] = None\n"
+        "from multibackend.cli import main\nsys.exit(main(['run', 'mnist', '--epochs', '0']))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--epochs" in result.stderr and "Traceback" not in result.stderr

@@ -1,6 +1,7 @@
 """The package's architecture, checked from its source: no import cycle, the benchmark kept apart."""
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "multibackend"
@@ -82,7 +83,68 @@ def test_the_model_module_uses_keras_and_the_course_specs_only():
 
 
 def test_every_folder_is_a_package_with_a_docstring():
-    for folder in [PACKAGE, *(path for path in PACKAGE.rglob("*") if path.is_dir() and path.name not in
-                              ("__pycache__", "templates"))]:  # fmt: skip
+    for folder in [
+        PACKAGE,
+        *(path for path in PACKAGE.rglob("*") if path.is_dir() and path.name not in ("__pycache__", "templates")),
+    ]:
         init = folder / "__init__.py"
         assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), folder
+
+
+def test_the_readme_is_short_and_its_links_lead_somewhere():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150, "the README is for a newcomer: details go to docs/"
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    assert targets and all((PACKAGE.parent / target).exists() for target in targets), targets
+
+
+def test_child_processes_start_in_runtime_only():
+    # One way to start a process (runtime/children.py: its own group, a time limit, pipes, every descendant ended).
+    starters = {"subprocess", "multiprocessing", "os.fork", "os.spawnv", "os.spawnl", "os.system", "os.popen"}
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "runtime":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                names = [f"{node.value.id}.{node.attr}"]
+            found += [f"{path.relative_to(PACKAGE)}:{node.lineno} {name}" for name in names if name in starters]
+    assert found == []
+
+
+def backend_name_switches(path: Path) -> list[str]:
+    """Places in a module that compare with, or key on, a backend's name as a literal string."""
+    names = {"torch", "tensorflow", "jax"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        literals = []
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                elements = side.elts if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else [side]
+                literals += [element for element in elements if isinstance(element, ast.Constant)]
+        elif isinstance(node, ast.Dict):
+            literals = [key for key in node.keys if isinstance(key, ast.Constant)]
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            literals = [node.slice]
+        found += [
+            f"{path.relative_to(PACKAGE)}:{node.lineno} {literal.value!r}"
+            for literal in literals
+            if literal.value in names
+        ]
+    return found
+
+
+def test_only_a_backend_folder_chooses_behaviour_by_a_backend_name():
+    # The benchmark's native baselines are one framework each by design (bench/native/).
+    outside = [
+        path
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] != "backends"
+        and path.relative_to(PACKAGE).parts[:2] != ("bench", "native")
+    ]
+    assert [switch for path in outside for switch in backend_name_switches(path)] == []

@@ -1,29 +1,18 @@
+import dataclasses
 import json
 
 import pytest
 
-from multibackend.results import REQUIRED_FIELDS, SCHEMA_VERSION, read_results, write_json_atomic
+from multibackend.results import SCHEMA_VERSION, read_results, write_json_atomic
 from multibackend.runtime.errors import ResultsError
 
-
-def minimal_payload(**overrides):
-    """The smallest results file the contract accepts (schemas/results.schema.json)."""
-    payload = {
-        "schema_version": SCHEMA_VERSION, "example": "xor", "backend": "jax", "backend_version": "0.10.2",
-        "keras_version": "3.15.1", "python_version": "3.11.7", "device": "cpu", "device_name": "cpu", "params": 9,
-        "expected_params": 9, "epochs": 200, "batch_size": 1, "seed": 4, "history": {"loss": [1.0]},
-        "test": {"loss": 1.0, "binary_accuracy": 1.0}, "epoch_seconds": [0.01], "median_epoch_seconds": 0.01,
-        "first_epoch_seconds": 0.3, "gates": [], "passed": True, "created": "2026-11-29T00:00:00+00:00",
-    }  # fmt: skip
-    assert set(REQUIRED_FIELDS) <= set(payload)
-    payload.update(overrides)
-    return payload
+from .helpers import minimal_payload
 
 
 def test_atomic_write_leaves_only_the_file(tmp_path):
     path = write_json_atomic(tmp_path / "sub" / "r.json", minimal_payload())
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
-    assert read_results(path)["example"] == "xor"
+    assert read_results(path).example == "xor"
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path):
@@ -71,3 +60,35 @@ def test_misclassified_digits_outside_the_test_set_are_refused(tmp_path):
     path.write_text(json.dumps(mnist))
     with pytest.raises(ResultsError, match=r"field misclassified\[0\]\[0\]"):
         read_results(path)
+
+
+def typed_records():
+    from multibackend.results import BenchResult, ParityResult, RunResult
+    from multibackend.verify.run import VerifyReport
+
+    return [RunResult, ParityResult, BenchResult, VerifyReport]
+
+
+@pytest.mark.parametrize("record", typed_records(), ids=lambda record: record.__name__)
+def test_a_typed_record_names_the_fields_of_its_schema_and_the_same_required_ones(record):
+    from multibackend import schemas
+
+    schema = schemas.schema(record.SCHEMA)
+    assert set(record.file_fields()) == set(schema["properties"])
+    required = {
+        f.name
+        for f in dataclasses.fields(record)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    assert required == set(schema["required"])
+
+
+def test_a_run_result_reads_back_what_it_wrote_and_older_files_get_the_defaults(tmp_path):
+    from multibackend.results import RunResult
+
+    path = write_json_atomic(tmp_path / "xor-torch-cpu.json", minimal_payload(host="box"))
+    run = read_results(path, example="xor")
+    assert run.path == str(path) and run.host == "box" and run.solve_rate is None
+    assert run.trainer == "fit" and run.metric == "accuracy"  # absent from files older than the loop
+    assert RunResult.from_json(run.to_json()) == run and "path" not in run.to_json()
+    assert "solve_rate" not in run.to_json()  # unset optional fields are not written as null

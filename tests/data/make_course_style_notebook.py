@@ -47,8 +47,20 @@ def main() -> None:
         source = Path(folder) / "course_style_tf.ipynb"
         nbformat.write(notebook, source)
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        subprocess.run([sys.executable, "-m", "multibackend.verify.child", "--offline-datasets", "--executed",
-                        str(target), str(source)], env=env, cwd=folder, check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "multibackend.verify.child",
+                "--offline-datasets",
+                "--executed",
+                str(target),
+                str(source),
+            ],
+            env=env,
+            cwd=folder,
+            check=True,
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 from multibackend.course import data
 from multibackend.course.networks import DEFAULT_SEED, MNIST
 
-from .conftest import BACKEND, REPO, run_cli
+from ..conftest import BACKEND, REPO, run_cli
 
 pytestmark = [pytest.mark.backend, pytest.mark.slow]
 
@@ -36,6 +36,27 @@ def test_one_update_matches_keras_weights_and_optimizer_state(mnist_arrays):
     loop_state = [np.asarray(v) for v in with_loop.optimizer.variables]
     assert len(fit_state) == len(loop_state) and int(with_loop.optimizer.iterations) == 1
     assert max(np.abs(a - b).max() for a, b in zip(fit_state, loop_state)) <= 1e-6
+
+
+def test_a_callback_that_predicts_between_epochs_sees_the_trained_weights_and_training_goes_on(mnist_arrays):
+    # Keras's jitted predict on JAX donates the variables' arrays: the JAX loop held them as its state and the next
+    # epoch failed ("Buffer has been deleted or donated"), found by the search's per-epoch validation.
+    import keras
+
+    from multibackend.models import build_example
+    from multibackend.training.loops import fit_with_loop
+
+    x, y = mnist_arrays[0][:1024], mnist_arrays[1][:1024]
+    seen = []
+
+    class PredictEachEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            predicted = np.asarray(self.model.predict(x[:256], verbose=0)).argmax(axis=1)
+            seen.append(float(np.mean(predicted == y[:256])))
+
+    model = build_example(MNIST, DEFAULT_SEED)
+    history = fit_with_loop(model, x, y, 3, 128, seed=0, callbacks=[PredictEachEpoch()], verbose=0)
+    assert len(seen) == 3 and seen[-1] > seen[0] and len(history.history["loss"]) == 3
 
 
 def test_saved_loop_model_reloads_with_its_optimizer_state_and_trains_on(mnist_arrays, tmp_path):
@@ -72,17 +93,21 @@ def test_another_compiled_optimizer_trains_through_keras(mnist_arrays):
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"loss": "categorical_crossentropy"}, "sparse_categorical_crossentropy on integer labels"),
-     ({"metrics": ["accuracy", "mae"]}, "reports loss and one of"),
-     ({"loss_weights": [2.0]}, "loss_weights")],
-)  # fmt: skip
+    [
+        ({"loss": "categorical_crossentropy"}, "sparse_categorical_crossentropy on integer labels"),
+        ({"metrics": ["accuracy", "mae"]}, "reports loss and one of"),
+        ({"loss_weights": [2.0]}, "loss_weights"),
+    ],
+)
 def test_what_a_loop_cannot_train_is_refused(mnist_arrays, change, message):
+    from multibackend.backends.base import LoopUnsupported
     from multibackend.models import build_example
-    from multibackend.training.loops import LoopUnsupported, fit_with_loop
+    from multibackend.training.loops import fit_with_loop
 
     model = build_example(MNIST, DEFAULT_SEED)
-    model.compile(**{"optimizer": "rmsprop", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
-                     **change})  # fmt: skip
+    model.compile(
+        **{"optimizer": "rmsprop", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"], **change}
+    )
     with pytest.raises(LoopUnsupported, match=message):
         fit_with_loop(model, mnist_arrays[0][:128], mnist_arrays[1][:128], 1, 128, 0, verbose=0)
 
@@ -90,18 +115,24 @@ def test_what_a_loop_cannot_train_is_refused(mnist_arrays, change, message):
 def test_uncompiled_models_and_other_layers_are_refused():
     import keras
 
-    from multibackend.training.loops import LoopUnsupported, check_trainable
+    from multibackend.backends.base import LoopUnsupported, check_trainable
 
     uncompiled = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(LoopUnsupported, match="compile"):
         check_trainable(uncompiled)
     for model, message in [
-        (keras.Sequential([keras.Input((4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]),
-         "not Flatten"),
+        (
+            keras.Sequential(
+                [keras.Input((4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+            ),
+            "not Flatten",
+        ),
         (keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")]), "softmax"),
-        (keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax", kernel_regularizer="l2")]),
-         "kernel_regularizer"),
-    ]:  # fmt: skip
+        (
+            keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax", kernel_regularizer="l2")]),
+            "kernel_regularizer",
+        ),
+    ]:
         model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         with pytest.raises(LoopUnsupported, match=message):
             check_trainable(model)
@@ -134,8 +165,22 @@ def test_one_epoch_loss_accuracy_and_predictions_match_fit(mnist_arrays):
 def test_loop_run_passes_the_gates_and_records_its_epochs_in_its_own_file(tmp_path):
     import json
 
-    result = run_cli("run", "mnist", "--backend", BACKEND, "--epochs", "2", "--device", "cpu", "--trainer", "loop",
-                     "--verbose", "2", "--out", str(tmp_path))  # fmt: skip
+    result = run_cli(
+        "run",
+        "mnist",
+        "--backend",
+        BACKEND,
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--trainer",
+        "loop",
+        "--verbose",
+        "2",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "PASS test_accuracy" in result.stdout and "trainer     loop (fast path" in result.stdout
     # Keras's own per-epoch lines (ProgbarLogger, verbose 2), one per epoch.
@@ -156,8 +201,9 @@ def test_loop_refuses_the_xor_example(tmp_path):
 
 @pytest.mark.skipif(BACKEND != "torch", reason="the profile script measures Keras fit on the torch backend")
 def test_profile_script_splits_fit_and_loop_into_kernels_and_python():
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "profile_fit_torch.py")],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "profile_fit_torch.py")], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("fit ") and "torch kernels" in lines[0] and "Python around them" in lines[0]
@@ -169,8 +215,8 @@ def test_torch_loop_needs_a_softmax_output_and_matches_keras_loss_at_the_clippin
     import keras
     import torch
 
-    from multibackend.training.loops import LoopUnsupported
-    from multibackend.training.loops.torch_loop import logits_function, sparse_crossentropy_from_logits
+    from multibackend.backends.base import LoopUnsupported
+    from multibackend.backends.torch.loop import logits_function, sparse_crossentropy_from_logits
 
     sigmoid_output = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
     sigmoid_output.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")

@@ -17,7 +17,7 @@ from multibackend.course.networks import dense_param_count
 from multibackend.evolve import study as evolve
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params, suggest_genome
 
-from .conftest import BACKEND, run_cli
+from ..conftest import BACKEND, run_cli
 
 TINY = ["--generations", "3", "--population", "2", "--max-epochs", "1", "--train-samples", "1500"]
 
@@ -41,9 +41,24 @@ def test_genome_parameter_count_follows_the_formula(units):
 def test_trial_maps_to_the_model_it_describes():
     from multibackend.models import build_dense
 
-    params = {"n_layers": 3, "units_1": 200, "units_2": 50, "units_3": 20, "activation": "tanh",
-              "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 256, "dropout": 0.3, "epochs": 2,
-              "schedule": "cosine"}  # fmt: skip
+    params = {
+        "n_layers": 3,
+        "units_1": 200,
+        "units_2": 50,
+        "units_3": 20,
+        "activation": "tanh",
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "batch_size": 256,
+        "dropout": 0.3,
+        "epochs": 2,
+        "schedule": "cosine",
+        "input_dropout": 0.0,
+        "batch_norm": False,
+        "weight_decay": 0.004,
+        "label_smoothing": 0.0,
+        "shift": 0.0,
+    }
     genome = suggest_genome(optuna.trial.FixedTrial(params), max_epochs=3)
     assert genome == Genome((200, 50, 20), "tanh", "sgd", 0.01, 256, 0.3, 2, "cosine")
     assert genome_from_params(genome.to_params()) == genome
@@ -109,8 +124,19 @@ def completed(db) -> list[tuple[int, float]]:
 
 @pytest.mark.slow
 def test_killed_search_resumes_without_losing_trials(tmp_path):
-    args = [sys.executable, "-m", "multibackend", "evolve", "--backend", BACKEND, *TINY,
-            "--results", str(tmp_path / "results"), "--out", str(tmp_path / "reports")]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "multibackend",
+        "evolve",
+        "--backend",
+        BACKEND,
+        *TINY,
+        "--results",
+        str(tmp_path / "results"),
+        "--out",
+        str(tmp_path / "reports"),
+    ]
     db = tmp_path / "results" / "evolve.db"
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 300
@@ -156,17 +182,31 @@ def test_bad_settings_are_one_line_errors(tmp_path, extra, message):
 
 @pytest.mark.parametrize(
     ("changed", "named"),
-    [(["--max-epochs", "3"], "epochs"), (["--seed", "7"], "seed"), (["--population", "4"], "population"),
-     (["--train-samples", "2000"], "train_samples")],
-)  # fmt: skip
+    [
+        (["--max-epochs", "3"], "epochs"),
+        (["--seed", "7"], "seed"),
+        (["--population", "4"], "population"),
+        (["--train-samples", "2000"], "train_samples"),
+    ],
+)
 def test_a_study_with_other_settings_is_refused_and_kept(tmp_path, changed, named):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     config = evolve.EvolveConfig(backend=BACKEND, storage=storage, study="s", max_epochs=2, train_samples=1000)
     evolve.open_study(config)
     same = {"--max-epochs": "2", "--train-samples": "1000", "--seed": "0", "--population": "8"}
     same.update(dict(zip(changed[::2], changed[1::2])))
-    result = run_cli("evolve", "--backend", BACKEND, "--storage", storage, "--study", "s",
-                     *[item for pair in same.items() for item in pair], "--results", str(tmp_path))  # fmt: skip
+    result = run_cli(
+        "evolve",
+        "--backend",
+        BACKEND,
+        "--storage",
+        storage,
+        "--study",
+        "s",
+        *[item for pair in same.items() for item in pair],
+        "--results",
+        str(tmp_path),
+    )
     assert result.returncode == 2 and f"other settings (differs in: {named})" in result.stderr, result.stderr
     study = optuna.load_study(study_name="s", storage=storage)
     assert study.user_attrs["settings"]["search_space"]["epochs"] == [1, 2] and len(study.trials) == 1  # the baseline
@@ -177,14 +217,21 @@ def test_each_start_draws_its_own_genomes():
     assert evolve.sampler_seed(0, 3) != evolve.sampler_seed(1, 3)
 
 
-def test_final_candidates_are_the_smaller_front_networks_best_validation_first():
+def test_final_candidates_are_the_best_smaller_front_network_of_each_size_class():
     from multibackend.evolve.final import final_candidates
 
-    front = [{"trial": 1, "params": 50_000, "validation_accuracy": 0.97},
-             {"trial": 2, "params": 200_000, "validation_accuracy": 0.985},
-             {"trial": 3, "params": 500_000, "validation_accuracy": 0.99},
-             {"trial": 4, "params": 120_000, "validation_accuracy": 0.98}]  # fmt: skip
-    assert [entry["trial"] for entry in final_candidates(front, 2)] == [2, 4]
+    front = [
+        {"trial": 1, "params": 50_000, "validation_accuracy": 0.97},
+        {"trial": 2, "params": 200_000, "validation_accuracy": 0.985},
+        {"trial": 3, "params": 500_000, "validation_accuracy": 0.99},
+        {"trial": 4, "params": 120_000, "validation_accuracy": 0.98},
+        {"trial": 5, "params": 300_000, "validation_accuracy": 0.987},
+        {"trial": 6, "params": 90_000, "validation_accuracy": 0.975},
+    ]
+    # under 100k, under 200k, under the course's 407,050; then the next by validation accuracy
+    assert [entry["trial"] for entry in final_candidates(front, 3)] == [6, 2, 5]
+    assert [entry["trial"] for entry in final_candidates(front, 5)] == [6, 2, 5, 4, 1]
+    assert [entry["trial"] for entry in final_candidates(front[:4], 2)] == [1, 2]
 
 
 @pytest.mark.backend
@@ -211,6 +258,9 @@ def test_the_full_preset_is_the_course_budget_and_options_override_it():
     full = settings_of(build_parser().parse_args(["evolve", "--backend", BACKEND, "--preset", "full"]))
     assert (full["max_epochs"], full["train_samples"], full["final_seeds"]) == (20, 50_000, 3)
     assert full["max_params"] == 407_050  # no network larger than the course's is trained
-    changed = settings_of(build_parser().parse_args(["evolve", "--backend", BACKEND, "--preset", "full",
-                                                      "--budget", "5", "--final-seeds", "0"]))  # fmt: skip
+    changed = settings_of(
+        build_parser().parse_args(
+            ["evolve", "--backend", BACKEND, "--preset", "full", "--budget", "5", "--final-seeds", "0"]
+        )
+    )
     assert (changed["budget_minutes"], changed["final_seeds"], changed["max_epochs"]) == (5.0, 0, 20)

@@ -7,9 +7,10 @@ import pytest
 
 from multibackend import schemas
 from multibackend.parity import checks as parity
+from multibackend.results import ParityResult
 from multibackend.runtime.backend import installed_backends
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def worker_output(seed=0, **changes):
@@ -114,9 +115,10 @@ def test_fewer_than_two_participants_is_a_usage_error():
 
 def loop_and_fit(**changes):
     arrays = worker_output(
-        loop_one_update_mnist=worker_output()["one_update_mnist"], loop_mnist_epoch_loss=np.array([0.25]),
+        loop_one_update_mnist=worker_output()["one_update_mnist"],
+        loop_mnist_epoch_loss=np.array([0.25]),
         loop_mnist_test_argmax=np.arange(1000) % 10,
-    )  # fmt: skip
+    )
     arrays.update(changes)
     return arrays
 
@@ -133,21 +135,29 @@ def test_the_loop_is_compared_with_fit_on_each_backend():
             "torch-cpu": loop_and_fit(
                 loop_one_update_mnist=update, loop_mnist_epoch_loss=np.array([0.2504]), loop_mnist_test_argmax=argmax
             )
-        }  # fmt: skip
+        }
     )
     assert [row.check for row in failing if not row.passed] == [
-        "loop_vs_fit_one_update_mnist", "loop_vs_fit_epoch_loss_relative", "loop_vs_fit_argmax_disagreement",
-    ]  # fmt: skip
+        "loop_vs_fit_one_update_mnist",
+        "loop_vs_fit_epoch_loss_relative",
+        "loop_vs_fit_argmax_disagreement",
+    ]
 
 
 @pytest.mark.parametrize(("passed", "code", "verdict"), [(True, 0, "PASSED"), (False, 1, "FAILED: forward_xor")])
 def test_the_command_exits_by_the_verdict(monkeypatch, capsys, passed, code, verdict):
     from multibackend.cli import main
 
-    row = {"check": "forward_xor", "pair": "torch-cpu vs jax-cpu", "difference": 0.0, "tolerance": 1e-6,
-           "passed": passed}  # fmt: skip
-    payload = {"rows": [row], "passed": passed, "failed_checks": [] if passed else ["forward_xor"]}
-    monkeypatch.setattr(parity, "run_parity", lambda *args, **kwargs: payload)
+    row = {
+        "check": "forward_xor",
+        "pair": "torch-cpu vs jax-cpu",
+        "difference": 0.0,
+        "tolerance": 1e-6,
+        "passed": passed,
+    }
+    failed = [] if passed else ["forward_xor"]
+    result = ParityResult(["torch-cpu", "jax-cpu"], [row], {"forward_xor": 0.0}, failed, passed, "2026-12-02T00:00:00Z")
+    monkeypatch.setattr(parity, "run_parity", lambda *args, **kwargs: result)
     assert main(["parity", "--out", "somewhere"]) == code
     assert verdict in capsys.readouterr().out
 
@@ -161,9 +171,15 @@ def test_real_parity_passes_between_backends_and_catches_one_planted_difference(
         pytest.skip(f"needs three backends (two that agree, one planted), found {backends}")
     planted = backends[-1]
     result = run_cli(
-        "parity", "--backends", ",".join(backends), "--seeds", "1", "--out", str(tmp_path),
+        "parity",
+        "--backends",
+        ",".join(backends),
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path),
         env={"MULTIBACKEND_PARITY_PERTURB": f"{planted}:1e-3"},
-    )  # fmt: skip
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED: " in result.stdout and "forward_xor" in result.stdout and "one_update_mnist" in result.stdout
     payload = schemas.validate("parity", json.loads((tmp_path / "parity.json").read_text()))

@@ -12,17 +12,11 @@ from multibackend.runtime.backend import installed_backends
 from multibackend.verify.outputs import DEFAULT_ATOL, has_stored_outputs
 from multibackend.verify.run import collect_files, portability_warnings
 
-from .conftest import BACKEND, REPO, run_cli
+from ..conftest import BACKEND, REPO, run_cli
+from ..helpers import write_notebook
 
 COURSE = REPO / "scripts" / "course"
 EXAMPLES = sorted(COURSE.glob("*.py"))
-
-
-def write_notebook(path: Path, *sources: str) -> Path:
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, path)
-    return path
 
 
 TF_NOTEBOOK = (
@@ -76,8 +70,18 @@ def test_bad_paths_are_one_line_errors(tmp_path, make, message):
 def test_a_script_that_hangs_times_out_without_stalling(tmp_path):
     (tmp_path / "hang.py").write_text("import time\ntime.sleep(600)\n")
     (tmp_path / "ok.py").write_text("print('fine')\n")
-    result = run_cli("verify", str(tmp_path / "hang.py"), str(tmp_path / "ok.py"), "--backends", BACKEND,
-                     "--timeout", "3", "--out", str(tmp_path / "out"), timeout=120)  # fmt: skip
+    result = run_cli(
+        "verify",
+        str(tmp_path / "hang.py"),
+        str(tmp_path / "ok.py"),
+        "--backends",
+        BACKEND,
+        "--timeout",
+        "3",
+        "--out",
+        str(tmp_path / "out"),
+        timeout=120,
+    )
     assert result.returncode == 1
     cells = {Path(c["file"]).name: c for c in json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]}
     assert cells["hang.py"]["status"] == "timed out" and cells["hang.py"]["seconds"] < 30
@@ -101,7 +105,8 @@ def test_unseen_notebook_passes_under_this_backend(tmp_path):
     )
     result = run_cli("verify", str(notebook), "--backends", BACKEND, "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "passed" in result.stdout
+    [row] = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
+    assert row["status"] == "passed" and row["backend_used"] == BACKEND and row["code_cells_ran"] == 2
 
 
 @pytest.mark.cross_backend
@@ -115,10 +120,13 @@ def test_tensorflow_notebook_fails_under_the_other_backends(tmp_path):
     )
     assert result.returncode == 1
     assert "imports tensorflow" in result.stdout
-    cells = {c["backend"]: c for c in json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]}
+    payload = json.loads((tmp_path / "out" / "verify.json").read_text())
+    cells = {c["backend"]: c for c in payload["cells"]}
     assert cells["tensorflow"]["status"] == "passed"
     for name in others:
         assert cells[name]["status"] == "failed" and ":" in cells[name]["error"], cells[name]
+    assert payload["verdicts"] == {str(notebook): "single-backend by design"}
+    assert payload["verdict_details"][str(notebook)].startswith("imports tensorflow directly; passes on tensorflow")
 
 
 @pytest.mark.backend
@@ -132,16 +140,29 @@ def test_bundled_examples_pass_under_this_backend(tmp_path):
     assert scripts and notebooks and all(has_stored_outputs(json.loads(p.read_text())) for p in notebooks), (
         "nox -s notebooks"
     )
-    result = run_cli("verify", *map(str, scripts + notebooks), "--backends", BACKEND, "--jobs", "1",
-                     "--offline-datasets", "on", "--out", str(tmp_path / "out"), env={"COURSE_EPOCHS": "1"},
-                     timeout=900)  # fmt: skip
+    result = run_cli(
+        "verify",
+        *map(str, scripts + notebooks),
+        "--backends",
+        BACKEND,
+        "--jobs",
+        "1",
+        "--offline-datasets",
+        "on",
+        "--out",
+        str(tmp_path / "out"),
+        env={"COURSE_EPOCHS": "1"},
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     payload = json.loads((tmp_path / "out" / "verify.json").read_text())
-    assert len(payload["cells"]) == len(EXAMPLES) and {c["backend"] for c in payload["cells"]} == {BACKEND}
-    assert payload["compare_outputs"] == "all"
+    assert len(payload["cells"]) == len(EXAMPLES) and {c["backend_used"] for c in payload["cells"]} == {BACKEND}
+    assert payload["compare_outputs"] == "all" and set(payload["verdicts"].values()) == {"portable"}
+    results = {Path(c["file"]).name: c["last_line"] for c in payload["cells"]}
+    assert results["mnist_sparse.py"].startswith("test_accuracy: 0.9"), results
 
 
-COURSE_STYLE = Path(__file__).parent / "data" / "course_style_tf.ipynb"
+COURSE_STYLE = Path(__file__).parents[1] / "data" / "course_style_tf.ipynb"
 
 
 @pytest.mark.backend
@@ -160,8 +181,19 @@ def test_a_notebook_saved_from_tensorflow_gives_its_outputs_again_under_this_bac
     accuracy_cell["outputs"][-1]["text"] = [f"test_accuracy: {stored_accuracy - 0.03:.4f}\n"]
     (tmp_path / "changed.ipynb").write_text(json.dumps(stored))
     junit_file = tmp_path / "verify.xml"
-    result = run_cli("verify", str(tmp_path / "changed.ipynb"), "--backends", BACKEND, "--offline-datasets", "on",
-                     "--out", str(tmp_path / "out"), "--junit-xml", str(junit_file), timeout=900)  # fmt: skip
+    result = run_cli(
+        "verify",
+        str(tmp_path / "changed.ipynb"),
+        "--backends",
+        BACKEND,
+        "--offline-datasets",
+        "on",
+        "--out",
+        str(tmp_path / "out"),
+        "--junit-xml",
+        str(junit_file),
+        timeout=900,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     [changed] = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
     assert changed["status"] == "output differs" and changed["error"].startswith(
@@ -172,7 +204,8 @@ def test_a_notebook_saved_from_tensorflow_gives_its_outputs_again_under_this_bac
     assert abs(new_accuracy - stored_accuracy) <= DEFAULT_ATOL, (new_accuracy, stored_accuracy)
     [case] = ElementTree.parse(junit_file).getroot().iter("testcase")
     assert case.find("failure") is not None and "cell 6" in case.find("failure").get("message", "") + (
-        case.find("failure").text or "")  # fmt: skip
+        case.find("failure").text or ""
+    )
 
 
 LOAD_DATA_SCRIPT = """
@@ -189,14 +222,23 @@ print("digests", *(array_digest(a) for a in (x_train, y_train, x_test, y_test)))
 
 @pytest.mark.slow
 def test_unchanged_load_data_works_offline(tmp_path):
-    from .test_data import ARRAY_DIGESTS
+    from ..helpers import ARRAY_DIGESTS
 
     script = tmp_path / "course_style.py"
     script.write_text(LOAD_DATA_SCRIPT + "print(open(__file__).read() == open(__file__).read())\n")
     before = script.read_text()
     keras_home = tmp_path / "keras-home"
-    result = run_cli("verify", str(script), "--backends", BACKEND, "--offline-datasets", "on",
-                     "--out", str(tmp_path / "out"), env={"KERAS_HOME": str(keras_home)})  # fmt: skip
+    result = run_cli(
+        "verify",
+        str(script),
+        "--backends",
+        BACKEND,
+        "--offline-datasets",
+        "on",
+        "--out",
+        str(tmp_path / "out"),
+        env={"KERAS_HOME": str(keras_home)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     # The script is unchanged and the Keras dataset cache untouched (Keras itself may write keras.json).
     assert script.read_text() == before and not (keras_home / "datasets").exists()
@@ -214,8 +256,17 @@ def test_without_the_option_offline_failure_says_how_to_turn_it_on(tmp_path):
         pytest.skip("the download host is reachable from here")
     script = tmp_path / "course_style.py"
     script.write_text(LOAD_DATA_SCRIPT)
-    result = run_cli("verify", str(script), "--backends", BACKEND, "--offline-datasets", "off",
-                     "--out", str(tmp_path / "out"), env={"KERAS_HOME": str(tmp_path / "keras-home")})  # fmt: skip
+    result = run_cli(
+        "verify",
+        str(script),
+        "--backends",
+        BACKEND,
+        "--offline-datasets",
+        "off",
+        "--out",
+        str(tmp_path / "out"),
+        env={"KERAS_HOME": str(tmp_path / "keras-home")},
+    )
     assert result.returncode == 1
     assert "--offline-datasets on" in result.stdout
 

@@ -11,14 +11,20 @@ import pytest
 from multibackend.report.collect import collect_results, misclassified_overlap
 from multibackend.report.comparison import write_report
 from multibackend.report.plots import xor_surface
+from multibackend.results import RunResult
 from multibackend.runtime.backend import installed_backends
 
-from .conftest import run_cli
+from ..conftest import run_cli
+from ..helpers import minimal_payload
 
 PLOTS = {
-    "xor-history.png", "mnist-history.png", "epoch-seconds.png", "misclassified-overlap.png",
-    "xor-surfaces.png", "xor-solve-rate.png",
-}  # fmt: skip
+    "xor-history.png",
+    "mnist-history.png",
+    "epoch-seconds.png",
+    "misclassified-overlap.png",
+    "xor-surfaces.png",
+    "xor-solve-rate.png",
+}
 
 
 SHORT_RUNS = """
@@ -26,7 +32,7 @@ from multibackend.training.runner import RunConfig, run
 
 for example, settings in (("xor", {{"seeds": 1}}), ("mnist", {{"epochs": 1}})):
     payload = run(RunConfig(example, backend={backend!r}, device="cpu", out_dir={out!r}, verbose=0, **settings))
-    assert payload["passed"], payload
+    assert payload.passed, payload
 """
 
 
@@ -93,10 +99,14 @@ def test_report_cli_errors_are_one_line(tmp_path):
 
 
 def test_overlap_counts():
-    runs = [
-        {"backend": "torch", "device": "cpu", "misclassified": [[1, 0, 1], [2, 0, 2], [3, 0, 3]]},
-        {"backend": "jax", "device": "cpu", "misclassified": [[1, 0, 1], [2, 0, 2], [4, 0, 4]]},
-    ]
+    def mnist_run(backend: str, wrong: list[int]) -> RunResult:
+        misclassified = [[index, 0, index] for index in wrong]
+        test = {"loss": 0.1, "accuracy": 0.98}
+        return RunResult.from_json(
+            minimal_payload(example="mnist", backend=backend, misclassified=misclassified, test=test)
+        )
+
+    runs = [mnist_run("torch", [1, 2, 3]), mnist_run("jax", [1, 2, 4])]
     overlap = misclassified_overlap(runs)
     assert overlap["shared_by_all"] == 2 and overlap["wrong_anywhere"] == 4
     assert overlap["unique"] == {"torch (cpu)": 1, "jax (cpu)": 1}
@@ -140,10 +150,18 @@ def test_fit_leads_and_loop_and_native_are_shown_beside_it(real_results, tmp_pat
     (folder / f"mnist-{backend}-cpu-loop.json").write_text(
         json.dumps({**fit, "trainer": "loop", "median_epoch_seconds": fit["median_epoch_seconds"] / 2})
     )
-    bench_rows = [{"backend": backend, "trainer": trainer, "median_epoch_seconds": seconds,
-                   "paired_time_ratio_to_native": ratio, "time_ratio_to_native": ratio, "peak_rss_bytes": 2**29,
-                   "memory_ratio_to_native": 1.0}
-                  for trainer, seconds, ratio in [("native", 0.5, 1.0), ("keras-fit", 1.0, 2.0), ("keras-loop", 0.55, 1.1)]]  # fmt: skip
+    bench_rows = [
+        {
+            "backend": backend,
+            "trainer": trainer,
+            "median_epoch_seconds": seconds,
+            "paired_time_ratio_to_native": ratio,
+            "time_ratio_to_native": ratio,
+            "peak_rss_bytes": 2**29,
+            "memory_ratio_to_native": 1.0,
+        }
+        for trainer, seconds, ratio in [("native", 0.5, 1.0), ("keras-fit", 1.0, 2.0), ("keras-loop", 0.55, 1.1)]
+    ]
     bench = {"machine": "here", "repeats": 1, "rows": bench_rows, "created": "2026-11-29T00:00:00+00:00"}
     (folder / "bench.json").write_text(json.dumps(bench))
     crashed = Outcome("xor", backend, "cpu", "fit", "crashed", folder / f"xor-{backend}-cpu.json", "exit 1: OSError: x")
@@ -175,8 +193,14 @@ def test_merged_folders_add_runs_but_not_their_parity_or_bench(real_results, tmp
     other = gpu_copy(real_results, tmp_path / "gpu", backend)
     # A valid parity.json (so only the merge rule, not the schema, can keep it out of the report).
     row = {"check": "x", "pair": "a vs b", "difference": 1.0, "tolerance": 0.0, "passed": False}
-    stale = {"participants": ["a", "b"], "rows": [row], "passed": False, "failed_checks": ["x"],
-             "max_difference": {"x": 1.0}, "created": "2026-11-28T00:00:00+00:00"}  # fmt: skip
+    stale = {
+        "participants": ["a", "b"],
+        "rows": [row],
+        "passed": False,
+        "failed_checks": ["x"],
+        "max_difference": {"x": 1.0},
+        "created": "2026-11-28T00:00:00+00:00",
+    }
     (other / "parity.json").write_text(json.dumps(stale))
     write_report([real_results], tmp_path / "report", warn=print, merged=[other])
     markdown = (tmp_path / "report" / "comparison.md").read_text()
@@ -195,8 +219,10 @@ def test_a_field_of_the_wrong_type_is_named_and_its_file_skipped_while_the_rest_
     (folder / "parity.json").write_text(json.dumps({"participants": ["a"], "rows": []}))
     warnings = []
     write_report([folder], tmp_path / "report", warn=warnings.append)
-    assert any(f"mnist-{backend}-cpu.json" in w and "field history.loss[0]: 'low' is not of type 'number'" in w
-               for w in warnings), warnings  # fmt: skip
+    assert any(
+        f"mnist-{backend}-cpu.json" in w and "field history.loss[0]: 'low' is not of type 'number'" in w
+        for w in warnings
+    ), warnings
     assert any("parity.json" in w and "is a required property" in w for w in warnings), warnings
     markdown = (tmp_path / "report" / "comparison.md").read_text()
     assert f"| xor | {backend} |" in markdown and f"| mnist | {backend} |" not in markdown

@@ -7,13 +7,7 @@ import pytest
 from multibackend.course import data
 from multibackend.runtime.errors import DataError
 
-# Digests (multibackend.course.data.array_digest) of the canonical MNIST arrays.
-ARRAY_DIGESTS = {
-    "x_train": "157fe16da1dbced4a1376f4be5df2d665d51d11177dcaf7aa4848b1ff033343f",
-    "y_train": "e6a049a9876d2010dddfc2322bb8cad03f5934de9a0b5012c7251eca5b5a7201",
-    "x_test": "fbf9701b11f5659e6366884b0bbf01ea129fb049e3239251eddb226ada72239e",
-    "y_test": "6a90c4ebf8538b9b76438e5dddb0f5afc42d636e8e259d894485f9314cdad47d",
-}
+from ..helpers import ARRAY_DIGESTS
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,18 @@
 """The native reference loop of this backend and the benchmark's bookkeeping (never timed)."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from multibackend import schemas
 from multibackend.bench import native
-from multibackend.bench.harness import goal_lines, paired_time_ratio, training_flops_per_sample
+from multibackend.bench.harness import goal_lines, measure_in_a_process, paired_time_ratio, training_flops_per_sample
 from multibackend.bench.worker import TRAINERS, alternating_trainers
 from multibackend.course import data
 from multibackend.course.networks import DEFAULT_SEED, MNIST, initial_weights
+from multibackend.runtime.errors import UsageError
 
-from .conftest import BACKEND
+from ..conftest import BACKEND
 
 
 def test_training_flops_of_the_course_network():
@@ -24,12 +23,22 @@ def test_training_flops_of_the_course_network():
 def test_goal_lines_judge_the_paired_ratio_of_the_fastest_keras_path_and_the_session():
     def row(trainer, paired, memory_ratio, paired_by="round"):
         # Separate-process medians that would say otherwise: the verdict must follow the paired ratio.
-        return {"backend": "torch", "trainer": trainer, "paired_time_ratio_to_native": paired, "paired_by": paired_by,
-                "time_ratio_to_native": paired + 0.2, "best_time_ratio_to_native": paired - 0.05,
-                "memory_ratio_to_native": memory_ratio}  # fmt: skip
+        return {
+            "backend": "torch",
+            "trainer": trainer,
+            "paired_time_ratio_to_native": paired,
+            "paired_by": paired_by,
+            "time_ratio_to_native": paired + 0.2,
+            "best_time_ratio_to_native": paired - 0.05,
+            "memory_ratio_to_native": memory_ratio,
+        }
 
-    rows = [row("keras-fit", 2.0, 1.1), row("keras-loop", 1.1, 1.1), row("run-mnist", 1.3, 1.1, "repeat"),
-            row("native", 1.0, 1.0)]  # fmt: skip
+    rows = [
+        row("keras-fit", 2.0, 1.1),
+        row("keras-loop", 1.1, 1.1),
+        row("run-mnist", 1.3, 1.1, "repeat"),
+        row("native", 1.0, 1.0),
+    ]
     (line,) = goal_lines(rows)
     assert line.startswith(
         "torch: fastest Keras path `keras-loop` 1.10x time paired by round (medians of separate processes 1.30x, "
@@ -69,11 +78,17 @@ def stub_worker(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     speed = {"native": 1.0, "keras-fit": 2.0, "keras-fit-steps32": 1.5, "keras-loop": 1.1, "run-mnist": 2.1}
     if trainer == "alternating":
         trainers = [name for name in TRAINERS[backend] if name != "run-mnist"]
-        return {"epoch_seconds": {name: [speed[name] * (1 + i) for i in range(epochs)] for name in trainers},
-                "test_accuracy": dict.fromkeys(trainers, 0.97)}  # fmt: skip
+        return {
+            "epoch_seconds": {name: [speed[name] * (1 + i) for i in range(epochs)] for name in trainers},
+            "test_accuracy": dict.fromkeys(trainers, 0.97),
+        }
     seconds = [speed[trainer] * (1 + i / 10) for i in range(epochs)]
-    return {"epoch_seconds": seconds, "test_accuracy": 0.97, "peak_rss_bytes": int(500 * 2**20 * speed[trainer]),
-            "huge_page_bytes": 200 * 2**20}  # fmt: skip
+    return {
+        "epoch_seconds": seconds,
+        "test_accuracy": 0.97,
+        "peak_rss_bytes": int(500 * 2**20 * speed[trainer]),
+        "huge_page_bytes": 200 * 2**20,
+    }
 
 
 @pytest.mark.parametrize("backend_name", list(TRAINERS))
@@ -81,10 +96,27 @@ def test_bench_harness_numbers_are_consistent(tmp_path, monkeypatch, backend_nam
     from multibackend.bench import harness
     from multibackend.bench.command import main
 
-    monkeypatch.setattr(harness, "_measure", stub_worker)
-    monkeypatch.setattr(harness, "installed_backends", lambda: list(TRAINERS))
-    assert main(["--backends", backend_name, "--repeats", "2", "--epochs", "3", "--warmup", "0",
-                 "--results", str(tmp_path), "--out", str(tmp_path)]) == 0  # fmt: skip
+    monkeypatch.setattr(harness, "measure_in_a_process", stub_worker)
+    monkeypatch.setattr(harness, "chosen_backends", lambda requested: requested or list(TRAINERS))
+    assert (
+        main(
+            [
+                "--backends",
+                backend_name,
+                "--repeats",
+                "2",
+                "--epochs",
+                "3",
+                "--warmup",
+                "0",
+                "--results",
+                str(tmp_path),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     BACKEND = backend_name  # noqa: N806 - the checks below read as for the backend under test
     payload = schemas.validate("bench", json.loads((tmp_path / "bench.json").read_text()))
     rows = {row["trainer"]: row for row in payload["rows"]}
@@ -117,26 +149,30 @@ def test_bench_harness_numbers_are_consistent(tmp_path, monkeypatch, backend_nam
 @pytest.mark.backend
 @pytest.mark.slow
 def test_alternating_worker_times_every_epoch_by_epoch_trainer_round_by_round():
-    finished = subprocess.run([sys.executable, "-m", "multibackend.bench.worker", BACKEND, "alternating",
-                               "--epochs", "1", "--warmup", "0"], capture_output=True, text=True, timeout=900)  # fmt: skip
-    assert finished.returncode == 0, finished.stderr
-    measured = json.loads(finished.stdout.strip().splitlines()[-1])
+    measured = measure_in_a_process(BACKEND, "alternating", epochs=1, warmup=0)
     assert list(measured["epoch_seconds"]) == list(alternating_trainers(BACKEND))
     assert all(len(seconds) == 1 and min(seconds) > 0 for seconds in measured["epoch_seconds"].values())
     assert all(accuracy > 0.9 for accuracy in measured["test_accuracy"].values())
 
 
 def test_bench_worker_refuses_an_unknown_trainer_in_one_line():
-    finished = subprocess.run([sys.executable, "-m", "multibackend.bench.worker", BACKEND, "keras-magic"],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert finished.returncode == 2 and "alternating" in finished.stderr.splitlines()[-1]
+    with pytest.raises(UsageError, match=r"trainer 'keras-magic' is not available on .*alternating\)$"):
+        measure_in_a_process(BACKEND, "keras-magic", epochs=1, warmup=0)
 
 
-def test_huge_page_accounting():
+def test_huge_page_accounting(monkeypatch, tmp_path):
+    import builtins
+
+    from multibackend.bench import worker
     from multibackend.bench.harness import on_huge_pages
-    from multibackend.bench.worker import transparent_huge_page_bytes
 
-    measured = transparent_huge_page_bytes()
-    assert measured is None or (isinstance(measured, int) and measured >= 0)
+    rollup = tmp_path / "smaps_rollup"
+    monkeypatch.setattr(worker, "open", lambda path, *args: builtins.open(rollup, *args), raising=False)
+    rollup.write_text("Rss:              612344 kB\nAnonHugePages:    188416 kB\nShared_Hugetlb:        0 kB\n")
+    assert worker.transparent_huge_page_bytes() == 188416 * 1024
+    rollup.write_text("Rss:              612344 kB\n")  # a kernel without the field
+    assert worker.transparent_huge_page_bytes() is None
+    rollup.unlink()  # no /proc
+    assert worker.transparent_huge_page_bytes() is None
     assert on_huge_pages({"huge_page_bytes": 200 * 2**20}) and not on_huge_pages({"huge_page_bytes": 2**20})
     assert not on_huge_pages({"huge_page_bytes": None}) and not on_huge_pages({})

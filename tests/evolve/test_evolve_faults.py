@@ -1,0 +1,302 @@
+"""Adversarial inputs and faults for `multibackend evolve`: seeds, storage, outputs, a real SIGTERM."""
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..conftest import (
+    BACKEND,
+    SEEDS_OUTSIDE_THE_FRAMEWORKS_RANGE,
+    assert_output_file_refused,
+    assert_seed_refused,
+    one_line_error,
+)
+from ..helpers import as_a_foreground_job
+
+pytestmark = pytest.mark.adversarial
+
+
+@pytest.mark.parametrize("seed", SEEDS_OUTSIDE_THE_FRAMEWORKS_RANGE)
+def test_seeds_outside_the_frameworks_range_are_refused(capsys, seed):
+    assert_seed_refused(capsys, seed, "evolve")
+
+
+@pytest.mark.parametrize("command", [["evolve", "--results"], ["evolve", "--out"]])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
+    assert_output_file_refused(tmp_path, capsys, *command)
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///", "sqlite:///:memory:"])
+def test_an_in_memory_study_is_refused(capsys, storage):
+    assert "in-memory database" in one_line_error(capsys, "evolve", "--storage", storage)
+
+
+def worker_processes(parent_marker: str) -> list[int]:
+    """Pids of running helper workers (jobs of `work_on_study`) whose command line holds `parent_marker`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "multibackend.runtime.job" in text and "work_on_study" in text and parent_marker in text:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
+    results = tmp_path / "results"
+    command = [
+        sys.executable,
+        "-m",
+        "multibackend",
+        "evolve",
+        "--backend",
+        BACKEND,
+        "--workers",
+        "2",
+        "--generations",
+        "4",
+        "--population",
+        "2",
+        "--max-epochs",
+        "1",
+        "--train-samples",
+        "1500",
+        "--results",
+        str(results),
+        "--out",
+        str(tmp_path / "reports"),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not worker_processes(str(results)) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    helpers = worker_processes(str(results))
+    assert helpers, "the helper worker never started"
+    time.sleep(3)  # let it get into its first trial
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and stderr.strip().splitlines()[-1] == "multibackend: terminated", stderr
+    time.sleep(0.5)
+    assert worker_processes(str(results)) == [], "a helper worker trains on after its parent was terminated"
+
+
+def test_a_study_name_that_cannot_name_a_file_is_refused_before_any_work(capsys, tmp_path):
+    line = one_line_error(capsys, "evolve", "--study", "course/v2", "--results", str(tmp_path / "r"))
+    assert "--study 'course/v2'" in line and not (tmp_path / "r").exists()
+
+
+def load_trials(db: Path, study: str) -> list:
+    import optuna
+
+    if not db.exists():
+        return []
+    try:
+        return optuna.load_study(study_name=study, storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+    except Exception:  # noqa: BLE001 - the study may not be created yet
+        return []
+
+
+def training(trials: list) -> list:
+    """The running trials that train, with their whole genome drawn: a size per layer, and every other gene."""
+    from multibackend.evolve.genome import Genome
+
+    other_genes = len(dataclasses.fields(Genome))  # n_layers in the place of `units`
+    return [
+        t
+        for t in trials
+        if t.state.name == "RUNNING"
+        and t.user_attrs.get("place") == "training"
+        and len(t.params) == t.params.get("n_layers", 99) + other_genes
+    ]
+
+
+def evolve_command(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "multibackend",
+        "evolve",
+        "--backend",
+        BACKEND,
+        "--max-epochs",
+        "2",
+        "--train-samples",
+        "10000",
+        "--results",
+        str(tmp_path / "results"),
+        "--out",
+        str(tmp_path / "reports"),
+        *extra,
+    ]
+
+
+def wait_for(condition, process: subprocess.Popen, seconds: float = 240):
+    deadline = time.time() + seconds
+    while time.time() < deadline and process.poll() is None:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"never happened (the search's exit status: {process.poll()})")
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_baseline_is_one_line_and_a_resume_trains_the_baseline(tmp_path):
+    command = evolve_command(tmp_path, "--generations", "1", "--population", "2")
+    db, study = tmp_path / "results" / "evolve.db", f"mnist-dense-{BACKEND}"
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=as_a_foreground_job
+    )
+    [baseline] = wait_for(lambda: training(load_trials(db, study)), process)
+    assert baseline.user_attrs.get("baseline")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and stderr.strip().splitlines()[-1] == "multibackend: interrupted", stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    interrupted = next(t for t in load_trials(db, study) if t.number == baseline.number)
+    assert interrupted.state.name == "FAIL" and interrupted.user_attrs["interrupted"]
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((tmp_path / "results" / f"evolve-{study}.json").read_text())
+    assert summary["baseline"] is not None and summary["baseline"]["params"] == 407_050
+    retried = [t for t in load_trials(db, study) if t.user_attrs.get("retry_of") == baseline.number]
+    assert [t.state.name for t in retried] == ["COMPLETE"] and retried[0].params == interrupted.params
+
+
+@pytest.mark.slow
+def test_after_sigterm_to_two_workers_a_resume_trains_every_killed_genome(tmp_path):
+    # Ten trials, the signal sent while two train and at least four are left: the helper worker starts a Keras
+    # process of its own, and on a loaded machine the main one had done four of six trials before it joined
+    # (the search then ended before the signal).
+    command = evolve_command(tmp_path, "--generations", "5", "--population", "2")
+    db, study = tmp_path / "results" / "evolve.db", f"mnist-dense-{BACKEND}"
+    process = subprocess.Popen([*command, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def two_train_with_work_left() -> list:
+        trials = load_trials(db, study)
+        found = training(trials)
+        complete = sum(t.state.name == "COMPLETE" for t in trials)
+        return found if len(found) == 2 and complete <= 4 else []
+
+    killed = wait_for(two_train_with_work_left, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr.decode(errors="replace")[-3000:]
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    complete = [t for t in load_trials(db, study) if t.state.name == "COMPLETE"]
+    for trial in killed:  # the main worker's (interrupted) and the helper's (killed, found stale)
+        assert any(done.params == trial.params for done in complete), f"trial {trial.number}'s genome never trained"
+
+
+def params_of(units: int) -> dict:
+    from multibackend.evolve.genome import Genome
+
+    return Genome((units,), "relu", "adam", 1e-3, 128, 0.0, 1).to_params()
+
+
+def test_a_queued_trial_never_gives_its_place_to_another_queued_one(tmp_path):
+    # Two killed workers' genomes queued again: the first one taken must train, not be pruned for the second;
+    # a trial with a genome of the sampler's own gives its place to a queued one.
+    import optuna
+
+    from multibackend.evolve.study import wait_for_a_free_place
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", directions=["maximize", "minimize"])
+    fresh = study.ask()  # nothing queued yet: the sampler's
+    study.enqueue_trial(params_of(32))
+    study.enqueue_trial(params_of(64))
+    retry = study.ask()  # the first queued genome
+    wait_for_a_free_place(retry, total=10, deadline=time.monotonic() + 60)  # returns: it may train
+    assert retry.user_attrs["place"] == "training"
+    with pytest.raises(optuna.TrialPruned, match="a queued trial goes first"):
+        wait_for_a_free_place(fresh, total=10, deadline=time.monotonic() + 60)
+
+
+def test_a_trial_killed_inside_ask_does_not_hold_its_place_for_ever(tmp_path, monkeypatch):
+    # A worker SIGKILLed inside Optuna's ask leaves a running trial with no heartbeat, which Optuna never finds
+    # stale: the resume of such a search waited on it for good (the last place of the study was "taken").
+    import optuna
+
+    from multibackend.evolve import study as evolve
+
+    study = optuna.create_study(
+        storage=evolve.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
+    )
+    study.enqueue_trial(params_of(32), user_attrs={"baseline": True})
+    killed_queued = study.ask()  # took the queued genome, then its worker died: no worker, no heartbeat
+    killed_drawn = study.ask()  # a sampler's trial, killed before it drew anything
+    alive = study.ask()
+    alive.set_user_attr("worker", "host:1")
+    assert evolve.fail_trials_killed_in_ask(study) == []  # younger than the time an ask may take
+    monkeypatch.setattr(evolve, "ASK_SECONDS", 0.0)
+    waiting = study.ask()
+    waiting.set_user_attr("worker", "host:2")
+    # Three places: `alive` holds one and the two killed trials the others, until found dead here; then the
+    # queued genome of one of them goes first.
+    with pytest.raises(optuna.TrialPruned, match="a queued trial goes first"):
+        evolve.wait_for_a_free_place(waiting, total=3, deadline=time.monotonic() + 30, poll_seconds=0.05)
+    states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
+    assert states[killed_queued.number] == "FAIL" and states[killed_drawn.number] == "FAIL"
+    assert states[alive.number] == "RUNNING"
+    [requeued] = [t for t in study.get_trials(deepcopy=False) if t.state.name == "WAITING"]
+    assert requeued.user_attrs == {"retry_of": killed_queued.number, "baseline": True}
+    assert requeued.system_attrs["fixed_params"] == params_of(32)
+
+
+def test_a_resume_queues_every_owed_genome_again_the_baseline_first(tmp_path):
+    from optuna.trial import TrialState
+
+    from multibackend.evolve import study as evolve
+    from multibackend.evolve.genome import suggest_genome
+
+    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
+    study = evolve.open_study(config)  # a new study: the baseline queued
+    trials = {}
+    for ending in ("baseline interrupted", "interrupted", "crashed", "complete"):
+        trial = study.ask()  # the queued baseline first, then the sampler's genomes
+        suggest_genome(trial, config.max_epochs)
+        if "interrupted" in ending:
+            trial.set_user_attr("interrupted", True)
+        done = ending == "complete"
+        study.tell(trial, [0.9, 1000.0] if done else None, state=TrialState.COMPLETE if done else TrialState.FAIL)
+        trials[ending] = study.get_trials(deepcopy=False)[-1]
+    resumed = evolve.open_study(config)
+    waiting = [t for t in resumed.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
+    assert [(t.user_attrs.get("baseline", False), t.user_attrs["retry_of"]) for t in waiting] == [
+        (True, trials["baseline interrupted"].number),
+        (False, trials["interrupted"].number),
+    ]
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [
+        trials["baseline interrupted"].params,
+        trials["interrupted"].params,
+    ]
+    again = evolve.open_study(config)  # a second start queues nothing twice
+    assert len([t for t in again.get_trials(deepcopy=False) if t.state == TrialState.WAITING]) == 2
+
+
+def test_a_worker_that_joins_while_the_baseline_is_half_drawn_does_not_queue_it_again(tmp_path):
+    # A worker's open_study saw the baseline trial running with some of its genes drawn, took that part for the
+    # genome, queued the baseline a second time, and two workers trained it side by side (the PostgreSQL test's
+    # "a genome trained twice" in a clean-clone CI).
+    import optuna
+
+    from multibackend.evolve import study as evolve
+
+    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
+    study = evolve.open_study(config)  # the first worker: the baseline queued
+    baseline = study.ask()
+    assert baseline.user_attrs.get("baseline")
+    baseline.suggest_int("n_layers", 1, 3)  # its genome half drawn from the fixed params
+    evolve.open_study(config)  # the second worker joins
+    states = [t.state.name for t in optuna.load_study(study_name=config.study_name, storage=config.storage_url).trials]
+    assert states == ["RUNNING"], "the baseline was queued again while it trains"

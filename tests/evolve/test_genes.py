@@ -1,0 +1,163 @@
+"""Space version 3: the genes small dense networks need, the fast path where a genome allows it, a hopeless trial
+stopped by the median rule, the size bound in the space, and the front's hypervolume."""
+
+import numpy as np
+import optuna
+import pytest
+
+from multibackend.course.networks import dense_param_count
+from multibackend.evolve import study as evolve
+from multibackend.evolve.genome import (
+    SPACE_VERSION,
+    UNITS,
+    Genome,
+    first_layer_units,
+    genome_from_params,
+    suggest_genome,
+)
+from multibackend.evolve.stopping import FIRST_JUDGED_EPOCH, MIN_CURVES, median_bar
+
+from ..conftest import BACKEND
+
+PLAIN = Genome((64, 32), "relu", "adamw", 2e-3, 128, 0.1, 3, "cosine", input_dropout=0.1, weight_decay=1e-3)
+REGULARIZED = Genome(
+    (48,), "elu", "adam", 1e-3, 64, 0.2, 2, batch_norm=True, label_smoothing=0.1, shift=0.1, input_dropout=0.2
+)
+
+
+def test_a_genome_with_every_new_gene_is_a_point_of_the_space_and_comes_back_from_its_params():
+    params = REGULARIZED.to_params()
+    assert genome_from_params(params) == REGULARIZED
+    assert suggest_genome(optuna.trial.FixedTrial(params), max_epochs=3) == REGULARIZED
+    described = REGULARIZED.describe()
+    assert all(part in described for part in ("input dropout 0.20", "batchnorm", "label smoothing 0.1", "shift 0.1"))
+    assert "wd 0.001" in PLAIN.describe() and "wd" not in REGULARIZED.describe()  # weight decay is AdamW's
+
+
+def test_batch_normalization_counts_its_four_numbers_per_unit_and_the_rest_adds_none():
+    assert PLAIN.params == dense_param_count([784, 64, 32, 10])
+    assert REGULARIZED.params == dense_param_count([784, 48, 10]) + 4 * 48
+
+
+def test_only_genomes_of_dense_and_dropout_layers_on_plain_crossentropy_take_the_fast_path():
+    assert PLAIN.fast_path and not REGULARIZED.fast_path
+    for gene in ({"batch_norm": True}, {"shift": 0.05}, {"label_smoothing": 0.05}):
+        assert not Genome((32,), "relu", "adam", 1e-3, 128, 0.0, 1, **gene).fast_path
+
+
+def test_max_params_bounds_the_first_layer_in_the_space_itself():
+    assert first_layer_units(0) == UNITS
+    low, high = first_layer_units(200_000)
+    assert (low, high) == (16, 251) and dense_param_count([784, high, 10]) <= 200_000
+    assert dense_param_count([784, high + 1, 10]) > 200_000
+    space = evolve.search_space(20, 50_000, 200_000)
+    assert space["version"] == SPACE_VERSION == 3 and space["first_layer_units"] == [16, 251]
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        assert suggest_genome(trial, 20, max_params=200_000).units[0] <= 251
+        study.tell(trial, [0.5, 1.0])
+
+
+def test_a_study_of_the_previous_space_is_refused_in_one_line(tmp_path, capsys):
+    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
+    study = evolve.open_study(config)
+    settings = dict(study.user_attrs["settings"])
+    settings["search_space"] = {**settings["search_space"], "version": 2}
+    study.set_user_attr("settings", settings)
+    with pytest.raises(evolve.UsageError, match=r"created with other settings \(differs in: version\)"):
+        evolve.open_study(config)
+
+
+def test_the_median_rule_judges_from_the_second_epoch_once_enough_trials_reached_it():
+    others = [[0.80, 0.90, 0.93]] * (MIN_CURVES - 1) + [[0.70, 0.95]]
+    assert FIRST_JUDGED_EPOCH == 2
+    assert median_bar([0.1], others) is None  # the first epoch is not judged
+    assert median_bar([0.1, 0.2], others) == pytest.approx(0.90)  # five curves reached epoch 2
+    assert median_bar([0.1, 0.2, 0.3], others) is None  # only four reached epoch 3
+    assert median_bar([0.1, 0.2], others[:2]) is None
+
+
+def test_the_hypervolume_is_the_area_the_front_dominates_up_to_the_reference():
+    reference = [0.9, 1000.0]
+    assert evolve.hypervolume([], reference) == 0.0
+    assert evolve.hypervolume([(0.95, 200.0)], reference) == pytest.approx(0.05 * 800)
+    # a second point: more accurate and larger; a third dominated by the first adds nothing; one outside the box
+    points = [(0.95, 200.0), (0.99, 600.0), (0.94, 300.0), (0.99, 2000.0), (0.85, 100.0)]
+    assert evolve.hypervolume(points, reference) == pytest.approx(0.05 * 400 + 0.09 * 400)
+
+
+@pytest.mark.backend
+def test_the_genes_build_a_model_of_the_counted_size_that_is_a_dense_network_at_test_time():
+    import keras
+
+    from multibackend.evolve.fitness import build_genome
+
+    model = build_genome(REGULARIZED, seed=0, train_images=1000)
+    assert model.count_params() == REGULARIZED.params
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[:2] == ["RandomShift", "Dropout"] and "BatchNormalization" in kinds
+    assert model.layers[0].max_pixels == 3  # 0.1 of 28 pixels
+    images = np.random.default_rng(0).random((8, 784)).astype("float32")
+    # At test time shifts and dropout are off: the same images give the same probabilities.
+    first, second = (keras.ops.convert_to_numpy(model(images, training=False)) for _ in range(2))
+    np.testing.assert_allclose(first, second)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    adamw = build_genome(PLAIN, seed=0, train_images=1000).optimizer
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == pytest.approx(1e-3)
+
+
+@pytest.mark.backend
+def test_a_trial_trains_with_the_loop_where_its_genome_allows_and_with_fit_else():
+    from multibackend.evolve.fitness import accuracy, train_genome
+
+    arrays = evolve.search_data(train_samples=2000)
+    for genome, trainer in ((PLAIN, "loop"), (REGULARIZED, "fit")):
+        model, used = train_genome(genome, arrays, seed=0, fast_path=True)
+        assert used == trainer and accuracy(model, arrays["x_val"], arrays["y_val"]) > 0.4  # chance: 0.1
+    assert train_genome(PLAIN, arrays, seed=0)[1] == "fit"  # the final retraining's way
+
+
+@pytest.mark.backend
+def test_a_hopeless_trial_stops_early_and_is_pruned_with_its_curve(tmp_path):
+    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=4)
+    study = evolve.open_study(config)
+    for _ in range(MIN_CURVES):  # complete trials (the queued baseline first) that reached 0.99 after two epochs
+        trial = study.ask()
+        trial.set_user_attr("val_curve", [0.98, 0.99, 0.99, 0.99])
+        study.tell(trial, [0.99, 1000.0])
+    # sgd at the lowest rate on 1,500 images: far below 0.99 after two of its four epochs
+    slow = Genome((32,), "relu", "sgd", 1e-4, 512, 0.0, 4)
+    study.enqueue_trial(slow.to_params())
+    arrays = evolve.search_data(train_samples=1500)
+    study.optimize(evolve.make_objective(config, arrays, tmp_path / "models"), n_trials=1)
+    stopped = study.get_trials(deepcopy=False)[-1]
+    assert stopped.state.name == "PRUNED" and stopped.user_attrs["stopped_at_epoch"] == FIRST_JUDGED_EPOCH
+    assert len(stopped.user_attrs["val_curve"]) == FIRST_JUDGED_EPOCH and stopped.user_attrs["trainer"] == "loop"
+    assert not (tmp_path / "models" / f"trial-{stopped.number}.keras").exists()
+
+
+@pytest.mark.backend
+def test_random_shift_moves_each_image_by_its_own_whole_pixels_in_training_only(tmp_path):
+    import keras
+
+    from multibackend.models import RandomShift
+
+    images = np.zeros((64, 28, 28), "float32")
+    images[:, 10, 12] = 1.0  # one lit pixel per image
+    layer = RandomShift(2, seed=3)
+    moved = keras.ops.convert_to_numpy(layer(images.reshape(64, 784), training=True)).reshape(64, 28, 28)
+    places = [tuple(np.argwhere(image == 1.0)[0]) for image in moved]
+    assert all(image.sum() == 1.0 for image in moved)  # moved whole, nothing blurred
+    assert all(abs(row - 10) <= 2 and abs(column - 12) <= 2 for row, column in places)
+    assert len(set(places)) > 5  # each image its own shift
+    edge = np.zeros((1, 28, 28), "float32")
+    edge[0, 0, :] = 1.0  # the top row: a shift up loses it, the pixels shifted in are 0
+    out = keras.ops.convert_to_numpy(RandomShift(1, seed=0)(edge.reshape(1, 784), training=True))
+    assert out.sum() in (28.0, 27.0, 0.0)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(layer(images.reshape(64, 784), training=False)), images.reshape(64, 784)
+    )
+    model = keras.Sequential([keras.Input((784,)), RandomShift(1), keras.layers.Dense(10, activation="softmax")])
+    model.save(tmp_path / "shift.keras")
+    assert isinstance(keras.saving.load_model(tmp_path / "shift.keras").layers[0], RandomShift)

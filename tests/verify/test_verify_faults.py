@@ -1,0 +1,328 @@
+"""Adversarial inputs and faults for `multibackend verify`: numbers, outputs, folders, broken files, signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from multibackend.cli import main
+from multibackend.runtime.backend import installed_backends
+
+from ..conftest import BACKEND, assert_output_file_refused, one_line_error
+from ..helpers import as_a_foreground_job
+
+pytestmark = pytest.mark.adversarial
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+def test_infinite_or_missing_numbers_are_refused(tmp_path, capsys, value):
+    line = one_line_error(capsys, "verify", str(tmp_path), f"--timeout={value}")
+    assert "--timeout" in line and "positive number" in line
+
+
+@pytest.mark.parametrize("command", [["verify", "scripts/course", "--out"]])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
+    assert_output_file_refused(tmp_path, capsys, *command)
+
+
+def test_verify_skips_tool_folders_and_reports_a_missing_backend(tmp_path, monkeypatch):
+    from multibackend.verify import run as verify_run
+
+    for folder in (".nox/tests/lib", ".venv", ".git", "course"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "script.py").write_text("print('hi')\n")
+    assert verify_run.collect_files([str(tmp_path)]) == [tmp_path / "course" / "script.py"]
+    missing = next(name for name in ("torch", "tensorflow", "jax") if name != BACKEND)
+    monkeypatch.setattr(verify_run, "installed_backends", lambda: [BACKEND])
+    options = verify_run.VerifyOptions(timeout=60)
+    payload = verify_run.verify(
+        [str(tmp_path / "course")], [BACKEND, missing], options, out_dir=str(tmp_path / "o"), progress=lambda line: None
+    )
+    from multibackend import schemas
+
+    schemas.validate("verify", json.loads((tmp_path / "o" / "verify.json").read_text()))
+    statuses = {cell["backend"]: cell["status"] for cell in payload["cells"]}
+    assert statuses == {BACKEND: "passed", missing: "not installed"} and payload["passed"]
+    assert "not installed (pip install" in (tmp_path / "o" / "verify.md").read_text()
+
+
+def test_verify_refuses_when_no_chosen_backend_is_installed(tmp_path, monkeypatch, capsys):
+    from multibackend.verify import run as verify_run
+
+    monkeypatch.setattr(verify_run, "installed_backends", lambda: [])
+    (tmp_path / "s.py").write_text("")
+    assert "nothing would be verified" in one_line_error(
+        capsys, "verify", str(tmp_path / "s.py"), "--out", str(tmp_path / "o")
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("latin1.py", "print('caf\xe9')\n".encode("latin-1"), "not UTF-8 text"),
+        ("no-source.ipynb", json.dumps({"cells": [{"cell_type": "code"}], "nbformat": 4}).encode(), "KeyError"),
+        ("cells-not-a-list.ipynb", json.dumps({"cells": 3}).encode(), "not a readable notebook"),
+        ("cell-not-a-dict.ipynb", json.dumps({"cells": ["print(1)"]}).encode(), "not a readable notebook"),
+    ],
+)
+def test_course_files_that_python_or_jupyter_would_open_but_are_broken_are_one_line(
+    tmp_path, capsys, name, content, message
+):
+    (tmp_path / name).write_bytes(content)
+    line = one_line_error(capsys, "verify", str(tmp_path / name), "--out", str(tmp_path / "out"))
+    assert name in line and message in line and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "exit_code", "word"),
+    [
+        (signal.SIGTERM, 143, "terminated"),
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGHUP, 129, "hung up (SIGHUP)"),
+    ],
+)
+def test_a_signal_to_verify_ends_its_scripts_and_their_detached_helpers(tmp_path, signal_number, exit_code, word):
+    # Two scripts side by side (--jobs 2), each starting a helper in a session of its own: all four must end.
+    markers = [tmp_path / f"helper-{index}-alive" for index in range(2)]
+    scripts = []
+    for index, marker in enumerate(markers):
+        helper = f"import time, pathlib\nwhile True:\n    pathlib.Path({str(marker)!r}).touch(); time.sleep(0.1)"
+        scripts.append(tmp_path / f"spawns{index}.py")
+        scripts[-1].write_text(
+            "import subprocess, sys, time\n"
+            f"subprocess.Popen([sys.executable, '-c', {helper!r}], start_new_session=True)\n"
+            "time.sleep(120)\n"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "multibackend",
+        "verify",
+        *map(str, scripts),
+        "--backends",
+        BACKEND,
+        "--jobs",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_a_foreground_job
+    )
+    deadline = time.time() + 60
+    while not all(marker.exists() for marker in markers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert all(marker.exists() for marker in markers), "the scripts' helpers never both started"
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == exit_code and stderr.strip().splitlines()[-1] == f"multibackend: {word}"
+    time.sleep(0.5)
+    for marker in markers:
+        marker.unlink()
+    time.sleep(0.5)
+    assert not any(marker.exists() for marker in markers), "a detached helper still runs"
+
+
+@pytest.mark.skipif(len(installed_backends()) < 1, reason="needs a backend")
+def test_a_timed_out_verify_cell_leaves_nothing_running(tmp_path):
+    marker = tmp_path / "helper-alive"
+    helper = f"import time, pathlib\nwhile True:\n    pathlib.Path({str(marker)!r}).touch(); time.sleep(0.1)"
+    script = tmp_path / "spawns.py"
+    script.write_text(
+        f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {helper!r}])\nprint('x' * 10**6)\n"
+        "time.sleep(120)\n"
+    )
+    started = time.perf_counter()
+    code = main(["verify", str(script), "--backends", BACKEND, "--timeout", "3", "--out", str(tmp_path / "out")])
+    assert code == 1 and time.perf_counter() - started < 30
+    time.sleep(0.5)
+    marker.unlink(missing_ok=True)
+    time.sleep(0.5)
+    assert not marker.exists()
+
+
+def test_a_child_that_prints_without_end_costs_no_disk():
+    # The child may write at most 1 MiB to any file; it prints 50 MiB. Written to a temporary file, its output would
+    # hit that limit (SIGXFSZ); read from a pipe, only the last 64 KiB are kept, in memory.
+    from multibackend.runtime.children import TAIL_BYTES, run_child
+
+    code = (
+        "import resource, sys\nresource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "for _ in range(800):\n    sys.stdout.write('x' * 65536)\nprint('the end')"
+    )
+    result = run_child([sys.executable, "-c", code], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[") and result.stdout.rstrip().endswith("the end")
+    dropped = int(result.stdout[1:].split(" ", 1)[0])
+    assert dropped > 50_000_000 and len(result.stdout) < TAIL_BYTES + 100
+
+
+def test_normalizing_output_takes_linear_time_in_a_run_of_digits():
+    # A progress-bar pattern used to start at every digit of a run: 16,000 digits took 21 s. Measured as a ratio:
+    # four times the digits must take well under the 16 times a quadratic pattern would.
+    from multibackend.verify.outputs import normalize
+
+    def seconds(digits: int) -> float:
+        text = "1" * digits + "x\n"
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            normalize(text)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    assert seconds(800_000) / seconds(200_000) < 8
+
+
+def test_a_fifo_given_as_a_script_is_refused_without_reading_it(tmp_path):
+    fifo = tmp_path / "pipe.py"
+    os.mkfifo(fifo)
+    result = subprocess.run(
+        [sys.executable, "-m", "multibackend", "verify", str(fifo), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "not a regular file" in result.stderr.strip()
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_junit_xml_that_would_replace_verify_json_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "verify.json").write_text("{}")
+    (tmp_path / "s.py").write_text("print(1)\n")
+    line = one_line_error(
+        capsys, "verify", str(tmp_path / "s.py"), "--out", str(out), "--junit-xml", str(out / "verify.json")
+    )
+    assert "would overwrite" in line and (out / "verify.json").read_text() == "{}"
+
+
+def test_junit_and_markdown_stay_well_formed_whatever_an_error_or_a_file_name_holds(tmp_path):
+    from multibackend.verify import junit
+    from multibackend.verify.run import markdown_matrix
+
+    name = "odd\nname | with a pipe.py"
+    cells = [
+        {
+            "file": name,
+            "backend": "torch",
+            "status": "failed",
+            "seconds": 1.0,
+            "last_line": "\x1b[1macc\x07 0.9",
+            "error": "ValueError: \x1b[31mred\x1b[0m bell\x07 form feed\x0c nul\x00 end",
+        }
+    ]
+    payload = {
+        "backends": ["torch"],
+        "files": [name],
+        "cells": cells,
+        "warnings": [],
+        "passed": False,
+        "created": "2026-12-02T08:00:00+00:00",
+    }
+    document = junit.document(payload)
+    path = tmp_path / "j.xml"
+    document.write(path, encoding="utf-8", xml_declaration=True)
+    [case] = ElementTree.parse(path).getroot().iter("testcase")  # expat refuses what XML 1.0 forbids
+    assert case.find("failure").get("message") == "ValueError: red bell form feed nul end"
+    rows = [line for line in markdown_matrix(payload).splitlines() if "odd" in line and line.startswith("|")]
+    assert rows and all(line.endswith("|") for line in rows)
+
+
+def test_a_file_named_three_times_is_verified_once(tmp_path):
+    from multibackend.verify.run import collect_files
+
+    (tmp_path / "course").mkdir()
+    script = tmp_path / "course" / "s.py"
+    script.write_text("print(1)\n")
+    assert collect_files([str(script), str(tmp_path / "course"), f"{tmp_path}/course/../course/s.py"]) == [script]
+
+
+def test_scripts_are_read_as_python_reads_them(tmp_path):
+    from multibackend.verify.run import portability_warnings, source_of
+
+    latin = tmp_path / "latin.py"
+    latin.write_bytes("# -*- coding: latin-1 -*-\nprint('caf\xe9')\n".encode("latin-1"))
+    assert "café" in source_of(latin)
+    bom = tmp_path / "bom.py"
+    bom.write_bytes("\ufeffimport torch\n".encode())
+    assert [warning.split(": ", 1)[1] for warning in portability_warnings(bom)] == [
+        "imports torch (line 1): not portable across Keras backends"
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "multibackend",
+            "verify",
+            str(latin),
+            "--backends",
+            BACKEND,
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_nbformat_3_notebook_is_converted_and_runs(tmp_path):
+    notebook = {
+        "nbformat": 3,
+        "nbformat_minor": 0,
+        "metadata": {},
+        "worksheets": [
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "input": "print('from nbformat 3', 6 * 7)",
+                        "language": "python",
+                        "outputs": [],
+                        "collapsed": False,
+                    }
+                ]
+            }
+        ],
+    }
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps(notebook))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "multibackend",
+            "verify",
+            str(path),
+            "--backends",
+            BACKEND,
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [row] = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
+    assert row["status"] == "passed" and row["code_cells_ran"] == 1
+
+
+def test_a_bad_data_dir_variable_is_named_as_such(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MULTIBACKEND_DATA_DIR", str(tmp_path / "nowhere"))
+    (tmp_path / "s.py").write_text("print(1)\n")
+    line = one_line_error(
+        capsys, "verify", str(tmp_path / "s.py"), "--offline-datasets", "on", "--out", str(tmp_path / "out")
+    )
+    assert (
+        f"MULTIBACKEND_DATA_DIR={tmp_path / 'nowhere'} is not a folder" in line
+        and "--data-dir" not in line.split(";")[0]
+    )

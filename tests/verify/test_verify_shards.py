@@ -1,0 +1,205 @@
+"""A course split across machines: `verify --shard K/N` on each, `verify merge` joining them into one matrix."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from multibackend.runtime.errors import UsageError
+from multibackend.verify import shards
+
+from ..conftest import run_cli
+
+BACKENDS = "torch,tensorflow,jax"
+
+
+def plain_course(folder):
+    """Five scripts that need no backend (a Python process each, no Keras import: quick), one of them broken."""
+    folder.mkdir()
+    for number in range(1, 5):
+        (folder / f"example{number}.py").write_text(f"print('accuracy', {number} / 10)\n")
+    (folder / "broken.py").write_text("raise SystemExit('broken on purpose')\n")
+    return folder
+
+
+def matrix(payload: dict) -> list[tuple]:
+    return sorted((c["file"], c["backend"], c["status"], c["error"], c["backend_used"]) for c in payload["cells"])
+
+
+def test_shares_are_disjoint_cover_every_run_and_follow_the_durations():
+    runs = [(f"f{number}.py", backend) for number in range(7) for backend in ("torch", "jax")]
+    durations = {run: 100.0 if run[0] == "f0.py" else 1.0 for run in runs}
+    parts = [shards.runs_of(shards.Shard(index, 3), runs, durations) for index in (1, 2, 3)]
+    assert sorted(run for part in parts for run in part) == sorted(runs)
+    assert [("f0.py", "jax")] in parts and [("f0.py", "torch")] in parts  # each 100-s run has a shard to itself
+    assert parts == [shards.runs_of(shards.Shard(index, 3), runs, durations) for index in (1, 2, 3)]  # deterministic
+    even = [len(shards.runs_of(shards.Shard(index, 3), runs)) for index in (1, 2, 3)]
+    assert max(even) - min(even) <= 1
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "1/0", "3", "a/b", "1/2/3", "-1/2"])
+def test_a_share_must_be_k_of_n(text):
+    with pytest.raises(ValueError, match="K/N"):
+        shards.parse_shard(text)
+
+
+def test_three_shards_merged_make_the_matrix_of_one_run(tmp_path):
+    course = plain_course(tmp_path / "course")
+    common = ["verify", str(course), "--backends", BACKENDS, "--offline-datasets", "off", "--jobs", "1"]
+    whole = run_cli(*common, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 1  # the broken script
+    # The shards run as separate processes at once, as CI jobs would, balanced by the whole run's durations.
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "multibackend", *common, "--shard", f"{k}/3", "--out", str(tmp_path / f"shard{k}")]
+            + ["--durations-from", str(tmp_path / "whole" / "verify.json")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in (1, 2, 3)
+    ]
+    for process in processes:
+        process.communicate(timeout=300)
+        assert process.returncode in (0, 1)
+    parts = [json.loads((tmp_path / f"shard{k}" / "verify.json").read_text()) for k in (1, 2, 3)]
+    assert sum(len(part["cells"]) for part in parts) == 15 and all(part["verdicts"] == {} for part in parts)
+    assert "in another shard" in (tmp_path / "shard1" / "verify.md").read_text()
+    folders = [str(tmp_path / f"shard{k}") for k in (3, 1, 2)]
+    merged = run_cli(
+        "verify", "merge", *folders, "--out", str(tmp_path / "merged"), "--junit-xml", str(tmp_path / "m.xml")
+    )
+    assert merged.returncode == 1, merged.stderr
+    one, joined = (json.loads((tmp_path / name / "verify.json").read_text()) for name in ("whole", "merged"))
+    assert matrix(joined) == matrix(one)
+    assert joined["verdicts"] == one["verdicts"] and joined["verdicts"][str(course / "broken.py")] == "fails everywhere"
+    assert joined["backends"] == one["backends"] and joined["passed"] is one["passed"] is False
+    assert joined["merged_from"] == folders and "Merged from 3 runs" in merged.stdout
+    assert (tmp_path / "m.xml").read_text().count("<testcase") == 15
+
+
+def shard_payload(tmp_path, name: str, index: int, count: int, **changed) -> str:
+    payload = {
+        "backends": ["torch", "jax"],
+        "files": ["a.py"],
+        "cells": [],
+        "warnings": [],
+        "passed": True,
+        "created": "2026-12-02T00:00:00+00:00",
+        "smoke": False,
+        "shard": {"index": index, "count": count},
+        **changed,
+    }
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "verify.json").write_text(json.dumps(payload))
+    return str(tmp_path / name)
+
+
+def test_a_merge_refuses_a_missing_shard_a_shard_twice_and_another_run(tmp_path):
+    first, second = shard_payload(tmp_path, "one", 1, 2), shard_payload(tmp_path, "two", 1, 2)
+    smoke = shard_payload(tmp_path, "smoke", 2, 2, smoke=True)
+    read = [(folder, shards.read_verify_file(tmp_path / folder, "verify merge:")) for folder in ("one", "two", "smoke")]
+    with pytest.raises(UsageError, match="shard 2/2 of the run under torch,jax missing"):
+        shards.merge(read[:1])
+    with pytest.raises(UsageError, match="shard 1/2 is given twice"):
+        shards.merge(read[:2])
+    with pytest.raises(UsageError, match="smoke is not a shard of the same run .*differs in: smoke"):
+        shards.merge([read[0], read[2]])
+    for args in ([first], [first, second], [first, smoke]):
+        result = run_cli("verify", "merge", *args, "--out", str(tmp_path / "merged"))
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "merged").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["merge", "NOWHERE"], "unreadable"),
+        (["merge"], "needs the folders"),
+        (["merge", "ONE", "--smoke"], "not --smoke"),
+        (["COURSE", "--durations-from", "NOWHERE"], "needs --shard"),
+        (["COURSE", "--shard", "1/2", "--durations-from", "NOWHERE"], "unreadable"),
+        (["COURSE", "--shard", "2/1"], "K/N"),
+    ],
+)
+def test_bad_shard_and_merge_input_is_one_line(tmp_path, args, named):
+    course = plain_course(tmp_path / "course")
+    one = shard_payload(tmp_path, "one", 1, 2)
+    given = [{"NOWHERE": str(tmp_path / "nowhere"), "ONE": one, "COURSE": str(course)}.get(arg, arg) for arg in args]
+    result = run_cli("verify", *given, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and named in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_course_workflow_commands_split_and_merge_a_course(tmp_path):
+    # The reusable workflow's own command lines, with its expressions filled in as GitHub would fill them, run here:
+    # two backends x two shards, the artifacts copied as download-artifact lays them out, then the merge job.
+    import re
+    import shutil
+
+    import yaml
+
+    from ..conftest import REPO
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "verify-course.yml").read_text())
+    plan = workflow["jobs"]["plan"]["steps"][0]["run"]
+    [verify_step] = [
+        step for step in workflow["jobs"]["shard"]["steps"] if "multibackend verify" in step.get("run", "")
+    ]
+    [merge_step] = [step for step in workflow["jobs"]["merge"]["steps"] if "verify merge" in step.get("run", "")]
+    course = plain_course(tmp_path / "course")
+    output = tmp_path / "github_output"
+
+    def filled(command: str, values: dict) -> str:
+        return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda match: str(values[match[1]]), command)
+
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output)}
+    subprocess.run(filled(plan, {"inputs.shard-count": 2}), shell=True, check=True, env=env, cwd=tmp_path)
+    shard_numbers = json.loads(output.read_text().split("=", 1)[1].replace("'", '"'))
+    assert shard_numbers == [1, 2]
+    for backend in ("torch", "jax"):
+        for shard in shard_numbers:
+            values = {
+                "inputs.paths": course,
+                "matrix.backend": backend,
+                "matrix.shard": shard,
+                "inputs.shard-count": 2,
+                "inputs.verify-args": "--jobs 1 --offline-datasets off",
+            }
+            command = filled(verify_step["run"], values)
+            subprocess.run(["bash", "-e", "-c", command], check=True, env=env, cwd=tmp_path, capture_output=True)
+            artifact = tmp_path / "shards" / f"verify-{backend}-{shard}"
+            artifact.mkdir(parents=True)
+            shutil.copy(tmp_path / f"verify-{backend}-{shard}" / "verify.json", artifact)
+    merged = subprocess.run(["bash", "-c", merge_step["run"]], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert merged.returncode == 1, merged.stderr  # the broken script
+    payload = json.loads((tmp_path / "verify" / "verify.json").read_text())
+    assert payload["backends"] == ["torch", "jax"] and len(payload["cells"]) == 10
+    assert payload["verdicts"][str(course / "broken.py")] == "fails everywhere"
+    assert (tmp_path / "verify" / "junit.xml").read_text().count("<testcase") == 10
+
+
+@pytest.mark.backend
+def test_a_seed_makes_a_rerun_print_the_same_numbers(tmp_path):
+    # Course code rarely seeds itself: without --seed, two runs (or two shards and one run) print other numbers.
+    from ..conftest import BACKEND
+
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "fit.py").write_text(
+        "import keras\nimport numpy as np\n"
+        "x = np.random.rand(64, 3).astype('float32')\ny = (x.sum(1) > 1.5).astype('float32')\n"
+        "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation='relu'), keras.layers.Dense(1)])\n"
+        "model.compile('sgd', 'mse')\n"
+        "print('loss', model.fit(x, y, epochs=2, batch_size=8, verbose=0).history['loss'][-1])\n"
+    )
+    lines = []
+    for run in ("first", "second"):
+        result = run_cli("verify", str(course), "--backends", BACKEND, "--seed", "7", "--out", str(tmp_path / run))
+        assert result.returncode == 0, result.stdout + result.stderr
+        payload = json.loads((tmp_path / run / "verify.json").read_text())
+        assert payload["seed"] == 7
+        lines.append(payload["cells"][0]["last_line"])
+    assert lines[0].startswith("loss ") and lines[0] == lines[1]
