@@ -81,8 +81,10 @@ def main() -> None:
     for name, statement in (("fit", fit), ("loop", loop)):
         stats = profile(statement, namespace)
         kernels, total = split_kernels(stats)
-        print(f"{name:<5} profiled epoch {total:6.2f} s: torch kernels {kernels:5.2f} s ({100 * kernels / total:3.0f}%), "
-              f"Python around them {total - kernels:5.2f} s ({100 * (total - kernels) / total:3.0f}%)")  # fmt: skip
+        print(
+            f"{name:<5} profiled epoch {total:6.2f} s: torch kernels {kernels:5.2f} s ({100 * kernels / total:3.0f}%), "
+            f"Python around them {total - kernels:5.2f} s ({100 * (total - kernels) / total:3.0f}%)"
+        )
         if name == "fit":
             for label, seconds in stage_seconds(stats):
                 print(f"      {label:<28} {seconds:6.2f} s")
