@@ -34,6 +34,7 @@ from multibackend.results import write_json_atomic
 from multibackend.runtime.children import end_child
 from multibackend.runtime.errors import CheckFailed, UsageError
 from multibackend.runtime.jobs import JobRequest, start_job
+from multibackend.runtime.signals import raise_if_ended
 
 VALIDATION_SAMPLES = 10_000
 STORAGE_SCHEMES = (
@@ -348,6 +349,7 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
         # it, and a trial killed in between (marked, never beaten) was never found stale.
         if isinstance(trial.storage, optuna.storages.RDBStorage) and trial.storage.get_heartbeat_interval():
             trial.storage.record_heartbeat(trial._trial_id)
+        raise_if_ended()
         trial.set_user_attr("backend", config.backend)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         wait_for_a_free_place(trial, config.total_trials, deadline)
@@ -367,6 +369,7 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
         model, trainer = train_genome(
             genome, arrays, config.seed + trial.number, fast_path=config.fast_path, callbacks=[stop]
         )
+        raise_if_ended()  # a signal whose raise a garbage-collector callback dropped during training
         trial.set_user_attr("seconds", time.perf_counter() - started)
         trial.set_user_attr("trainer", trainer)
         if stop.stopped is not None:

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from multibackend.runtime.signals import raise_if_ended
+
 # What is kept of each stream for messages and parsing: the end, where errors and results are.
 TAIL_BYTES = 64 * 1024
 # How long the readers of a child's pipes may take to see them close once its processes are gone.
@@ -185,6 +187,7 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
         with _running_lock:
             _running.discard(process.pid)
         _end_left_behind(before)  # and those that left its group
+    raise_if_ended()  # a signal whose raise was dropped while the child ran: not one more child
     seconds = time.perf_counter() - started
     stdout, stderr = out.text(), err.text()
     process.stdout.close()
