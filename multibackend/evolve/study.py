@@ -149,6 +149,10 @@ def validate(config: EvolveConfig) -> None:
         raise UsageError(f"--storage {config.storage_url!r}: unknown scheme (use one of: {', '.join(STORAGE_SCHEMES)})")
 
 
+# Seconds between the tries to open a storage.
+OPEN_RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0)
+
+
 def make_storage(url: str):
     """An Optuna storage for `url`; RDB storages get heartbeats so a killed trial is retried."""
     import warnings
@@ -165,15 +169,28 @@ def make_storage(url: str):
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    # Two processes that open a new database at once both create its tables, and one of them fails ("table ...
+    # already exists", a UNIQUE constraint): by the next try the other has made them.
+    for pause in OPEN_RETRY_PAUSES:
+        try:
+            return _rdb_storage(url)
+        except Exception:  # noqa: BLE001 - drivers raise many kinds
+            time.sleep(pause)
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=5,
-            grace_period=15,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
-    except Exception as error:  # noqa: BLE001 - drivers raise many kinds
+        return _rdb_storage(url)
+    except Exception as error:  # noqa: BLE001
         raise UsageError(f"--storage {url!r}: cannot open ({str(error).splitlines()[0]})") from None
+
+
+def _rdb_storage(url: str):
+    import optuna
+
+    return optuna.storages.RDBStorage(
+        url,
+        heartbeat_interval=5,
+        grace_period=15,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+    )
 
 
 def study_settings(config: EvolveConfig) -> dict:

@@ -89,6 +89,30 @@ def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
     assert worker_processes(str(results)) == [], "a helper worker trains on after its parent was terminated"
 
 
+OPEN_STORAGE = """
+import sys
+from multibackend.evolve.study import make_storage
+from multibackend.runtime.errors import UsageError
+try:
+    make_storage(sys.argv[1])
+except UsageError as error:
+    sys.exit(str(error))
+"""
+
+
+def test_workers_that_open_a_new_sqlite_study_at_once_all_open_it(tmp_path):
+    # Each one creates the tables of a new database; without retries, 11 of 15 pairs here had one fail ("table
+    # alembic_version already exists"), and a CI run's search exited 2 when the test's own reader opened it too.
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'study-{round_}.db'}"
+        openers = [
+            subprocess.Popen([sys.executable, "-c", OPEN_STORAGE, url], stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
+        said = [opener.communicate(timeout=120)[1] for opener in openers]
+        assert [opener.returncode for opener in openers] == [0, 0, 0], said
+
+
 def test_a_study_name_that_cannot_name_a_file_is_refused_before_any_work(capsys, tmp_path):
     line = one_line_error(capsys, "evolve", "--study", "course/v2", "--results", str(tmp_path / "r"))
     assert "--study 'course/v2'" in line and not (tmp_path / "r").exists()
@@ -146,7 +170,10 @@ def wait_for(condition, process: subprocess.Popen, seconds: float = 240):
         if found:
             return found
         time.sleep(0.2)
-    raise AssertionError(f"never happened (the search's exit status: {process.poll()})")
+    status = process.poll()
+    said = process.stderr.read() if status is not None and process.stderr else ""
+    said = said.decode(errors="replace") if isinstance(said, bytes) else said
+    raise AssertionError(f"never happened (the search's exit status: {status}); it said: {said[-3000:]}")
 
 
 @pytest.mark.slow
