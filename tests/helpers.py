@@ -1,6 +1,7 @@
 """Helpers shared by test modules: files in the shapes the commands read."""
 
 import signal
+import sys
 from pathlib import Path
 
 import nbformat
@@ -61,3 +62,25 @@ def as_a_foreground_job() -> None:
     KeyboardInterrupt: a test run launched that way saw the command finish its work after the "Ctrl-C".
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def evolve_command(tmp_path: Path, backend: str, *settings: str) -> list[str]:
+    """`multibackend evolve` on `backend` writing under `tmp_path` (results/, reports/), small unless `settings`
+    say otherwise (a later option overrides an earlier one)."""
+    return [
+        sys.executable,
+        "-m",
+        "multibackend",
+        "evolve",
+        "--backend",
+        backend,
+        "--max-epochs",
+        "2",
+        "--train-samples",
+        "10000",
+        "--results",
+        str(tmp_path / "results"),
+        "--out",
+        str(tmp_path / "reports"),
+        *settings,
+    ]

@@ -5,7 +5,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ from multibackend.evolve import study as evolve
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params, suggest_genome
 
 from ..conftest import BACKEND, run_cli
+from ..helpers import evolve_command
 
 TINY = ["--generations", "3", "--population", "2", "--max-epochs", "1", "--train-samples", "1500"]
 
@@ -124,19 +124,7 @@ def completed(db) -> list[tuple[int, float]]:
 
 @pytest.mark.slow
 def test_killed_search_resumes_without_losing_trials(tmp_path):
-    args = [
-        sys.executable,
-        "-m",
-        "multibackend",
-        "evolve",
-        "--backend",
-        BACKEND,
-        *TINY,
-        "--results",
-        str(tmp_path / "results"),
-        "--out",
-        str(tmp_path / "reports"),
-    ]
+    args = evolve_command(tmp_path, BACKEND, *TINY)
     db = tmp_path / "results" / "evolve.db"
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 300

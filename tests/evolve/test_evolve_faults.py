@@ -17,7 +17,7 @@ from ..conftest import (
     assert_seed_refused,
     one_line_error,
 )
-from ..helpers import as_a_foreground_job
+from ..helpers import as_a_foreground_job, evolve_command
 
 pytestmark = pytest.mark.adversarial
 
@@ -53,12 +53,8 @@ def worker_processes(parent_marker: str) -> list[int]:
 @pytest.mark.slow
 def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
     results = tmp_path / "results"
-    command = [
-        sys.executable,
-        "-m",
-        "multibackend",
-        "evolve",
-        "--backend",
+    command = evolve_command(
+        tmp_path,
         BACKEND,
         "--workers",
         "2",
@@ -70,11 +66,7 @@ def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
         "1",
         "--train-samples",
         "1500",
-        "--results",
-        str(results),
-        "--out",
-        str(tmp_path / "reports"),
-    ]
+    )
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not worker_processes(str(results)) and time.time() < deadline and process.poll() is None:
@@ -143,26 +135,6 @@ def training(trials: list) -> list:
     ]
 
 
-def evolve_command(tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "multibackend",
-        "evolve",
-        "--backend",
-        BACKEND,
-        "--max-epochs",
-        "2",
-        "--train-samples",
-        "10000",
-        "--results",
-        str(tmp_path / "results"),
-        "--out",
-        str(tmp_path / "reports"),
-        *extra,
-    ]
-
-
 def wait_for(condition, process: subprocess.Popen, seconds: float = 240):
     deadline = time.time() + seconds
     while time.time() < deadline and process.poll() is None:
@@ -178,7 +150,7 @@ def wait_for(condition, process: subprocess.Popen, seconds: float = 240):
 
 @pytest.mark.slow
 def test_ctrl_c_in_the_baseline_is_one_line_and_a_resume_trains_the_baseline(tmp_path):
-    command = evolve_command(tmp_path, "--generations", "1", "--population", "2")
+    command = evolve_command(tmp_path, BACKEND, "--generations", "1", "--population", "2")
     db, study = tmp_path / "results" / "evolve.db", f"mnist-dense-{BACKEND}"
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=as_a_foreground_job
@@ -204,7 +176,7 @@ def test_after_sigterm_to_two_workers_a_resume_trains_every_killed_genome(tmp_pa
     # Ten trials, the signal sent while two train and at least four are left: the helper worker starts a Keras
     # process of its own, and on a loaded machine the main one had done four of six trials before it joined
     # (the search then ended before the signal).
-    command = evolve_command(tmp_path, "--generations", "5", "--population", "2")
+    command = evolve_command(tmp_path, BACKEND, "--generations", "5", "--population", "2")
     db, study = tmp_path / "results" / "evolve.db", f"mnist-dense-{BACKEND}"
     process = subprocess.Popen([*command, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
