@@ -32,7 +32,7 @@ from multibackend.evolve.genome import (
 from multibackend.evolve.stopping import hopeless_stop
 from multibackend.results import write_json_atomic
 from multibackend.runtime.children import end_child
-from multibackend.runtime.errors import CheckFailed, UsageError
+from multibackend.runtime.errors import CheckFailed, UsageError, one_line
 from multibackend.runtime.jobs import JobRequest, start_job
 from multibackend.runtime.signals import raise_if_ended
 
@@ -350,7 +350,10 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
         try:
             return train_trial(trial)
         except BaseException as error:
-            if isinstance(error, Exception):
+            if isinstance(error, optuna.TrialPruned):
+                raise
+            if isinstance(error, Exception):  # failed by its own error: no retry is owed (see `awaiting_retry`)
+                trial.set_user_attr("error", one_line(error))
                 raise
             # Ctrl-C, SIGTERM, SIGHUP: a resume trains this genome again (see `requeue_owed_genomes`). Optuna
             # fails the trial itself on Ctrl-C only; on the others it would stay running until found stale.
@@ -437,13 +440,40 @@ def wait_for_a_free_place(trial, total: int, deadline: float, poll_seconds: floa
         ahead = sum(
             t.state == TrialState.RUNNING and (t.user_attrs.get("place") != "waiting" or priority(t) < mine)
             for t in others
-        )
+        ) + sum(awaiting_retry(t, trials) for t in others)
         if complete + ahead < total:
             trial.set_user_attr("place", "training")
             return
         time.sleep(poll_seconds)
         optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed and queued again
         fail_trials_killed_in_ask(study)
+
+
+# Optuna fails a killed worker's trial and queues its retry in two steps (`fail_stale_trials`); for this long after
+# the first, the trial holds its place: a trial that looked in between saw neither, took the last place, and the
+# retry was pruned with the study full (a CI run: the killed genome never trained).
+RETRY_QUEUE_SECONDS = 60
+
+
+def awaiting_retry(trial, trials: list) -> bool:
+    """Whether `trial` was failed moments ago as a killed worker's (stale) trial whose retry is not queued yet.
+
+    Not for a retry itself (Optuna retries once), an interrupted trial (its resume queues it again), a trial
+    failed by its own error, or one failed longer ago than `RETRY_QUEUE_SECONDS` (the worker that failed it died before queueing the retry).
+    """
+    from optuna.trial import TrialState
+
+    if (
+        trial.state != TrialState.FAIL
+        or trial.user_attrs.get("place") != "training"
+        or trial.user_attrs.get("interrupted")
+        or trial.user_attrs.get("error")
+        or "failed_trial" in trial.system_attrs
+        or trial.datetime_complete is None
+        or (dt.datetime.now() - trial.datetime_complete).total_seconds() > RETRY_QUEUE_SECONDS
+    ):
+        return False
+    return not any(trial.number in t.system_attrs.get("retry_history", ()) for t in trials)
 
 
 # A trial gets its first heartbeat, then its `worker` attribute, right after Optuna's `ask` (the objective records

@@ -1,6 +1,7 @@
 """Adversarial inputs and faults for `multibackend evolve`: seeds, storage, outputs, a real SIGTERM."""
 
 import dataclasses
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -201,6 +202,59 @@ def params_of(units: int) -> dict:
     from multibackend.evolve.genome import Genome
 
     return Genome((units,), "relu", "adam", 1e-3, 128, 0.0, 1).to_params()
+
+
+def test_a_killed_trial_holds_its_place_until_its_retry_is_queued(tmp_path, monkeypatch):
+    # Optuna fails a killed worker's trial, then queues its retry: a trial that looked in between took the last
+    # place, and the retry was pruned with the study full (a CI run of the distributed test).
+    import optuna
+    from optuna.trial import TrialState
+
+    from multibackend.evolve import study as evolve
+
+    study = optuna.create_study(
+        storage=evolve.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
+    )
+    study.add_trial(optuna.create_trial(params={}, distributions={}, values=[0.9, 100.0]))
+    study.enqueue_trial(params_of(32))
+    killed = study.ask()
+    killed.set_user_attr("place", "training")
+    study.tell(killed.number, state=TrialState.FAIL)  # as `fail_stale_trials` fails it, before the retry is queued
+    fresh = study.ask()
+    monkeypatch.setattr(study, "stop", lambda: None)  # outside `optimize`, Optuna's own refuses
+    with pytest.raises(optuna.TrialPruned, match="budget is spent"):  # waited: the last place is the killed one's
+        evolve.wait_for_a_free_place(fresh, total=2, deadline=time.monotonic() + 2, poll_seconds=0.2)
+
+    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, study.trials[killed.number])
+    with pytest.raises(optuna.TrialPruned, match="a queued trial goes first"):
+        evolve.wait_for_a_free_place(fresh, total=2, deadline=time.monotonic() + 60)
+    retry = study.ask()
+    assert study.trials[retry.number].system_attrs["failed_trial"] == killed.number
+    evolve.wait_for_a_free_place(retry, total=2, deadline=time.monotonic() + 60)  # returns: it trains
+
+
+def test_a_trial_failed_by_its_own_error_or_long_ago_holds_no_place(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    from multibackend.evolve import study as evolve
+
+    study = optuna.create_study(
+        storage=evolve.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
+    )
+    study.enqueue_trial(params_of(32))
+    errored = study.ask()
+    errored.set_user_attr("place", "training")
+    errored.set_user_attr("error", "FloatingPointError: NaN loss")
+    study.tell(errored.number, state=TrialState.FAIL)
+    fresh = study.ask()
+    evolve.wait_for_a_free_place(fresh, total=1, deadline=time.monotonic() + 60)  # returns at once
+    long_ago = study.trials[errored.number]
+    long_ago.user_attrs.pop("error")
+    long_ago.datetime_complete -= dt.timedelta(seconds=evolve.RETRY_QUEUE_SECONDS + 1)
+    assert not evolve.awaiting_retry(long_ago, study.trials)
+    long_ago.datetime_complete += dt.timedelta(seconds=evolve.RETRY_QUEUE_SECONDS)
+    assert evolve.awaiting_retry(long_ago, study.trials)  # the same trial, failed a second ago: holds its place
 
 
 def test_a_queued_trial_never_gives_its_place_to_another_queued_one(tmp_path):
