@@ -459,7 +459,8 @@ def awaiting_retry(trial, trials: list) -> bool:
     """Whether `trial` was failed moments ago as a killed worker's (stale) trial whose retry is not queued yet.
 
     Not for a retry itself (Optuna retries once), an interrupted trial (its resume queues it again), a trial
-    failed by its own error, or one failed longer ago than `RETRY_QUEUE_SECONDS` (the worker that failed it died before queueing the retry).
+    failed by its own error, or one failed longer ago than `RETRY_QUEUE_SECONDS` (the worker that failed it
+    died before queueing the retry).
     """
     from optuna.trial import TrialState
 

@@ -42,22 +42,23 @@ def _terminated(signum, frame) -> None:
     raise Terminated(signum)
 
 
-def raise_if_ended() -> None:
-    """Raises `Terminated` again for an ending signal whose first raise was dropped (see the module's docstring).
+def _interrupted(signum, frame) -> None:
+    global _pending
+    _pending = signum
+    raise KeyboardInterrupt
 
-    Call it where stopping is safe and cheap to check: between trials, epochs, child processes.
+
+def raise_if_ended() -> None:
+    """Raises `Terminated` (`KeyboardInterrupt` for Ctrl-C) again for an ending signal whose first raise was
+    dropped (see the module's docstring).
+
+    Call it where stopping is safe and cheap to check: between trials, after each child process.
     """
     if _pending is None or threading.current_thread() is not threading.main_thread():
         return
     if _pending == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(_pending)
-
-
-def _interrupted(signum, frame) -> None:
-    global _pending
-    _pending = signum
-    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
