@@ -761,10 +761,22 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
         "trial_minutes": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in completed) / 60,
         "front": front_entries,
         "baseline": baseline_entry,
+        "baseline_absent": None if baseline_entry else baseline_absent(config.max_params),
         "dominating_baseline": dominating,
         "course_reference": COURSE_REFERENCE,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def baseline_absent(max_params: int) -> str:
+    """Why a search's summary has no baseline: above `--max-params` it is never trained, else not yet."""
+    course = COURSE_REFERENCE["params"]
+    if max_params and max_params < course:
+        return (
+            f"the course network ({course:,} parameters) is above --max-params {max_params:,}: the search does not "
+            "train it (the final step retrains it)"
+        )
+    return "no baseline trained yet: resume the search to train it (it is queued first)"
 
 
 def _hypervolume_entry(completed, max_params: int) -> dict:
@@ -792,7 +804,7 @@ def format_summary(summary: dict) -> str:
         dominating = ", ".join(f"trial {n}" for n in summary["dominating_baseline"]) or "none found"
         lines.append(f"  dominating the baseline: {dominating}")
     else:
-        lines.append("  no baseline trained yet: resume the search to train it (it is queued first)")
+        lines.append(f"  {summary['baseline_absent']}")
     lines.append(
         f"  trials per hour: {summary.get('trials_per_hour', 0):.0f} ({summary.get('trials_this_run', 0)} "
         f"trials in {summary['minutes_this_run']:.1f} min)"

@@ -111,6 +111,13 @@ def test_a_genome_larger_than_max_params_is_pruned_untrained(tmp_path):
     assert study.user_attrs["settings"]["search_space"]["max_params"] == 100_000
 
 
+def test_a_summary_without_a_baseline_says_why():
+    # A search below the course network's size never trains it: "resume the search to train it" was untrue there.
+    assert evolve.baseline_absent(200_000).startswith("the course network (407,050 parameters) is above --max-params")
+    assert "resume the search" in evolve.baseline_absent(0)
+    assert "resume the search" in evolve.baseline_absent(407_050)
+
+
 def completed(db) -> list[tuple[int, float]]:
     try:
         with sqlite3.connect(db) as connection:
