@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import pytest
 
@@ -244,6 +245,12 @@ def test_a_file_named_three_times_is_verified_once(tmp_path):
     assert collect_files([str(script), str(tmp_path / "course"), f"{tmp_path}/course/../course/s.py"]) == [script]
 
 
+def verify_in_a_process(path: Path, out: Path) -> subprocess.CompletedProcess:
+    """`multibackend verify PATH` under the backend under test, as a command line, its output captured."""
+    command = [sys.executable, "-m", "multibackend", "verify", str(path), "--backends", BACKEND, "--out", str(out)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
 def test_scripts_are_read_as_python_reads_them(tmp_path):
     from multibackend.verify.run import portability_warnings, source_of
 
@@ -255,22 +262,7 @@ def test_scripts_are_read_as_python_reads_them(tmp_path):
     assert [warning.split(": ", 1)[1] for warning in portability_warnings(bom)] == [
         "imports torch (line 1): not portable across Keras backends"
     ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "multibackend",
-            "verify",
-            str(latin),
-            "--backends",
-            BACKEND,
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = verify_in_a_process(latin, tmp_path / "out")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -295,22 +287,7 @@ def test_an_nbformat_3_notebook_is_converted_and_runs(tmp_path):
     }
     path = tmp_path / "old.ipynb"
     path.write_text(json.dumps(notebook))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "multibackend",
-            "verify",
-            str(path),
-            "--backends",
-            BACKEND,
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = verify_in_a_process(path, tmp_path / "out")
     assert result.returncode == 0, result.stdout + result.stderr
     [row] = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
     assert row["status"] == "passed" and row["code_cells_ran"] == 1
