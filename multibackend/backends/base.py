@@ -24,6 +24,9 @@ class Backend(Protocol):
     COLOR: str  # its colour in plots
     MODULES: tuple[str, ...]  # the top-level modules of its framework
     STEPS_PER_EXECUTION_COMPILED: bool  # whether Keras runs `steps_per_execution` steps in one compiled call
+    # Whether its loop steps through Keras's stateless API as `fit` does, and so also trains `LAYERS_WITH_STATE` and
+    # `CATEGORICAL_CROSSENTROPY` (see `check_trainable`).
+    LOOP_TRAINS_LAYER_STATE: bool
 
     def environment(self, device: str, chosen: bool) -> dict[str, str | None]:
         """Variables to set (None: remove) before Keras and the frameworks are imported in a process whose backend
@@ -51,12 +54,18 @@ class Backend(Protocol):
         ...
 
     def epoch_trainer(self, model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int) -> EpochTrainer:
-        """The framework loop (`loop.py`) for a compiled model that `check_trainable` accepts."""
+        """The framework loop (`loop.py`) for a compiled model that `check_trainable` accepts (with `layer_state`
+        set to this backend's `LOOP_TRAINS_LAYER_STATE`)."""
         ...
 
 
 # The compiled loss and metrics a loop trains and reports: the labels are class indices.
 SPARSE_CROSSENTROPY = "sparse_categorical_crossentropy"
+# Crossentropy on one-hot labels (with any label smoothing): a loop that trains it makes them from the class indices.
+CATEGORICAL_CROSSENTROPY = "categorical_crossentropy"
+# Layers with state that training changes but the optimizer does not (a batch normalization's statistics, a random
+# layer's seed): a loop that steps through Keras's stateless API (`stateless_call`) carries it.
+LAYERS_WITH_STATE = ("BatchNormalization", "RandomShift")
 ACCURACY_METRICS = ("accuracy", "sparse_categorical_accuracy")
 # Dense settings whose effect (extra loss terms, projections, low-rank updates) the loops do not compute.
 DENSE_EXTRAS = (
@@ -93,11 +102,13 @@ class EpochTrainer(Protocol):
         ...
 
 
-def check_trainable(model) -> str:
+def check_trainable(model, *, layer_state: bool = False) -> str:
     """Checks that a loop trains `model` exactly as its `compile` asks.
 
     Args:
         model: A Keras model.
+        layer_state: Whether the loop steps through Keras's stateless API (see `Backend.LOOP_TRAINS_LAYER_STATE`):
+            it also trains the `LAYERS_WITH_STATE` and `CATEGORICAL_CROSSENTROPY`.
 
     Returns:
         The name under which the accuracy is reported (`accuracy` or
@@ -113,8 +124,9 @@ def check_trainable(model) -> str:
     config = model._compile_config.config
     if config.get("loss_weights") is not None or config.get("weighted_metrics"):
         raise LoopUnsupported("the framework loop does not train loss_weights or weighted_metrics")
-    if _loss_name(model.loss) != SPARSE_CROSSENTROPY:
-        raise LoopUnsupported(f"the framework loop trains {SPARSE_CROSSENTROPY} on integer labels, not {model.loss!r}")
+    losses = (SPARSE_CROSSENTROPY, CATEGORICAL_CROSSENTROPY) if layer_state else (SPARSE_CROSSENTROPY,)
+    if _loss_name(model.loss) not in losses:
+        raise LoopUnsupported(f"the framework loop trains {' or '.join(losses)} on integer labels, not {model.loss!r}")
     metrics = [
         metric if isinstance(metric, str) else getattr(metric, "name", repr(metric))
         for metric in config.get("metrics") or []
@@ -124,9 +136,12 @@ def check_trainable(model) -> str:
             f"the framework loop reports loss and one of {', '.join(ACCURACY_METRICS)}, not metrics {metrics}"
         )
     layers = list(model.layers)
+    kinds = ("Dense", "Dropout", *(LAYERS_WITH_STATE if layer_state else ()))
     for layer in layers:
-        if not isinstance(layer, (keras.layers.Dense, keras.layers.Dropout)):
-            raise LoopUnsupported(f"the framework loop trains Dense and Dropout layers, not {type(layer).__name__}")
+        if not isinstance(layer, (keras.layers.Dense, keras.layers.Dropout)) and not (
+            layer_state and type(layer).__name__ in LAYERS_WITH_STATE
+        ):
+            raise LoopUnsupported(f"the framework loop trains {', '.join(kinds)} layers, not {type(layer).__name__}")
         extras = [name for name in DENSE_EXTRAS if getattr(layer, name, None) is not None]
         if isinstance(layer, keras.layers.Dense) and (extras or not layer.use_bias):
             raise LoopUnsupported(
@@ -139,17 +154,32 @@ def check_trainable(model) -> str:
 
 
 def _loss_name(loss) -> str | None:
-    """The name of a compiled loss when it is plain sparse categorical crossentropy on probabilities."""
+    """The name of a compiled loss when it is plain (sparse) categorical crossentropy on probabilities; a
+    categorical one may smooth its labels."""
     import keras
 
     if isinstance(loss, str):
-        return SPARSE_CROSSENTROPY if loss in (SPARSE_CROSSENTROPY, "SparseCategoricalCrossentropy") else loss
-    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+        names = {
+            "SparseCategoricalCrossentropy": SPARSE_CROSSENTROPY,
+            "CategoricalCrossentropy": CATEGORICAL_CROSSENTROPY,
+        }
+        return names.get(loss, loss)
+    kinds = {
+        keras.losses.SparseCategoricalCrossentropy: SPARSE_CROSSENTROPY,
+        keras.losses.CategoricalCrossentropy: CATEGORICAL_CROSSENTROPY,
+    }
+    name = kinds.get(type(loss))
+    if name is not None:
         config = loss.get_config()
         plain = not config.get("from_logits") and config.get("ignore_class") is None and config.get("axis", -1) == -1
         if plain and config.get("reduction") == "sum_over_batch_size":
-            return SPARSE_CROSSENTROPY
+            return name
     return None
+
+
+def one_hot_labels(model) -> bool:
+    """Whether `model` is compiled with `CATEGORICAL_CROSSENTROPY`: a loop gives it one-hot labels."""
+    return _loss_name(model.loss) == CATEGORICAL_CROSSENTROPY
 
 
 def batch_order(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

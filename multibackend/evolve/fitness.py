@@ -1,8 +1,9 @@
 """A genome's fitness: its network built and trained with Keras on the active backend.
 
 Used by the search's objective (validation accuracy) and by the final step (test accuracy over seeds).
-A search's trial trains with the framework loop where the genome allows it (the fast path, which
-`multibackend parity` checks against `fit`), else with Keras `fit`; the final step always with `fit`.
+A search's trial trains with the framework loop where it trains the model exactly as `fit` would (the fast path,
+which `multibackend parity` and `tests/training/test_keras_loops.py` check against `fit`), else with Keras `fit`; the
+final step always with `fit`.
 """
 
 from __future__ import annotations
@@ -66,14 +67,26 @@ def build_genome(genome: Genome, seed: int, train_images: int):
     return model
 
 
-def train_genome(genome: Genome, arrays: dict, seed: int, *, fast_path: bool = False, callbacks=None):
+def train_genome(
+    genome: Genome,
+    arrays: dict,
+    seed: int,
+    *,
+    fast_path: bool = False,
+    whole_batches: bool = False,
+    callbacks=None,
+):
     """Builds and trains a genome's model on `arrays`' training images (Keras, active backend).
 
     Args:
         genome: What to build and how to train it.
         arrays: `x_train`, `y_train` (integer labels).
         seed: Seed of the initial weights, the dropout and shift draws and the sample order.
-        fast_path: Train with the framework loop when the genome allows it (see `Genome.fast_path`).
+        fast_path: Train with the active backend's framework loop when it trains the model exactly as `fit` would
+            (`training.loops.loop_trains`: on jax every genome, on torch and tensorflow those of Dense and Dropout
+            layers on plain crossentropy).
+        whole_batches: Train on the first images that fill whole batches (at most `batch_size - 1` fewer): a
+            search's trials, which then compile one training step, not a second one for a short last batch.
         callbacks: Keras callbacks, called at each epoch's end by either trainer.
 
     Returns:
@@ -81,11 +94,15 @@ def train_genome(genome: Genome, arrays: dict, seed: int, *, fast_path: bool = F
     """
     import keras
 
-    x_train, y_train = arrays["x_train"], arrays["y_train"]
-    model = build_genome(genome, seed, len(x_train))
-    if fast_path and genome.fast_path:
-        from multibackend.training.loops import fit_with_loop
+    from multibackend.training.loops import fit_with_loop, loop_trains
 
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    if whole_batches:
+        x_train, y_train = (
+            array[: len(x_train) // genome.batch_size * genome.batch_size] for array in (x_train, y_train)
+        )
+    model = build_genome(genome, seed, len(x_train))
+    if fast_path and loop_trains(model):
         fit_with_loop(model, x_train, y_train, genome.epochs, genome.batch_size, seed, callbacks=callbacks, verbose=0)
         return model, LOOP
     labels = keras.utils.to_categorical(y_train, 10) if genome.label_smoothing else y_train
@@ -95,5 +112,6 @@ def train_genome(genome: Genome, arrays: dict, seed: int, *, fast_path: bool = F
 
 def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     """The share of `x` whose most probable class is `y` (integer labels): the same for every loss and trainer."""
-    predicted = np.asarray(model.predict(x, batch_size=2048, verbose=0)).argmax(axis=1)
+    # One batch up to 10,000 images: the 10,000 validation or test images compile one prediction step, not two.
+    predicted = np.asarray(model.predict(x, batch_size=min(len(x), 10_000), verbose=0)).argmax(axis=1)
     return float(np.mean(predicted == y))

@@ -62,11 +62,6 @@ class Genome:
         normalization = 4 * sum(self.units) if self.batch_norm else 0
         return self.network().expected_params + normalization
 
-    @property
-    def fast_path(self) -> bool:
-        """Whether the framework loop can train it (Dense and Dropout layers, plain sparse crossentropy)."""
-        return not (self.batch_norm or self.shift or self.label_smoothing)
-
     def describe(self) -> str:
         layers = "-".join(str(units) for units in self.units)
         extras = [
@@ -180,6 +175,8 @@ def search_space(max_epochs: int, train_samples: int, max_params: int = 0) -> di
         "label_smoothing": list(LABEL_SMOOTHING),
         "shifts": list(SHIFTS),
         "train_samples": train_samples,
+        # A trial trains on the first of them that fill whole batches (see `fitness.train_genome`).
+        "whole_batches": True,
         "max_params": max_params,
     }
 

@@ -387,7 +387,12 @@ def make_objective(config: EvolveConfig, arrays: dict, models_dir: Path):
         judged = config.early_stop and not trial.user_attrs.get("baseline")
         stop = hopeless_stop(trial, arrays["x_val"], arrays["y_val"], judged=judged)
         model, trainer = train_genome(
-            genome, arrays, config.seed + trial.number, fast_path=config.fast_path, callbacks=[stop]
+            genome,
+            arrays,
+            config.seed + trial.number,
+            fast_path=config.fast_path,
+            whole_batches=True,
+            callbacks=[stop],
         )
         raise_if_ended()  # a signal whose raise a garbage-collector callback dropped during training
         trial.set_user_attr("seconds", time.perf_counter() - started)

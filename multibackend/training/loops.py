@@ -6,8 +6,10 @@ generality every step (callbacks, metric objects, data adapters, per-layer
 dispatch in Python); for a compiled stack of Dense and Dropout layers with a
 softmax output and sparse categorical crossentropy, these loops train the very
 same Keras model the way each framework runs fastest: PyTorch steps eagerly on
-the layers' own `torch.nn.Parameter`s; JAX compiles a whole epoch
-(`stateless_call` in a `lax.scan`); TensorFlow runs a whole epoch as one
+the layers' own `torch.nn.Parameter`s; JAX compiles a whole epoch of the
+steps `fit` takes (the model's `compute_loss_and_updates` in a `lax.scan`), so
+it also trains a batch normalization, `models.RandomShift` and a categorical
+crossentropy with label smoothing; TensorFlow runs a whole epoch as one
 `tf.function`.
 
 They honour `model.compile`: the compiled optimizer is the one that trains
@@ -25,14 +27,14 @@ from __future__ import annotations
 import numpy as np
 
 from multibackend.backends import backend
-from multibackend.backends.base import EpochTrainer, check_trainable
+from multibackend.backends.base import EpochTrainer, LoopUnsupported, check_trainable
 
 
 def epoch_trainer(model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int) -> EpochTrainer:
     """The `EpochTrainer` of the active Keras backend for a compiled `model`.
 
     Args:
-        model: A compiled Keras model that `check_trainable` accepts.
+        model: A compiled Keras model that `check_loop_trains` accepts.
         x_train: float32 `(n, features)` inputs.
         y_train: integer class labels `(n,)`.
         batch_size: Samples per update; the last batch of an epoch may be shorter.
@@ -40,15 +42,37 @@ def epoch_trainer(model, x_train: np.ndarray, y_train: np.ndarray, batch_size: i
     Returns:
         A trainer whose `train_epoch(order)` trains `model` on those samples.
     """
-    check_trainable(model)
+    check_loop_trains(model)
     return _framework_trainer(model, x_train, y_train, batch_size)
 
 
-def _framework_trainer(model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int) -> EpochTrainer:
-    """The active backend's `EpochTrainer` for a model already checked by `check_trainable`."""
+def check_loop_trains(model) -> str:
+    """`check_trainable` for the active backend's loop: the name under which it reports the accuracy.
+
+    Raises:
+        LoopUnsupported: naming the first setting that loop cannot train.
+    """
+    return check_trainable(model, layer_state=_active_backend().LOOP_TRAINS_LAYER_STATE)
+
+
+def loop_trains(model) -> bool:
+    """Whether the active backend's loop trains the compiled `model` exactly as `fit` would."""
+    try:
+        check_loop_trains(model)
+    except LoopUnsupported:
+        return False
+    return True
+
+
+def _active_backend():
     import keras
 
-    return backend(keras.backend.backend()).epoch_trainer(model, x_train, y_train, batch_size)
+    return backend(keras.backend.backend())
+
+
+def _framework_trainer(model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int) -> EpochTrainer:
+    """The active backend's `EpochTrainer` for a model already checked by `check_loop_trains`."""
+    return _active_backend().epoch_trainer(model, x_train, y_train, batch_size)
 
 
 def fit_with_loop(
@@ -65,7 +89,7 @@ def fit_with_loop(
     """Trains a compiled Keras model with the loop of the active Keras backend, reporting like `fit`.
 
     Args:
-        model: A compiled Keras model that `check_trainable` accepts.
+        model: A compiled Keras model that `check_loop_trains` accepts.
         x_train: float32 `(n, features)` inputs.
         y_train: integer class labels `(n,)`.
         epochs: Epochs to train.
@@ -80,7 +104,7 @@ def fit_with_loop(
     """
     import keras
 
-    accuracy_name = check_trainable(model)
+    accuracy_name = check_loop_trains(model)
     trainer = _framework_trainer(model, x_train, y_train, batch_size)
     callback_list = keras.callbacks.CallbackList(
         callbacks,

@@ -1,5 +1,6 @@
-"""Space version 3: the genes small dense networks need, the fast path where a genome allows it, a hopeless trial
-stopped by the median rule, the size bound in the space, and the front's hypervolume."""
+"""Space version 3: the genes small dense networks need, the fast path where the backend's loop trains a genome,
+trials on whole batches, a hopeless trial stopped by the median rule, the size bound in the space, and the front's
+hypervolume."""
 
 import numpy as np
 import optuna
@@ -37,12 +38,6 @@ def test_a_genome_with_every_new_gene_is_a_point_of_the_space_and_comes_back_fro
 def test_batch_normalization_counts_its_four_numbers_per_unit_and_the_rest_adds_none():
     assert PLAIN.params == dense_param_count([784, 64, 32, 10])
     assert REGULARIZED.params == dense_param_count([784, 48, 10]) + 4 * 48
-
-
-def test_only_genomes_of_dense_and_dropout_layers_on_plain_crossentropy_take_the_fast_path():
-    assert PLAIN.fast_path and not REGULARIZED.fast_path
-    for gene in ({"batch_norm": True}, {"shift": 0.05}, {"label_smoothing": 0.05}):
-        assert not Genome((32,), "relu", "adam", 1e-3, 128, 0.0, 1, **gene).fast_path
 
 
 def test_max_params_bounds_the_first_layer_in_the_space_itself():
@@ -108,14 +103,33 @@ def test_the_genes_build_a_model_of_the_counted_size_that_is_a_dense_network_at_
 
 
 @pytest.mark.backend
-def test_a_trial_trains_with_the_loop_where_its_genome_allows_and_with_fit_else():
+def test_a_trial_trains_with_the_loop_where_the_backends_loop_trains_its_model_and_with_fit_else():
+    from multibackend.backends import backend
     from multibackend.evolve.fitness import accuracy, train_genome
 
     arrays = evolve.search_data(train_samples=2000)
-    for genome, trainer in ((PLAIN, "loop"), (REGULARIZED, "fit")):
+    # Batch normalization, shifts and label smoothing: the JAX loop steps through Keras's stateless API as fit does.
+    regularized = "loop" if backend(BACKEND).LOOP_TRAINS_LAYER_STATE else "fit"
+    assert (BACKEND == "jax") == (regularized == "loop")
+    for genome, trainer in ((PLAIN, "loop"), (REGULARIZED, regularized)):
         model, used = train_genome(genome, arrays, seed=0, fast_path=True)
         assert used == trainer and accuracy(model, arrays["x_val"], arrays["y_val"]) > 0.4  # chance: 0.1
     assert train_genome(PLAIN, arrays, seed=0)[1] == "fit"  # the final retraining's way
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("fast_path", [False, True])
+def test_a_trial_trains_on_whole_batches_and_its_schedule_decays_over_their_steps(fast_path):
+    from multibackend.evolve.fitness import train_genome
+
+    arrays = evolve.search_data(train_samples=1000)
+    genome = Genome((16,), "relu", "adam", 1e-2, 96, 0.0, 2, "cosine")  # 1,000 images: 10 whole batches, 40 over
+    model, _ = train_genome(genome, arrays, seed=0, fast_path=fast_path, whole_batches=True)
+    assert int(model.optimizer.iterations) == 2 * 10
+    schedule = model.optimizer._learning_rate
+    assert schedule.decay_steps == 20 and float(schedule(20)) == pytest.approx(0.0, abs=1e-9)
+    model, _ = train_genome(genome, arrays, seed=0, fast_path=fast_path)  # the final step's way: every image
+    assert int(model.optimizer.iterations) == 2 * 11
 
 
 @pytest.mark.backend

@@ -94,7 +94,7 @@ def test_another_compiled_optimizer_trains_through_keras(mnist_arrays):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"loss": "categorical_crossentropy"}, "sparse_categorical_crossentropy on integer labels"),
+        ({"loss": "mse"}, "sparse_categorical_crossentropy (or categorical_crossentropy )?on integer labels"),
         ({"metrics": ["accuracy", "mae"]}, "reports loss and one of"),
         ({"loss_weights": [2.0]}, "loss_weights"),
     ],
@@ -110,6 +110,60 @@ def test_what_a_loop_cannot_train_is_refused(mnist_arrays, change, message):
     )
     with pytest.raises(LoopUnsupported, match=message):
         fit_with_loop(model, mnist_arrays[0][:128], mnist_arrays[1][:128], 1, 128, 0, verbose=0)
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="the JAX loop trains one-hot crossentropy and layers with state")
+def test_loops_that_compute_their_own_loss_refuse_one_hot_crossentropy_and_layers_with_state(mnist_arrays):
+    import keras
+
+    from multibackend.backends.base import LoopUnsupported
+    from multibackend.training.loops import check_loop_trains
+
+    smoothed = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    smoothed.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
+    with pytest.raises(LoopUnsupported, match="trains sparse_categorical_crossentropy on integer labels"):
+        check_loop_trains(smoothed)
+    normalized = keras.Sequential(
+        [keras.Input((4,)), keras.layers.BatchNormalization(), keras.layers.Dense(3, activation="softmax")]
+    )
+    normalized.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(LoopUnsupported, match="trains Dense, Dropout layers, not BatchNormalization"):
+        check_loop_trains(normalized)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the JAX loop steps through Keras's stateless API, as fit does")
+def test_the_jax_loop_trains_batch_normalization_shifts_and_label_smoothing_exactly_as_fit(mnist_arrays):
+    import keras
+
+    from multibackend.course.networks import DenseNetworkSpec, initial_weights
+    from multibackend.models import build_dense
+    from multibackend.training.loops import fit_with_loop
+
+    x, y = mnist_arrays[0][:960], mnist_arrays[1][:960]
+    spec = DenseNetworkSpec(784, ((48, "tanh"), (24, "relu")), (10, "softmax"), 0.1)
+    models = []
+    for _ in range(2):
+        keras.utils.set_random_seed(7)  # the seeds of the dropouts and the shifts
+        model = build_dense(spec, weights=initial_weights(spec, 7), input_dropout=0.1, batch_norm=True, shift=0.1)
+        model.compile(
+            optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, 20)),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+            metrics=["accuracy"],
+        )
+        models.append(model)
+    with_fit, with_loop = models
+    fit_logs = with_fit.fit(x, keras.utils.to_categorical(y, 10), batch_size=96, epochs=2, shuffle=False, verbose=0)
+    loop_logs = fit_with_loop(with_loop, x, y, 2, 96, seed=0, shuffle=False, verbose=0)
+    # The same steps: weights, the normalizations' moving statistics, the shifts' and dropouts' seeds, Adam's state.
+    for fit_variable, loop_variable in zip(with_fit.variables, with_loop.variables):
+        np.testing.assert_allclose(np.asarray(loop_variable), np.asarray(fit_variable), atol=1e-6)
+    for fit_variable, loop_variable in zip(with_fit.optimizer.variables, with_loop.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(loop_variable), np.asarray(fit_variable), atol=1e-6)
+    assert int(with_loop.optimizer.iterations) == 20
+    assert loop_logs.history["loss"] == pytest.approx(fit_logs.history["loss"], rel=1e-5)
+    assert loop_logs.history["accuracy"] == pytest.approx(fit_logs.history["accuracy"], abs=1e-6)
+    moving_means = [v for v in with_loop.non_trainable_variables if "moving_mean" in v.path]
+    assert len(moving_means) == 2 and all(np.abs(np.asarray(v)).max() > 0 for v in moving_means)
 
 
 def test_uncompiled_models_and_other_layers_are_refused():

@@ -7,6 +7,7 @@ INSTALL_HINT = "pip install jax==0.10.2"
 COLOR = "#2a6fdb"  # in plots
 MODULES = ("jax", "jaxlib")  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
+LOOP_TRAINS_LAYER_STATE = True  # its loop steps with the model's own compute_loss_and_updates
 
 
 def environment(device: str, chosen: bool) -> dict[str, str | None]:

@@ -1,6 +1,10 @@
 """A JAX training loop for a compiled Keras model on the jax backend: a jitted `lax.scan` over each epoch.
 
-It calls the compiled optimizer's own `stateless_apply`, so any Keras optimizer trains as under `fit`."""
+Each step is the one `fit` takes on JAX: the model's own `compute_loss_and_updates` (Keras's JAX trainer: the
+compiled loss and the layers' state that is not trained, such as a batch normalization's statistics or a random
+layer's seed) and the compiled optimizer's `stateless_apply`, so any Keras optimizer trains as under `fit`. What
+`fit` adds around it (metric objects, callbacks each batch, data adapters, a Python call each step) is what the loop
+leaves out."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from multibackend.backends.base import SPARSE_CROSSENTROPY, batch_order, require_backend
+from multibackend.backends.base import batch_order, one_hot_labels, require_backend
 
 
 class EpochTrainer:
@@ -16,25 +20,28 @@ class EpochTrainer:
 
     def __init__(self, model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int):
         require_backend("jax")
-        import keras
-
         optimizer = model.optimizer  # the compiled one: its state is the model's after training
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        loss_function = keras.losses.get(SPARSE_CROSSENTROPY)
-
-        def compute_loss(trainable, non_trainable, x, y):
-            probabilities, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
-            return jnp.mean(loss_function(y, probabilities)), (probabilities, non_trainable)
-
-        gradient_function = jax.value_and_grad(compute_loss, has_aux=True)
+        classes = model.output_shape[-1] if one_hot_labels(model) else None
+        gradient_function = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
 
         def update(state, x, y):
-            trainable, non_trainable, optimizer_state = state
-            (loss, (probabilities, non_trainable)), grads = gradient_function(trainable, non_trainable, x, y)
+            trainable, non_trainable, optimizer_state, metrics_state = state
+            targets = y if classes is None else jax.nn.one_hot(y, classes, dtype=x.dtype)
+            (_, (loss, probabilities, non_trainable, metrics_state)), grads = gradient_function(
+                trainable,
+                non_trainable,
+                metrics_state,
+                x,
+                targets,
+                None,
+                training=True,
+                optimizer_variables=optimizer_state,
+            )
             trainable, optimizer_state = optimizer.stateless_apply(optimizer_state, grads, trainable)
             correct = jnp.sum(jnp.argmax(probabilities, axis=1) == y)
-            return (trainable, non_trainable, optimizer_state), loss, correct
+            return (trainable, non_trainable, optimizer_state, metrics_state), loss, correct
 
         @jax.jit
         def full_batches(state, inputs, labels, batches):
@@ -45,8 +52,13 @@ class EpochTrainer:
             return jax.lax.scan(body, state, batches)
 
         self.step, self.full_batches = jax.jit(update), full_batches
-        self.variable_groups = (model.trainable_variables, model.non_trainable_variables, optimizer.variables)
-        self.state = tuple([variable.value for variable in group] for group in self.variable_groups)
+        # The metrics' variables only pass through (the loop reports its own loss and accuracy); they are not synced.
+        self.variable_groups = (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            optimizer.variables,
+            model.metrics_variables,
+        )
         self.inputs, self.labels = jnp.asarray(x_train), jnp.asarray(y_train.astype(np.int32))
         self.batch_size = batch_size
 
@@ -63,7 +75,8 @@ class EpochTrainer:
         return float(total_loss) / len(order), float(correct) / len(order)
 
     def sync_model(self) -> None:
-        """Writes the trained weights and optimizer state into the Keras variables (JAX arrays are immutable)."""
-        for group, values in zip(self.variable_groups, self.state):
+        """Writes the trained weights, the layers' other state and the optimizer's into the Keras variables (JAX
+        arrays are immutable)."""
+        for group, values in zip(self.variable_groups[:3], self.state[:3]):
             for variable, value in zip(group, values):
                 variable.assign(value)

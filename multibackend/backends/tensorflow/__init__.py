@@ -7,6 +7,7 @@ INSTALL_HINT = "pip install tensorflow-cpu==2.21.0"
 COLOR = "#ff8f00"  # in plots
 MODULES = ("tensorflow",)  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
+LOOP_TRAINS_LAYER_STATE = False  # its loop computes sparse crossentropy on Dense and Dropout layers
 
 
 def environment(device: str, chosen: bool) -> dict[str, str | None]:

@@ -7,6 +7,7 @@ INSTALL_HINT = "pip install torch==2.13.0"
 COLOR = "#ee4c2c"  # in plots
 MODULES = ("torch",)  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = False  # Keras's torch trainer runs them one by one in Python
+LOOP_TRAINS_LAYER_STATE = False  # its loop computes sparse crossentropy from logits on Dense and Dropout layers
 
 
 def environment(device: str, chosen: bool) -> dict[str, str | None]:
