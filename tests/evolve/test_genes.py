@@ -165,6 +165,14 @@ def test_random_shift_moves_each_image_by_its_own_whole_pixels_in_training_only(
     assert all(image.sum() == 1.0 for image in moved)  # moved whole, nothing blurred
     assert all(abs(row - 10) <= 2 and abs(column - 12) <= 2 for row, column in places)
     assert len(set(places)) > 5  # each image its own shift
+    # Every moved image is its image shifted whole, zeros shifted in: some (dy, dx) within the bound gives it.
+    digits = np.random.default_rng(0).random((16, 28, 28)).astype("float32")
+    moved = keras.ops.convert_to_numpy(layer(digits.reshape(16, 784), training=True)).reshape(16, 28, 28)
+    for digit, result in zip(digits, moved):
+        padded = np.pad(digit, 2)
+        shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+        windows = [padded[2 - dy : 30 - dy, 2 - dx : 30 - dx] for dy, dx in shifts]
+        assert any(np.array_equal(result, window) for window in windows)
     edge = np.zeros((1, 28, 28), "float32")
     edge[0, 0, :] = 1.0  # the top row: a shift up loses it, the pixels shifted in are 0
     out = keras.ops.convert_to_numpy(RandomShift(1, seed=0)(edge.reshape(1, 784), training=True))
