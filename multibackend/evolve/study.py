@@ -249,7 +249,8 @@ def open_study(config: EvolveConfig):
         settings = {key: settings[key] for key in stored}
     if stored is None:
         study.set_user_attr("settings", settings)
-        study.enqueue_trial(course_baseline(config.max_epochs).to_params(), user_attrs={"baseline": True})
+        if baseline_trained(config):
+            study.enqueue_trial(course_baseline(config.max_epochs).to_params(), user_attrs={"baseline": True})
     elif stored == settings:
         requeue_owed_genomes(study, config)
     else:
@@ -305,9 +306,15 @@ def requeue_owed_genomes(study, config: EvolveConfig) -> list[int]:
         study.enqueue_trial(trial.params, user_attrs=_retry_attrs(trial))
         owed.append(trial.number)
     baseline = course_baseline(config.max_epochs).to_params()
-    if _genome_key(baseline) not in covered:
+    if baseline_trained(config) and _genome_key(baseline) not in covered:
         study.enqueue_trial(baseline, user_attrs={"baseline": True})
     return owed
+
+
+def baseline_trained(config: EvolveConfig) -> bool:
+    """Whether the search trains the course network: not above `--max-params` (queued there, Optuna warned that its
+    first layer lies outside the bounded space, and the trial was pruned at once, again on every resume)."""
+    return not config.max_params or course_baseline(config.max_epochs).params <= config.max_params
 
 
 def _retry_attrs(trial) -> dict:

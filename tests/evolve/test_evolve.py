@@ -100,15 +100,25 @@ def test_search_never_reads_the_test_set(monkeypatch):
     assert arrays["y_train"].max() <= 9 and arrays["y_val"].max() <= 9
 
 
-def test_a_genome_larger_than_max_params_is_pruned_untrained(tmp_path):
+def test_a_genome_larger_than_max_params_is_pruned_untrained_and_the_course_network_is_not_queued(tmp_path):
+    import warnings
+
     config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_params=100_000)
-    study = evolve.open_study(config)  # queues the course network (407,050 parameters) first
-    models = tmp_path / "models"
-    study.optimize(evolve.make_objective(config, {}, models), n_trials=1)  # no arrays: nothing may train
-    [trial] = study.trials
-    assert trial.state.name == "PRUNED" and trial.user_attrs["too_large"] == 407_050
-    assert not models.exists() or not any(models.iterdir())
-    assert study.user_attrs["settings"]["search_space"]["max_params"] == 100_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warned of a queued first layer outside the bounded space
+        study = evolve.open_study(config)
+        assert not study.get_trials(deepcopy=False)  # the course network (407,050 parameters) is never trained here
+        wide = Genome(
+            (120, 100), "relu", "adam", 1e-3, 128, 0.0, 1
+        )  # 107,310 parameters, a first layer within the bound
+        study.enqueue_trial(wide.to_params())
+        models = tmp_path / "models"
+        study.optimize(evolve.make_objective(config, {}, models), n_trials=1)  # no arrays: nothing may train
+        [trial] = study.trials
+        assert trial.state.name == "PRUNED" and trial.user_attrs["too_large"] == wide.params == 107_310
+        assert not models.exists() or not any(models.iterdir())
+        assert study.user_attrs["settings"]["search_space"]["max_params"] == 100_000
+        assert len(evolve.open_study(config).get_trials(deepcopy=False)) == 1  # a resume queues nothing either
 
 
 def test_a_summary_without_a_baseline_says_why():
