@@ -23,7 +23,7 @@ class GivenValues(keras.initializers.Initializer):
     """Starts a variable from an array drawn elsewhere (in NumPy, the same on every backend).
 
     The arrays go in as they are: building a layer with Keras's random initializers and then setting its weights
-    compiled a random draw per new shape on JAX (about 0.15 s a layer, a second of every search trial).
+    compiled a random draw per new shape on JAX (about 0.15 s a layer: a search trial built in 0.73 s, now 0.13 s).
     """
 
     def __init__(self, values: np.ndarray):
