@@ -311,6 +311,12 @@ def requeue_owed_genomes(study, config: EvolveConfig) -> list[int]:
     return owed
 
 
+def reused_genomes(trials: list) -> int:
+    """How many complete trials took the values of an earlier trial of the same genome (`same_genome_as`) instead of
+    training."""
+    return sum(t.state.name == "COMPLETE" and "same_genome_as" in t.user_attrs for t in trials)
+
+
 def baseline_trained(config: EvolveConfig) -> bool:
     """Whether the search trains the course network: not above `--max-params` (queued there, Optuna warned that its
     first layer lies outside the bounded space, and the trial was pruned at once, again on every resume)."""
@@ -578,6 +584,7 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
     )
     started, done_at_start = time.perf_counter(), done
     stopped_at_start = sum("stopped_at_epoch" in t.user_attrs for t in trials)
+    reused_at_start = reused_genomes(trials)
     helpers = [_start_helper(config) for _ in range(config.workers - 1)]
     try:
         if done < config.total_trials:
@@ -591,6 +598,7 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
     summary = summarize(study, config, models_dir, minutes)
     summary["trials_this_run"] = summary["completed_trials"] - done_at_start
     summary["stopped_this_run"] = summary["stopped_early"] - stopped_at_start
+    summary["reused_this_run"] = reused_genomes(study.get_trials(deepcopy=False)) - reused_at_start
     hours = minutes / 60
     # Complete trials per hour (what the searches before early stopping measured), and trials judged per hour:
     # complete, or stopped early as hopeless (each an evaluated genome).

@@ -16,7 +16,7 @@ from multibackend.course.networks import dense_param_count
 from multibackend.evolve import study as evolve
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params, suggest_genome
 
-from ..conftest import BACKEND, run_cli
+from ..conftest import BACKEND, REPO, run_cli
 from ..helpers import evolve_command
 
 TINY = ["--generations", "3", "--population", "2", "--max-epochs", "1", "--train-samples", "1500"]
@@ -269,3 +269,21 @@ def test_the_full_preset_is_the_course_budget_and_options_override_it():
         )
     )
     assert (changed["budget_minutes"], changed["final_seeds"], changed["max_epochs"]) == (5.0, 0, 20)
+
+
+def test_a_report_without_a_trained_baseline_says_so_and_counts_reused_genomes(tmp_path):
+    # The summary of the committed search below 200,000 parameters: its course network is retrained only at the end.
+    from multibackend.evolve.report import write_evolve_report
+
+    summary = json.loads((REPO / "reports" / "evolve-mnist-200k-fast.json").read_text())
+    assert summary["baseline"] is None and summary["final"]["baseline"]["params"] == 407_050
+    summary = {**summary, "study": "no-baseline", "reused_this_run": 8}
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for entry in summary["front"]:
+        study.add_trial(optuna.trial.create_trial(values=[entry["validation_accuracy"], float(entry["params"])]))
+    report = write_evolve_report(study, summary, tmp_path, summary["population"]).read_text()
+    assert "The baseline above" not in report and "| baseline (trial" not in report
+    assert "test accuracy 0.9834.\n\nDominating the baseline" in report
+    assert "is above --max-params 200,000: the search does not train it" in report
+    assert "(256 trials completed in this invocation's 31.7 minutes, jax; 8 of them a genome already trained" in report
+    assert "\n\n## Retrained" in report and "| course network | 407,050 | 0.9840, 0.9843, 0.9841 |" in report
