@@ -284,6 +284,7 @@ def test_a_report_without_a_trained_baseline_says_so_and_counts_reused_genomes(t
     report = write_evolve_report(study, summary, tmp_path, summary["population"]).read_text()
     assert "The baseline above" not in report and "| baseline (trial" not in report
     assert "test accuracy 0.9834.\n\nDominating the baseline" in report
+    assert "Trials train on 50,000 training images (the first of them that fill whole batches) for at most" in report
     assert "is above --max-params 200,000: the search does not train it" in report
     assert "(256 trials completed in this invocation's 31.7 minutes, jax; 8 of them a genome already trained" in report
     assert "\n\n## Retrained" in report and "| course network | 407,050 | 0.9840, 0.9843, 0.9841 |" in report
