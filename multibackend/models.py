@@ -108,38 +108,37 @@ def build_dense(
     Returns:
         The (uncompiled) model.
     """
-    sizes = [*spec.hidden, spec.output]
-    if weights is not None and len(weights) != 2 * len(sizes):
-        raise ValueError(f"{len(weights)} initial weights for {len(sizes)} Dense layers (a kernel and a bias each)")
+    count = len(spec.hidden) + 1
+    if weights is not None and len(weights) != 2 * count:
+        raise ValueError(f"{len(weights)} initial weights for {count} Dense layers (a kernel and a bias each)")
+
+    def dense(index: int, units: int, activation: str) -> keras.layers.Dense:
+        if weights is None:
+            return keras.layers.Dense(units, activation=activation)
+        kernel, bias = weights[2 * index : 2 * index + 2]
+        return keras.layers.Dense(
+            units, activation=activation, kernel_initializer=GivenValues(kernel), bias_initializer=GivenValues(bias)
+        )
+
     layers: list[keras.layers.Layer] = [keras.Input(shape=(spec.input_size,))]
     if shift > 0:
         layers.append(RandomShift(max(1, round(shift * spec.input_size**0.5))))
     if input_dropout > 0:
         layers.append(keras.layers.Dropout(input_dropout))
-    dense = []
-    for index, (units, activation) in enumerate(sizes):
-        start = (
-            {}
-            if weights is None
-            else {
-                "kernel_initializer": GivenValues(weights[2 * index]),
-                "bias_initializer": GivenValues(weights[2 * index + 1]),
-            }
-        )
-        dense.append(keras.layers.Dense(units, activation=activation, **start))
-        layers.append(dense[-1])
-        if index == len(sizes) - 1:
-            break
+    for index, (units, activation) in enumerate(spec.hidden):
+        layers.append(dense(index, units, activation))
         if batch_norm:
             layers.append(keras.layers.BatchNormalization())
         if spec.dropout > 0:
             layers.append(keras.layers.Dropout(spec.dropout))
+    layers.append(dense(len(spec.hidden), *spec.output))
     model = keras.Sequential(layers, name=name)
     if weights is not None:
         # The given values were drawn as Keras's defaults draw them: a saved model names those (and not the arrays).
-        for layer in dense:
-            layer.kernel_initializer = keras.initializers.GlorotUniform()
-            layer.bias_initializer = keras.initializers.Zeros()
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dense):
+                layer.kernel_initializer = keras.initializers.GlorotUniform()
+                layer.bias_initializer = keras.initializers.Zeros()
     return model
 
 

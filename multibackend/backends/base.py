@@ -138,9 +138,7 @@ def check_trainable(model, *, layer_state: bool = False) -> str:
     layers = list(model.layers)
     kinds = ("Dense", "Dropout", *(LAYERS_WITH_STATE if layer_state else ()))
     for layer in layers:
-        if not isinstance(layer, (keras.layers.Dense, keras.layers.Dropout)) and not (
-            layer_state and type(layer).__name__ in LAYERS_WITH_STATE
-        ):
+        if not (isinstance(layer, (keras.layers.Dense, keras.layers.Dropout)) or type(layer).__name__ in kinds):
             raise LoopUnsupported(f"the framework loop trains {', '.join(kinds)} layers, not {type(layer).__name__}")
         extras = [name for name in DENSE_EXTRAS if getattr(layer, name, None) is not None]
         if isinstance(layer, keras.layers.Dense) and (extras or not layer.use_bias):
