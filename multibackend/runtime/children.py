@@ -1,16 +1,17 @@
-"""Running a child process: its own process group, a wall-clock limit, bounded output.
+"""Running a child process: its own session, a wall-clock limit, bounded output, and only its own processes ended.
 
 Every command that starts another Python process (one backend per process) goes
 through `run_child`, so a timeout, an error or Ctrl-C in the parent ends the
-whole group, grandchildren included, and a child that prints without end costs
+child and everything it started, and a child that prints without end costs
 neither memory nor disk: its output is read from pipes as it comes, and only
-the last `TAIL_BYTES` of each stream are kept. A grandchild that leaves the group (a
-new session, a daemon) is found too: on Linux this process becomes a child
-subreaper, so such orphans are re-parented to it instead of to init, and every
-process that a child left behind is ended with it. Children may run side by
-side from several threads: each cleans up only what its own child left behind,
-and `end_all_children` ends every running one (the main thread calls it when it
-is interrupted while worker threads wait on children).
+the last `TAIL_BYTES` of each stream are kept. A child's processes are found by
+what the child gave them: its session (it starts one of its own) and a marker
+in its environment (`CHILD_MARKER`, a token new for every child), which its
+descendants inherit also when they start a session of their own. When the child
+ends, every process that carries either is killed, again until none is left (a
+descendant that forks in a loop). Children run side by side from several
+threads never touch each other's processes. On Linux this process is also a
+child subreaper, so that orphans killed here are reaped here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +30,12 @@ from multibackend.runtime.signals import raise_if_ended
 
 # What is kept of each stream for messages and parsing: the end, where errors and results are.
 TAIL_BYTES = 64 * 1024
-# How long the readers of a child's pipes may take to see them close once its processes are gone.
-READER_GRACE_SECONDS = 5.0
+# How long the readers of a child's pipes may take, together, to see them close once its processes are gone.
+READER_GRACE_SECONDS = 2.0
+# How long the processes a child left behind are looked for and killed, again and again.
+CLEANUP_SECONDS = 5.0
+# The variable that marks a child's processes, whatever session they are in.
+CHILD_MARKER = "MULTIBACKEND_CHILD"
 
 # The process ids of children that `run_child` is waiting on, in any thread.
 _running: set[int] = set()
@@ -64,53 +70,52 @@ def _become_subreaper() -> bool:
         return False
 
 
-def _process_parents() -> dict[int, list[int]]:
-    """Each process id's children, from /proc (empty where there is none)."""
-    parents: dict[int, list[int]] = {}
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+def _session_and_marker(pid: int) -> tuple[int, bytes]:
+    """A process's session id and its environment as /proc shows them ((-1, b"") when it is gone or hidden)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        session = int(fields[3])
+    except (OSError, IndexError, ValueError):
+        return -1, b""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        environ = b""
+    return session, environ
+
+
+def owned_processes(session: int, marker: str) -> set[int]:
+    """The processes in `session`, or whose environment carries `CHILD_MARKER=marker`."""
+    tag = f"{CHILD_MARKER}={marker}".encode()
+    found = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        if pid == os.getpid():
             continue
-        parents.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
-    return parents
-
-
-def _below(parents: dict[int, list[int]], root: int) -> set[int]:
-    found, frontier = set(), [root]
-    while frontier:
-        children = parents.get(frontier.pop(), [])
-        found.update(children)
-        frontier.extend(children)
+        their_session, environ = _session_and_marker(pid)
+        if their_session == session or tag in environ.split(b"\0"):
+            found.add(pid)
     return found
 
 
-def _descendants() -> set[int]:
-    """The process ids below this process."""
-    return _below(_process_parents(), os.getpid())
-
-
-def _end_left_behind(before: set[int]) -> None:
-    """Kills and reaps the processes below this one that were not there before a child started.
-
-    Children that other threads still wait on, and everything below them, are theirs: left alone.
-    """
-    with _running_lock:
-        parents = _process_parents()
-        others = set(_running)
-        for pid in _running:
-            others |= _below(parents, pid)
-        left = _below(parents, os.getpid()) - before - others
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            continue
-    for pid in left:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass  # not our child (still below another process): its own parent reaps it
+def end_owned(session: int, marker: str, within: float = CLEANUP_SECONDS) -> None:
+    """Kills every process of a child (see `owned_processes`) until none is left or `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        left = owned_processes(session, marker)
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+        for pid in left:  # orphans re-parented to this subreaper: reap them, or they stay as zombies
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.02)
 
 
 class _Tail:
@@ -138,9 +143,9 @@ class _Tail:
             if len(self._kept) > 2 * self._limit:
                 del self._kept[: -self._limit]
 
-    def text(self) -> str:
-        """What was kept, once the pipe closed (or the grace time passed), as text."""
-        self._thread.join(READER_GRACE_SECONDS)
+    def text(self, deadline: float | None = None) -> str:
+        """What was kept, once the pipe closed (or `deadline`, a `time.monotonic` time, passed), as text."""
+        self._thread.join(READER_GRACE_SECONDS if deadline is None else max(0.0, deadline - time.monotonic()))
         kept = bytes(self._kept[-self._limit :])
         dropped = self.total - len(kept)
         note = f"[{dropped} earlier bytes of output not kept]\n" if dropped > 0 else ""
@@ -156,14 +161,15 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
     Args:
         command: The program and its arguments.
         timeout: Wall-clock limit in seconds.
-        env: The child's environment (default: this process's).
+        env: The child's environment (default: this process's); `CHILD_MARKER` is added to it.
         cwd: The child's working folder.
 
     Returns:
         Its `ChildResult`.
     """
     _become_subreaper()
-    before = _descendants()
+    marker = uuid.uuid4().hex
+    env = {**(os.environ if env is None else env), CHILD_MARKER: marker}
     started = time.perf_counter()
     with _running_lock:
         process = subprocess.Popen(
@@ -186,10 +192,11 @@ def run_child(command: list[str], *, timeout: float, env: dict | None = None, cw
         _kill_group(process)  # grandchildren that outlive the child go too
         with _running_lock:
             _running.discard(process.pid)
-        _end_left_behind(before)  # and those that left its group
+        end_owned(process.pid, marker)  # and those that left its group: its session or its marker
     raise_if_ended()  # a signal whose raise was dropped while the child ran: not one more child
     seconds = time.perf_counter() - started
-    stdout, stderr = out.text(), err.text()
+    deadline = time.monotonic() + READER_GRACE_SECONDS
+    stdout, stderr = out.text(deadline), err.text(deadline)
     process.stdout.close()
     process.stderr.close()
     return ChildResult(None if timed_out else process.returncode, timed_out, seconds, stdout, stderr)
