@@ -277,11 +277,16 @@ def read_json_file(path: str | os.PathLike) -> Any:
         if info.st_size > MAX_JSON_BYTES:
             raise ResultsError(f"{path}: larger than {MAX_JSON_BYTES >> 20} MiB: not a file this program wrote")
         with open(path, "rb") as stream:
-            return json.loads(stream.read(MAX_JSON_BYTES + 1))
+            return json.loads(stream.read(MAX_JSON_BYTES + 1), parse_constant=_not_json)
     except RecursionError:
         raise ResultsError(f"{path}: nested too deeply to be a file this program wrote") from None
     except (OSError, ValueError) as error:
         raise ResultsError(f"{path}: unreadable ({error})") from None
+
+
+def _not_json(name: str):
+    """`json.loads` reads NaN and Infinity unless told otherwise: no file this program writes holds them."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_results(path: str | os.PathLike, *, example: str | None = None) -> RunResult:

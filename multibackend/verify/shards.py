@@ -107,6 +107,21 @@ def assign(
     return shards
 
 
+def plan(runs: list[tuple[str, str]], count: int = 1, durations: dict | None = None) -> list[dict]:
+    """The plan that a run records: every (file, backend) pair of the course with the shard that runs it.
+
+    Args:
+        runs: The (file, backend) pairs of the whole course.
+        count: The number of shards (1: a whole run).
+        durations: Seconds from an earlier run, as `assign` takes them.
+
+    Returns:
+        `{file, backend, shard}` per pair, in the order of `runs`.
+    """
+    shards = assign(runs, count, durations)
+    return [{"file": file, "backend": backend, "shard": shards[file, backend]} for file, backend in runs]
+
+
 def runs_of(shard: Shard, runs: list[tuple[str, str]], durations: dict | None = None) -> list[tuple[str, str]]:
     """The pairs of `runs` that `shard` runs, in their given order."""
     shards = assign(runs, shard.count, durations)
@@ -116,6 +131,9 @@ def runs_of(shard: Shard, runs: list[tuple[str, str]], durations: dict | None = 
 def merge(sources: list[tuple[str, dict]]) -> dict:
     """Joins shards' verify payloads into the payload of one run (verdicts and warnings computed afresh).
 
+    Every source holds exactly its share of the plan it records; sources that share runs share one plan; every
+    share of every plan is there once. So a merge holds every run of the course once, or is refused.
+
     Args:
         sources: (where it came from, payload) for each shard, each already checked against the schema.
 
@@ -123,7 +141,8 @@ def merge(sources: list[tuple[str, dict]]) -> dict:
         The merged payload, with `merged_from` naming the sources.
 
     Raises:
-        UsageError: for shards of different courses or settings, a run given twice, or a shard missing.
+        UsageError: for shards of different courses, settings or plans, a run given twice or missing, a share
+            missing, or a run its plan does not hold.
     """
     first_source, first = sources[0]
     for source, payload in sources[1:]:
@@ -132,7 +151,9 @@ def merge(sources: list[tuple[str, dict]]) -> dict:
             raise UsageError(
                 f"{source} is not a shard of the same run as {first_source} (differs in: {', '.join(differs)})"
             )
-    _check_shards_complete(sources)
+    for source, payload in sources:
+        _check_holds_its_share(source, payload)
+    _check_plans_complete(sources)
     cells: dict[tuple[str, str], tuple[str, dict]] = {}
     for source, payload in sources:
         for cell in payload["cells"]:
@@ -149,6 +170,7 @@ def merge(sources: list[tuple[str, dict]]) -> dict:
     merged.update(
         backends=backends,
         cells=rows,
+        plan=[{"file": file, "backend": backend, "shard": 1} for file, backend in cells],
         jobs=max(payload.get("jobs") or 1 for _, payload in sources),
         shard=None,
         merged_from=[source for source, _ in sources],
@@ -156,24 +178,62 @@ def merge(sources: list[tuple[str, dict]]) -> dict:
     return merged
 
 
-def _check_shards_complete(sources: list[tuple[str, dict]]) -> None:
-    """Every share of every split is there, once (unsplit runs, from other machines, merge as they are)."""
-    seen: dict[tuple[int, tuple], dict[int, str]] = {}
+def _share(payload: dict) -> tuple[int, int]:
+    shard = payload.get("shard")
+    return (shard["index"], shard["count"]) if shard else (1, 1)
+
+
+def _check_holds_its_share(source: str, payload: dict) -> None:
+    """A source's plan covers its files under its backends, once each; its runs are exactly its share of it."""
+    if payload.get("plan") is None:
+        raise UsageError(f"{source}: records no plan of the course's runs (an older verify made it): run it again")
+    index, count = _share(payload)
+    planned = [(entry["file"], entry["backend"]) for entry in payload["plan"]]
+    course = {(file, backend) for file in payload["files"] for backend in payload["backends"]}
+    if len(set(planned)) != len(planned) or set(planned) != course:
+        raise UsageError(f"{source}: its plan does not hold each of its files under each of its backends once")
+    if any(entry["shard"] > count for entry in payload["plan"]):
+        raise UsageError(f"{source}: its plan names a shard beyond its {count} shares")
+    share = {(entry["file"], entry["backend"]) for entry in payload["plan"] if entry["shard"] == index}
+    ran = [(cell["file"], cell["backend"]) for cell in payload["cells"]]
+    repeated = sorted({run for run in ran if ran.count(run) > 1})
+    if repeated:
+        raise UsageError(f"{source}: {repeated[0][0]} under {repeated[0][1]} is there twice")
+    for file, backend in sorted(share - set(ran)):
+        raise UsageError(f"{source}: {file} under {backend} is its share ({index}/{count}) but it holds no run of it")
+    for file, backend in sorted(set(ran) - share):
+        raise UsageError(
+            f"{source}: holds a run of {file} under {backend}, which its plan does not give to its share "
+            f"({index}/{count})"
+        )
+
+
+def _check_plans_complete(sources: list[tuple[str, dict]]) -> None:
+    """Sources that share a run share one plan, and every share of every plan is there, once."""
+    plans: dict[tuple, dict[int, str]] = {}
+    owner: dict[tuple[str, str], tuple] = {}
     for source, payload in sources:
-        shard = payload.get("shard")
-        if not shard:
-            continue
-        split = (shard["count"], tuple(payload["backends"]))
-        given = seen.setdefault(split, {})
-        if shard["index"] in given:
-            raise UsageError(
-                f"shard {shard['index']}/{shard['count']} is given twice: {given[shard['index']]}, {source}"
-            )
-        given[shard["index"]] = source
-    for (count, backends), given in seen.items():
-        missing = [f"{index}/{count}" for index in range(1, count + 1) if index not in given]
+        index, count = _share(payload)
+        key = (count, tuple(sorted((e["file"], e["backend"], e["shard"]) for e in payload["plan"])))
+        for file, backend, _ in key[1]:
+            if owner.setdefault((file, backend), key) != key:
+                raise UsageError(
+                    f"{source} was planned differently from the shards it shares runs with ({file} under {backend}): "
+                    "run every shard with the same files, backends, --durations-from and N of --shard K/N"
+                )
+        given = plans.setdefault(key, {})
+        if index in given:
+            raise UsageError(f"shard {index}/{count} is given twice: {given[index]}, {source}")
+        given[index] = source
+    for (count, entries), given in plans.items():
+        owning = sorted({shard for _, _, shard in entries})  # a share that the plan gave no run hides none
+        missing = [f"{index}/{count}" for index in owning if index not in given]
         if missing:
+            from multibackend.backends import NAMES
+
+            planned = {backend for _, backend, _ in entries}
+            backends = ",".join(name for name in NAMES if name in planned)
             raise UsageError(
                 f"shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} of the run under "
-                f"{','.join(backends)} missing: a merge of part of a course would pass what never ran"
+                f"{backends} missing: a merge of part of a course would pass what never ran"
             )

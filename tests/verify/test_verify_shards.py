@@ -81,20 +81,31 @@ def test_three_shards_merged_make_the_matrix_of_one_run(tmp_path):
 
 
 def shard_payload(tmp_path, name: str, index: int, count: int, **changed) -> str:
+    """A shard's verify.json as verify writes one: a.py under torch and jax, planned over `count` shares, holding
+    exactly the runs of share `index`."""
+    plan = [{"file": "a.py", "backend": backend, "shard": number % count + 1} for number, backend in enumerate(PAIR)]
     payload = {
-        "backends": ["torch", "jax"],
+        "backends": list(PAIR),
         "files": ["a.py"],
-        "cells": [],
+        "cells": [
+            {"file": "a.py", "backend": entry["backend"], "status": "passed", "seconds": 1.0, "error": ""}
+            for entry in plan
+            if entry["shard"] == index
+        ],
         "warnings": [],
         "passed": True,
         "created": "2026-12-02T00:00:00+00:00",
         "smoke": False,
         "shard": {"index": index, "count": count},
+        "plan": plan,
         **changed,
     }
     (tmp_path / name).mkdir()
     (tmp_path / name / "verify.json").write_text(json.dumps(payload))
     return str(tmp_path / name)
+
+
+PAIR = ("torch", "jax")
 
 
 def test_a_merge_refuses_a_missing_shard_a_shard_twice_and_another_run(tmp_path):
@@ -111,6 +122,79 @@ def test_a_merge_refuses_a_missing_shard_a_shard_twice_and_another_run(tmp_path)
         result = run_cli("verify", "merge", *args, "--out", str(tmp_path / "merged"))
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "merged").exists()
+
+
+def edited(folder: str, change) -> str:
+    """The shard's verify.json after `change(payload)`, as a hand would edit it."""
+    path = Path(folder) / "verify.json"
+    payload = json.loads(path.read_text())
+    change(payload)
+    path.write_text(json.dumps(payload))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda p: p["cells"].clear(), "is its share (1/2) but it holds no run of it"),
+        (lambda p: p.update(shard={"index": 1, "count": 1}), "its plan names a shard beyond its 1 shares"),
+        (
+            lambda p: p.update(shard={"index": 1, "count": 1}, plan=[{**e, "shard": 1} for e in p["plan"]]),
+            "a.py under jax is its share (1/1) but it holds no run of it",
+        ),
+        (lambda p: p["cells"].append({**p["cells"][0], "backend": "tensorflow"}), "a run of a.py under tensorflow"),
+        (lambda p: p["cells"].append(dict(p["cells"][0])), "a.py under torch is there twice"),
+        (lambda p: p["plan"].pop(), "its plan does not hold each of its files under each of its backends once"),
+        (lambda p: p.pop("plan"), "records no plan"),
+    ],
+)
+def test_a_merge_refuses_a_hand_edited_shard(tmp_path, edit, named):
+    first = edited(shard_payload(tmp_path, "one", 1, 2), edit)
+    second = shard_payload(tmp_path, "two", 2, 2)
+    result = run_cli("verify", "merge", first, second, "--out", str(tmp_path / "merged"))
+    assert result.returncode == 2 and named in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "merged").exists()
+
+
+def test_shards_planned_with_other_durations_are_not_merged(tmp_path):
+    # The issue's case: one shard balanced by an earlier run's durations, the other not; the failing file ran in
+    # neither, and the merge said PASSED.
+    course = tmp_path / "course"
+    course.mkdir()
+    for name in ("b", "c", "d"):
+        (course / f"{name}.py").write_text("print('fine')\n")
+    (course / "a.py").write_text("raise SystemExit('fails')\n")
+    files = [str(course / f"{name}.py") for name in ("a", "b", "c", "d")]
+    durations = tmp_path / "durations.json"
+    durations.write_text(
+        json.dumps(
+            {
+                "backends": ["torch"],
+                "files": files,
+                "cells": [
+                    {"file": file, "backend": "torch", "status": "passed", "seconds": 9.0 if "c.py" in file else 1.0}
+                    | {"error": ""}
+                    for file in files
+                ],
+                "warnings": [],
+                "passed": True,
+                "created": "2026-12-02T00:00:00+00:00",
+            }
+        )
+    )
+    common = ["verify", str(course), "--backends", "torch", "--offline-datasets", "off", "--jobs", "1"]
+    first = run_cli(*common, "--shard", "1/2", "--durations-from", str(durations), "--out", str(tmp_path / "s1"))
+    second = run_cli(*common, "--shard", "2/2", "--out", str(tmp_path / "s2"))
+    ran = [
+        cell["file"]
+        for shard in ("s1", "s2")
+        for cell in json.loads((tmp_path / shard / "verify.json").read_text())["cells"]
+    ]
+    assert first.returncode in (0, 1) and second.returncode in (0, 1)
+    assert str(course / "a.py") not in ran  # the two plans left it to each other
+    merged = run_cli("verify", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m"))
+    assert merged.returncode == 2 and "planned differently" in merged.stderr, merged.stderr
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize(
