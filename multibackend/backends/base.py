@@ -27,6 +27,8 @@ class Backend(Protocol):
     # Whether its loop steps through Keras's stateless API as `fit` does, and so also trains `LAYERS_WITH_STATE` and
     # `CATEGORICAL_CROSSENTROPY` (see `check_trainable`).
     LOOP_TRAINS_LAYER_STATE: bool
+    # Names (fnmatch patterns) of the caller's variables that a verified run under this backend gets.
+    PASSED_ENVIRONMENT: tuple[str, ...]
 
     def environment(self, device: str, chosen: bool) -> dict[str, str | None]:
         """Variables to set (None: remove) before Keras and the frameworks are imported in a process whose backend

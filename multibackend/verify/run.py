@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import json
-import os
 import sys
 import tempfile
 import tokenize
@@ -30,10 +29,9 @@ from multibackend.results import JsonRecord, write_json_atomic
 from multibackend.runtime import templating
 from multibackend.runtime.backend import BACKENDS, INSTALL_HINTS, installed_backends
 from multibackend.runtime.children import end_all_children, run_child
-from multibackend.runtime.cores import thread_limits
 from multibackend.runtime.errors import OutputError, UsageError, last_line
 from multibackend.verify import cells as cell_plans
-from multibackend.verify import junit, outputs, shards, verdicts
+from multibackend.verify import containment, environment, junit, outputs, shards, verdicts
 from multibackend.verify.child import ERROR_MARK
 from multibackend.verify.shards import Shard
 
@@ -67,7 +65,6 @@ SMOKE_MAX_STEPS = 16
 
 # Statuses of a row that count as a pass, or as neither pass nor failure.
 NOT_FAILURES = ("passed", "not installed", "pinned")
-KERAS_CAPS = ("KERAS_MAX_EPOCHS", "KERAS_MAX_STEPS_PER_EPOCH")  # Keras reads them at import
 OTHER_SHARD = "in another shard"  # a matrix entry of a shard's report, never a status of a run
 
 
@@ -138,6 +135,8 @@ class VerifyReport(JsonRecord):
     verdicts: dict[str, str] | None = None
     verdict_details: dict[str, str] | None = None
     shard: dict | None = field(default=None, metadata={"null": True})
+    plan: list[dict] | None = None
+    pass_env: list[str] | None = None
     merged_from: list[str] | None = None
 
 
@@ -164,6 +163,7 @@ class VerifyOptions:
         seed: Seed Keras's random generators in each run as Keras is imported (None: as the file does).
         respect_pins: Let a file's own `KERAS_BACKEND` assignments take effect (default: the backend asked for wins).
         shell: "skip-installs" (default) or "run": shell escapes that install packages.
+        pass_env: More of the caller's variables that each run gets (names or fnmatch patterns; see `environment`).
     """
 
     timeout: float = 600
@@ -175,6 +175,7 @@ class VerifyOptions:
     seed: int | None = None
     respect_pins: bool = False
     shell: str = cell_plans.SHELL_MODES[0]
+    pass_env: tuple[str, ...] = ()
 
 
 def collect_files(paths: list[str]) -> list[Path]:
@@ -292,43 +293,23 @@ def stored_notebook(path: Path) -> dict | None:
 
 
 def child_environment(backend: str, workdir: Path, options: VerifyOptions) -> dict[str, str]:
-    """The environment of one run: the backend, its share of the cores, and a home of its own inside `workdir`.
+    """The environment of one run (`environment.run_environment`) with verify's own settings on top.
 
-    HOME and every folder derived from it (Keras's, Jupyter's, IPython's, matplotlib's, pip's user site) point
-    into the run's folder, and this Python's own folder comes first on PATH: `!pip` and `!python` in a notebook
-    mean the environment that verify runs in.
+    Every `MULTIBACKEND_*` variable of the run is verify's: the caller's never reach it.
     """
     from multibackend.course.data import DATA_DIR_ENV, find_mnist
 
-    home = workdir / "home"
-    home.mkdir()
-    env = {
-        **os.environ,
-        **thread_limits(options.jobs),
-        "KERAS_BACKEND": backend,
-        "MPLBACKEND": "Agg",
-        "PYTHONUNBUFFERED": "1",
-        "HOME": str(home),
-        "KERAS_HOME": str(home / ".keras"),
-        "IPYTHONDIR": str(home / ".ipython"),
-        "MPLCONFIGDIR": str(home / ".config" / "matplotlib"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "PYTHONUSERBASE": str(home / ".local"),
-        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
-        "JUPYTER_DATA_DIR": str(home / ".local" / "share" / "jupyter"),
-        "JUPYTER_RUNTIME_DIR": str(home / ".local" / "share" / "jupyter" / "runtime"),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-    }
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")
-    if options.offline and not env.get(DATA_DIR_ENV):
-        source = find_mnist()  # the user's Keras cache is outside the run's home: name where the data is
+    env = environment.run_environment(
+        backend,
+        workdir,
+        jobs=options.jobs,
+        pass_env=options.pass_env,
+        refuse_installs=options.shell == cell_plans.SHELL_MODES[0],
+    )
+    if options.offline:
+        source = find_mnist()  # the caller's Keras cache is outside the run's home: name where the data is
         if source is not None:
             env[DATA_DIR_ENV] = str(source.path if source.path.is_dir() else source.path.parent)
-    for name in KERAS_CAPS:
-        env.pop(name, None)  # a cap left in the user's shell would cut a full run short
     if options.smoke:
         env.update(KERAS_MAX_STEPS_PER_EPOCH=str(SMOKE_MAX_STEPS), MULTIBACKEND_SMOKE="1")
     return env
@@ -339,7 +320,10 @@ def run_cell(path: Path, backend: str, options: VerifyOptions = VerifyOptions())
 
     A run that did not pass shows no result line: what it printed last is its error, not its result.
     """
-    cell = _run_and_judge(path, backend, options)
+    try:
+        cell = _run_and_judge(path, backend, options)
+    except UsageError as error:  # the file changed under the run (deleted, rewritten): this run's failure alone
+        cell = Cell(str(path), backend, "failed", 0.0, f"could not be read when its run started: {error}")
     if cell.status not in ("passed", "output differs"):
         cell.last_line = ""
     return cell
@@ -373,8 +357,15 @@ def _run_and_judge(path: Path, backend: str, options: VerifyOptions) -> Cell:
         if options.seed is not None:
             command += ["--seed", str(options.seed)]
         env = child_environment(backend, workdir, options)
-        # Its own process group: a timeout also ends a notebook's kernel and anything the script started.
-        finished = run_child([*command, str(path.resolve())], timeout=options.timeout, env=env, cwd=folder)
+        # Its own session and namespaces: a timeout, or its end, also ends a notebook's kernel and anything the
+        # script started, and nothing else.
+        read_only = None if options.shell == cell_plans.SHELL_MODES[0] else []  # --shell run: installs allowed
+        finished = run_child(
+            containment.contained([*command, str(path.resolve())], read_only),
+            timeout=options.timeout,
+            env=env,
+            cwd=folder,
+        )
         report = _read_json(reports / "child.json")
         progress = _read_text(reports / "progress")
         new = _read_json(executed) if path.suffix == ".ipynb" else None
@@ -522,8 +513,9 @@ def verify(
     if not available & set(chosen):
         raise UsageError(f"none of the backends {', '.join(chosen)} is installed here: nothing would be verified")
     runs = [(path, backend) for path in files for backend in chosen]
+    plan = shards.plan([(str(path), backend) for path, backend in runs], shard.count if shard else 1, durations)
     if shard is not None:
-        mine = set(shards.runs_of(shard, [(str(path), backend) for path, backend in runs], durations))
+        mine = {(entry["file"], entry["backend"]) for entry in plan if entry["shard"] == shard.index}
         runs = [(path, backend) for path, backend in runs if (str(path), backend) in mine]
         progress(f"shard {shard}: {len(runs)} of {len(files) * len(chosen)} runs")
     cells = run_matrix(
@@ -563,6 +555,8 @@ def verify(
         passed=all(cell.status in NOT_FAILURES for cell in cells),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         shard={"index": shard.index, "count": shard.count} if shard else None,
+        plan=plan,
+        pass_env=list(options.pass_env),
     )
     payload = report.to_json()
     write_outputs(payload, Path(out_dir), junit_xml)

@@ -8,6 +8,8 @@ COLOR = "#2a6fdb"  # in plots
 MODULES = ("jax", "jaxlib")  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
 LOOP_TRAINS_LAYER_STATE = True  # its loop steps with the model's own compute_loss_and_updates
+# The caller's variables that reach a verified run under this backend (its framework's own settings).
+PASSED_ENVIRONMENT = ("JAX_*", "XLA_*")
 
 
 def environment(device: str, chosen: bool) -> dict[str, str | None]:
