@@ -18,8 +18,7 @@ import pytest
 
 from multibackend.backends import NAMES
 from multibackend.runtime.errors import UsageError
-from multibackend.verify.cells import SHELL_MODES
-from multibackend.verify.outputs import COMPARE_MODES
+from multibackend.verify.options import add_run_options, build_options
 
 ALL_BACKENDS = ",".join(NAMES)
 COURSE_SUFFIXES = (".py", ".ipynb")
@@ -50,49 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"collect each .py script and .ipynb notebook under the paths as one test per backend "
         f"(comma-separated; default: {ALL_BACKENDS})",
     )
-    group.addoption("--multibackend-timeout", type=float, default=600, help="seconds per file and backend")
-    group.addoption(
-        "--multibackend-smoke",
-        action="store_true",
-        help="cap every epoch of fit and every evaluate at 16 steps: a quick check that everything runs",
-    )
-    group.addoption(
-        "--multibackend-compare-outputs",
-        choices=COMPARE_MODES,
-        default=COMPARE_MODES[0],
-        help="notebook outputs compared with the stored ones: all (nbval), marked (nbval-lax) or off",
-    )
-    group.addoption("--multibackend-rtol", type=float, default=None, help="relative tolerance for numbers")
-    group.addoption("--multibackend-atol", type=float, default=None, help="absolute tolerance for numbers")
-    group.addoption(
-        "--multibackend-offline-datasets",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="serve keras.datasets.mnist.load_data() from the local copy (auto: when offline)",
-    )
-    group.addoption(
-        "--multibackend-respect-backend-pins",
-        action="store_true",
-        help="let files that set KERAS_BACKEND themselves run as written",
-    )
-    group.addoption(
-        "--multibackend-shell",
-        choices=SHELL_MODES,
-        default=SHELL_MODES[0],
-        help="skip-installs: shell escapes that install packages are not run",
-    )
-    group.addoption(
-        "--multibackend-seed",
-        type=int,
-        default=None,
-        help="keras.utils.set_random_seed(SEED) in each run as Keras is imported: reruns print the same numbers",
-    )
-    group.addoption("--multibackend-shard", metavar="K/N", help="run only the K-th of N balanced shares")
-    group.addoption(
-        "--multibackend-durations-from",
-        metavar="VERIFY_JSON",
-        help="balance the shares by the seconds of an earlier verify.json",
-    )
+    # verify's own options, types and checks (`options.RUN_OPTIONS`), each as --multibackend-NAME.
+    add_run_options(group.addoption, prefix="multibackend-")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -113,19 +71,13 @@ def pytest_configure(config: pytest.Config) -> None:
     chosen = config.getoption("multibackend")
     if chosen is None:
         return
-    from multibackend.verify.shards import parse_shard
-
     backends = tuple(part.strip() for part in chosen.split(","))
     unknown = [name for name in backends if name not in NAMES]
     if unknown or not backends:
         raise pytest.UsageError(
             f"--multibackend={chosen}: unknown backend {unknown[0]!r} (choose from {', '.join(NAMES)})"
         )
-    shard_text = config.getoption("multibackend_shard")
-    try:
-        shard = parse_shard(shard_text) if shard_text else None
-    except ValueError as error:
-        raise pytest.UsageError(f"--multibackend-shard: {error}") from None
+    shard = config.getoption("multibackend_shard")
     durations_from = config.getoption("multibackend_durations_from")
     if durations_from and not shard:
         raise pytest.UsageError("--multibackend-durations-from needs --multibackend-shard (it balances the shares)")
@@ -243,26 +195,12 @@ def _options(config: pytest.Config):
     """verify's options from the command line, made once per process."""
     settings = config.stash[SETTINGS]
     if settings.options is None:
-        from multibackend.course.offline import resolve_option
-        from multibackend.verify.outputs import DEFAULT_ATOL, DEFAULT_RTOL
-        from multibackend.verify.run import OutputCheck, VerifyOptions
-
-        rtol, atol = config.getoption("multibackend_rtol"), config.getoption("multibackend_atol")
-        options = VerifyOptions(
-            timeout=config.getoption("multibackend_timeout"),
-            offline=resolve_option(config.getoption("multibackend_offline_datasets")),
-            # With pytest-xdist, the cores' threads are shared among its workers' runs.
-            jobs=max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))),
-            smoke=config.getoption("multibackend_smoke"),
-            seed=config.getoption("multibackend_seed"),
-            respect_pins=config.getoption("multibackend_respect_backend_pins"),
-            shell=config.getoption("multibackend_shell"),
-            check=OutputCheck(
-                config.getoption("multibackend_compare_outputs"),
-                rtol=DEFAULT_RTOL if rtol is None else rtol,
-                atol=DEFAULT_ATOL if atol is None else atol,
-            ),
-        )
+        # With pytest-xdist, the cores' threads are shared among its workers' runs.
+        jobs = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        try:
+            options, _, _ = build_options(lambda dest: config.getoption(f"multibackend_{dest}"), jobs=jobs)
+        except UsageError as error:
+            raise pytest.UsageError(str(error)) from None
         settings = config.stash[SETTINGS] = Settings(
             settings.backends, options, settings.shard, settings.durations_from
         )
