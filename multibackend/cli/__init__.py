@@ -6,6 +6,7 @@ One module per command, each with `add_parser(commands)` and `handle(args)`;
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -13,7 +14,15 @@ import sys
 from multibackend import __version__
 from multibackend.cli import compare, evolve, parity, report, run, verify
 from multibackend.cli.arguments import EXIT_CODES, OneLineErrorParser
-from multibackend.runtime.errors import EXIT_CRASHED, CheckFailed, ChildCrashed, ResultsError, UsageError, one_line
+from multibackend.runtime.errors import (
+    EXIT_CRASHED,
+    EXIT_USAGE,
+    CheckFailed,
+    ChildCrashed,
+    ResultsError,
+    UsageError,
+    one_line,
+)
 from multibackend.runtime.signals import Terminated, ending, ending_signals_raise, leave
 
 # The benchmark is a tool of its own (`multibackend-bench`, `multibackend.bench.command`): the product never imports it.
@@ -77,13 +86,20 @@ def execute(parser: OneLineErrorParser, argv: list[str] | None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`| head`): what was written stays
         _silence_stdout()
         return 128 + signal.SIGPIPE
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            return _internal_error(parser, error)
+        # A path given with a part longer than the file system allows: bad input, wherever it was first used.
+        print(f"{parser.prog}: error: {error.filename}: a name longer than the file system allows", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - the last resort: one line, the traceback kept in a file
-        log = _write_traceback()
-        print(
-            f"{parser.prog}: internal error: {one_line(error)} (traceback in {log})",
-            file=sys.stderr,
-        )
-        return EXIT_CRASHED
+        return _internal_error(parser, error)
+
+
+def _internal_error(parser: OneLineErrorParser, error: BaseException) -> int:
+    log = _write_traceback()
+    print(f"{parser.prog}: internal error: {one_line(error)} (traceback in {log})", file=sys.stderr)
+    return EXIT_CRASHED
 
 
 def _silence_stdout() -> None:

@@ -19,6 +19,7 @@ from multibackend.runtime.numbers import (  # noqa: F401 - the commands' number 
     positive_int,
     seed_int,
 )
+from multibackend.runtime.outputs import name_error
 
 EXIT_CODES = (
     "exit status: 0 passed; 1 a gate or check failed; 2 bad input or environment (one line on stderr); "
@@ -99,6 +100,9 @@ def output_folder(text: str) -> str:
             cannot be written.
     """
     path = Path(text)
+    problem = name_error(path)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:60]}...: {problem}")
     if path.is_symlink() and not path.exists():  # mkdir would fail on it after the work is done
         raise argparse.ArgumentTypeError(f"{text}: is a link to {os.readlink(path)}, which does not exist")
     if path.exists() and not path.is_dir():
@@ -126,6 +130,9 @@ def output_file(text: str) -> str:
         argparse.ArgumentTypeError: when it is a folder, or its folder cannot be written.
     """
     path = Path(text)
+    problem = name_error(path)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:60]}...: {problem}")
     if path.is_dir() or text.endswith(os.sep):
         raise argparse.ArgumentTypeError(f"{text}: is a folder, not a file")
     if path.exists() and not path.is_file():

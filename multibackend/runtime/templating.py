@@ -22,6 +22,12 @@ def markdown_cell(value) -> str:
     return " ".join(str(value).replace("|", "/").splitlines())
 
 
+def markdown_line(value) -> str:
+    """A value inside one line of Markdown (a list item, a sentence): a line break in a file name or an error would
+    start a line of its own (a planted `- all PASSED`)."""
+    return " ".join(str(value).splitlines())
+
+
 @functools.cache
 def _environment(package: str) -> jinja2.Environment:
     environment = jinja2.Environment(
@@ -32,7 +38,7 @@ def _environment(package: str) -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    environment.filters.update(inline_markup=inline_markup, md_cell=markdown_cell)
+    environment.filters.update(inline_markup=inline_markup, md_cell=markdown_cell, md_line=markdown_line)
     return environment
 
 

@@ -20,6 +20,7 @@ from multibackend.results import SCHEMA_VERSION, RunResult, results_path, write_
 from multibackend.runtime import backend as backend_choice
 from multibackend.runtime import devices
 from multibackend.runtime.errors import CheckFailed, UsageError
+from multibackend.runtime.outputs import check_output_files
 
 DEFAULT_XOR_SEEDS = 10
 # fit (the default): Keras's own `fit`, as the course trains. loop: a labelled
@@ -165,6 +166,8 @@ def run(config: RunConfig) -> RunResult:
         The results written to `OUT/<example>-<backend>-<device>.json` (its path in `path`).
     """
     example, device, arrays = prepare(config)
+    # A folder or FIFO where the results go, or an over-long name, is refused before minutes of training.
+    check_output_files([results_path(config.out_dir, example.name, config.backend, device, config.trainer)])
     (x_train, y_train), (x_test, y_test), source = arrays or _load_arrays(example, config.data_dir)
     del arrays  # x_train is dropped after training: no other reference may keep it alive
     train_samples = len(x_train)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ElementTree
-from pathlib import Path
 
 FAILURES = ("failed", "output differs", "timed out", "wrong backend")
 SKIPPED = ("not installed", "pinned")
@@ -64,7 +64,8 @@ def document(payload: dict) -> ElementTree.ElementTree:
     return ElementTree.ElementTree(suites)
 
 
-def write(payload: dict, path: Path) -> None:
-    """Writes the JUnit XML of a verify payload to `path` (its folder is made when missing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document(payload).write(path, encoding="utf-8", xml_declaration=True)
+def to_bytes(payload: dict) -> bytes:
+    """The JUnit XML of a verify payload, as the file's bytes."""
+    stream = io.BytesIO()
+    document(payload).write(stream, encoding="utf-8", xml_declaration=True)
+    return stream.getvalue()

@@ -25,11 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from multibackend.results import JsonRecord, write_json_atomic
+from multibackend.results import JsonRecord, strict_json
 from multibackend.runtime import templating
 from multibackend.runtime.backend import BACKENDS, INSTALL_HINTS, installed_backends
 from multibackend.runtime.children import end_all_children, run_child
-from multibackend.runtime.errors import OutputError, UsageError, last_line
+from multibackend.runtime.errors import UsageError, last_line
+from multibackend.runtime.outputs import check_output_files, name_error, write_together
 from multibackend.verify import cells as cell_plans
 from multibackend.verify import containment, environment, junit, outputs, shards, verdicts
 from multibackend.verify.child import ERROR_MARK
@@ -187,6 +188,9 @@ def collect_files(paths: list[str]) -> list[Path]:
     files: list[Path] = []
     for text in paths:
         path = Path(text)
+        problem = name_error(path)
+        if problem:
+            raise UsageError(f"{text[:60]}...: {problem}")
         if not path.exists():
             raise UsageError(f"{path}: no such file or folder")
         if path.is_dir():
@@ -222,6 +226,7 @@ def read_notebook(path: Path) -> dict:
         code = [cell for cell in notebook["cells"] if cell.get("cell_type") == "code"]
         for cell in code:
             cell["source"]  # noqa: B018 - a code cell without source is not a notebook Jupyter runs
+        _check_schema(notebook)
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not UTF-8 text") from None
     except OSError as error:
@@ -231,6 +236,21 @@ def read_notebook(path: Path) -> dict:
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise UsageError(f"{path}: not a readable notebook ({type(error).__name__}: {error})") from None
     return notebook
+
+
+def _check_schema(notebook: dict) -> None:
+    """Raises ValueError, with nbformat's first line, for a notebook its schema refuses (a cell's metadata that is
+    not a mapping, a source list holding a number)."""
+    import warnings
+
+    import nbformat
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbformat warns of missing cell ids, which Jupyter adds itself
+        try:
+            nbformat.validate(notebook)
+        except nbformat.ValidationError as error:
+            raise ValueError(f"nbformat's schema: {str(error.message).splitlines()[0][:200]}") from None
 
 
 def source_of(path: Path) -> str:
@@ -496,9 +516,7 @@ def verify(
     if options.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     files = collect_files(paths)
-    written = {(Path(out_dir) / name).resolve() for name in ("verify.json", "verify.md", "verify.html")}
-    if junit_xml and Path(junit_xml).resolve() in written:
-        raise UsageError(f"--junit-xml {junit_xml} would overwrite verify's own results: name another file")
+    check_outputs(Path(out_dir), junit_xml, inputs=files)
     for path in files:
         source_of(path)  # an unreadable script or notebook is bad input: one line, before anything runs
     chosen = list(backends or BACKENDS)
@@ -578,13 +596,10 @@ def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str |
     Raises:
         UsageError: for an unreadable file, shards of different runs, a run given twice or a shard missing.
     """
+    given = [Path(folder) / "verify.json" if Path(folder).is_dir() else Path(folder) for folder in folders]
+    check_outputs(Path(out_dir), junit_xml, inputs=given)
     sources = [(folder, shards.read_verify_file(Path(folder), "verify merge:")) for folder in folders]
     merged = shards.merge(sources)
-    written = {(Path(out_dir) / "verify.json").resolve()}
-    for folder in folders:
-        given = Path(folder) / "verify.json" if Path(folder).is_dir() else Path(folder)
-        if given.resolve() in written:
-            raise UsageError(f"--out {out_dir} would overwrite the shard {given}: name another folder")
     files = [Path(file) for file in merged["files"]]
     options = VerifyOptions(respect_pins=bool(merged["respect_backend_pins"]))
     found = file_findings(files, merged["cells"], merged["backends"], options)
@@ -605,16 +620,25 @@ def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str |
     return merged
 
 
+OUTPUT_NAMES = ("verify.json", "verify.md", "verify.html")
+
+
+def check_outputs(out: Path, junit_xml: str | None, inputs: list[Path]) -> None:
+    """Refuses, before any work, outputs that could not be written or would overwrite an input or each other."""
+    paths = [out / name for name in OUTPUT_NAMES] + ([Path(junit_xml)] if junit_xml else [])
+    check_output_files(paths, inputs, role="verify: output")
+
+
 def write_outputs(payload: dict, out: Path, junit_xml: str | None) -> None:
-    """Writes `verify.json`, `verify.md`, `verify.html` to `out`, and the JUnit XML file when asked."""
-    try:
-        write_json_atomic(out / "verify.json", payload)
-        (out / "verify.md").write_text(markdown_matrix(payload) + "\n")
-        (out / "verify.html").write_text(html_matrix(payload))
-        if junit_xml:
-            junit.write(payload, Path(junit_xml))
-    except OSError as error:
-        raise OutputError(f"cannot write the verify results: {error.strerror or error}") from None
+    """Writes `verify.json`, `verify.md`, `verify.html` to `out`, and the JUnit XML file when asked, as one set."""
+    files = {
+        out / "verify.json": json.dumps(strict_json(payload), indent=2, allow_nan=False) + "\n",
+        out / "verify.md": markdown_matrix(payload) + "\n",
+        out / "verify.html": html_matrix(payload),
+    }
+    if junit_xml:
+        files[Path(junit_xml)] = junit.to_bytes(payload)
+    write_together(files)
 
 
 def file_findings(files: list[Path], rows: list[dict], chosen: list[str], options: VerifyOptions) -> dict:

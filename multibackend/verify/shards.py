@@ -72,7 +72,11 @@ def read_verify_file(path: Path, role: str) -> dict:
     from multibackend import schemas
     from multibackend.results import read_json_file
     from multibackend.runtime.errors import ResultsError
+    from multibackend.runtime.outputs import name_error
 
+    problem = name_error(path)
+    if problem:
+        raise UsageError(f"{role} {str(path)[:60]}...: {problem}")
     if path.is_dir():
         path = path / "verify.json"
     try:

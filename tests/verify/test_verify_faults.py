@@ -14,8 +14,8 @@ import pytest
 from multibackend.cli import main
 from multibackend.runtime.backend import installed_backends
 
-from ..conftest import BACKEND, assert_output_file_refused, one_line_error
-from ..helpers import as_a_foreground_job
+from ..conftest import BACKEND, assert_output_file_refused, one_line_error, run_cli
+from ..helpers import as_a_foreground_job, write_notebook
 
 pytestmark = pytest.mark.adversarial
 
@@ -204,6 +204,79 @@ def test_junit_xml_that_would_replace_verify_json_is_refused(tmp_path, capsys):
     assert "would overwrite" in line and (out / "verify.json").read_text() == "{}"
 
 
+@pytest.mark.parametrize("target", ["merged", "source"])
+def test_a_merge_whose_junit_xml_would_replace_a_verify_json_is_refused(tmp_path, target):
+    from .test_verify_shards import shard_payload
+
+    one, two = shard_payload(tmp_path, "one", 1, 2), shard_payload(tmp_path, "two", 2, 2)
+    junit_xml = tmp_path / "m" / "verify.json" if target == "merged" else Path(one) / "verify.json"
+    before = (Path(one) / "verify.json").read_text()
+    result = run_cli("verify", "merge", one, two, "--out", str(tmp_path / "m"), "--junit-xml", str(junit_xml))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "m").exists() and (Path(one) / "verify.json").read_text() == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_an_output_inside_out_that_cannot_be_written_is_refused_before_any_run(tmp_path, kind):
+    out = tmp_path / "out"
+    out.mkdir()
+    name = "verify.md" if kind == "fifo" else "verify.json"
+    os.mkfifo(out / name) if kind == "fifo" else (out / name).mkdir()
+    (tmp_path / "s.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+    result = run_cli("verify", str(tmp_path / "s.py"), "--out", str(out), timeout=60)
+    assert result.returncode == 2 and name in result.stderr and not (tmp_path / "ran").exists(), result.stderr
+
+
+def test_a_shard_holding_infinity_is_refused(tmp_path):
+    from .test_verify_shards import shard_payload
+
+    one, two = shard_payload(tmp_path, "one", 1, 2), shard_payload(tmp_path, "two", 2, 2)
+    path = Path(one) / "verify.json"
+    path.write_text(path.read_text().replace('"seconds": 1.0', '"seconds": Infinity'))
+    result = run_cli("verify", "merge", one, two, "--out", str(tmp_path / "m"))
+    assert result.returncode == 2 and "Infinity is not a JSON number" in result.stderr, result.stderr
+
+
+def test_a_course_file_deleted_by_an_earlier_run_fails_that_run_alone(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "a_deletes.py").write_text(f"import os\nos.remove({str(course / 'b_deleted.ipynb')!r})\n")
+    write_notebook(course / "b_deleted.ipynb", "print(1)")
+    result = run_cli("verify", str(course), "--backends", BACKEND, "--jobs", "1", "--out", str(tmp_path / "o"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    statuses = {cell["file"].rsplit("/", 1)[1]: cell["status"] for cell in json_cells(tmp_path / "o")}
+    assert statuses == {"a_deletes.py": "passed", "b_deleted.ipynb": "failed"}
+
+
+def json_cells(out: Path) -> list[dict]:
+    return json.loads((out / "verify.json").read_text())["cells"]
+
+
+@pytest.mark.parametrize("where", ["metadata", "source"])
+def test_a_notebook_cell_its_schema_refuses_is_one_line(tmp_path, capsys, where):
+    cell = {"cell_type": "code", "metadata": {}, "source": "print(1)", "outputs": [], "execution_count": None}
+    cell |= {"metadata": 5} if where == "metadata" else {"source": ["print(1)", 3]}
+    path = tmp_path / "broken.ipynb"
+    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    line = one_line_error(capsys, "verify", str(path), "--out", str(tmp_path / "o"))
+    assert "nbformat's schema" in line and not (tmp_path / "o").exists()
+
+
+def test_an_over_long_name_anywhere_is_one_line_and_exit_2(tmp_path, capsys):
+    long = str(tmp_path / ("x" * 300))
+    (tmp_path / "s.py").write_text("")
+    for args in (
+        ["verify", long],
+        ["verify", str(tmp_path / "s.py"), "--out", long],
+        ["verify", str(tmp_path / "s.py"), "--junit-xml", long + "/j.xml"],
+        ["verify", "merge", long],
+        ["run", "xor", "--out", long],
+        ["report", "--out", long],
+        ["evolve", "--results", long],
+    ):
+        assert "longer than" in one_line_error(capsys, *args), args
+
+
 def test_junit_and_markdown_stay_well_formed_whatever_an_error_or_a_file_name_holds(tmp_path):
     from multibackend.verify import junit
     from multibackend.verify.run import markdown_matrix
@@ -234,6 +307,26 @@ def test_junit_and_markdown_stay_well_formed_whatever_an_error_or_a_file_name_ho
     assert case.find("failure").get("message") == "ValueError: red bell form feed nul end"
     rows = [line for line in markdown_matrix(payload).splitlines() if "odd" in line and line.startswith("|")]
     assert rows and all(line.endswith("|") for line in rows)
+
+
+def test_a_line_break_in_a_file_name_adds_no_line_to_a_markdown_list(tmp_path):
+    from multibackend.verify.run import markdown_matrix
+
+    name = "evil\n- injected line: all PASSED\n.py"
+    cell = {"file": name, "backend": "torch", "status": "output differs", "seconds": 1.0, "error": "differs"}
+    cell |= {"differences": ["cell 2\n- injected too"], "code_cells_skipped": [{"cell": 1, "reason": "shell install"}]}
+    payload = {
+        "backends": ["torch"],
+        "files": [name],
+        "cells": [cell],
+        "warnings": [f"{name}: imports torch (line 1)"],
+        "passed": False,
+        "created": "2026-12-02T08:00:00+00:00",
+        "merged_from": ["a\n- b"],
+    }
+    text = markdown_matrix(payload)
+    assert not [line for line in text.splitlines() if line.startswith("- injected") or line.startswith("- b")]
+    assert sum(line.startswith("- evil") for line in text.splitlines()) == 3  # differs, not run, warning
 
 
 def test_a_file_named_three_times_is_verified_once(tmp_path):

@@ -116,3 +116,26 @@ def test_a_broken_notebook_fails_naming_its_cell_and_the_backend_that_ran(tmp_pa
     root = ElementTree.parse(tmp_path / "out.xml").getroot()
     properties = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert properties["backend_used"] == BACKEND and properties["code_cells_ran"] == "3"
+
+
+@pytest.mark.adversarial
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--multibackend-timeout", "0"),
+        ("--multibackend-timeout", "-1"),
+        ("--multibackend-timeout", "nan"),
+        ("--multibackend-timeout", "inf"),
+        ("--multibackend-atol", "-1"),
+        ("--multibackend-rtol", "nan"),
+        ("--multibackend-seed", "-1"),
+        ("--multibackend-seed", "99999999999"),
+        ("--multibackend-pass-env", "MULTIBACKEND_SMOKE"),
+    ],
+)
+def test_the_plugin_refuses_what_verify_refuses(tmp_path, option, value):
+    # One declaration of the options (verify/options.py): the plugin took these with plain float/int types.
+    plain_course(tmp_path)
+    result = run_pytest(tmp_path, "--multibackend", f"{option}={value}", "course", "-q")
+    assert result.returncode == 4 and option in result.stderr, result.stdout + result.stderr
+    assert "passed" not in result.stdout
