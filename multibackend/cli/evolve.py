@@ -157,7 +157,7 @@ def handle(args: argparse.Namespace) -> int:
     import_keras()
     if args.join:
         complete = join_study(config)
-        print(f"study {config.study_name!r} in {config.storage_url}: {complete} of {config.total_trials} trials done")
+        print(f"study {config.study_name!r} in {config.storage_shown}: {complete} of {config.total_trials} trials done")
         return 0
     summary = run_search(config)
     print(format_summary(summary))

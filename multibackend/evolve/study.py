@@ -9,12 +9,14 @@ resumable and lets several processes or machines share one study.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
 import re
 import socket
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,15 +110,45 @@ class EvolveConfig:
 
     @property
     def study_name(self) -> str:
-        return self.study or f"mnist-dense-{self.backend}"
+        return self.study if self.study is not None else f"mnist-dense-{self.backend}"
 
     @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{Path(self.results_dir) / 'evolve.db'}"
 
     @property
+    def storage_shown(self) -> str:
+        """The storage URL as printed and stored: its password masked."""
+        return shown_storage(self.storage_url)
+
+    @property
     def total_trials(self) -> int:
         return self.generations * self.population
+
+
+# Workers per core that a search may start: more only wait for each other (and each holds a framework in memory).
+WORKERS_PER_CORE = 2
+_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^/?#]*@")  # to the last @ before the host, as SQLAlchemy reads it
+
+
+def shown_storage(url: str) -> str:
+    """`url` with its password masked (`postgresql+psycopg2://evolve:***@host/db`), for messages, files and logs."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def _masked(text: str, url: str) -> str:
+    """`text` (a driver's message) with `url` and its password masked wherever they appear."""
+    match = _PASSWORD.search(url)
+    text = text.replace(url, shown_storage(url))
+    password = match[0][len(match[1]) : -1] if match else ""
+    return text.replace(password, "***") if password else text
+
+
+def max_workers() -> int:
+    """The most worker processes a search may start on this machine."""
+    from multibackend.runtime.cores import available_cores
+
+    return WORKERS_PER_CORE * available_cores()
 
 
 def validate(config: EvolveConfig) -> None:
@@ -134,6 +166,11 @@ def validate(config: EvolveConfig) -> None:
         raise UsageError(f"--max-params must be 0 (no limit) or a positive integer, got {config.max_params!r}")
     if not isinstance(config.final_seeds, int) or config.final_seeds < 0 or config.final_seeds == 1:
         raise UsageError(f"--final-seeds must be 0 (no final step) or at least 2, got {config.final_seeds!r}")
+    if config.workers > max_workers():
+        raise UsageError(
+            f"--workers {config.workers}: at most {max_workers()} here ({WORKERS_PER_CORE} per core this process may "
+            "use); more machines join a shared study with --join"
+        )
     if config.population < 2:
         raise UsageError("--population must be at least 2 for NSGA-II")
     if not config.budget_minutes > 0:
@@ -142,11 +179,13 @@ def validate(config: EvolveConfig) -> None:
         raise UsageError(f"--train-samples must be at most {60_000 - VALIDATION_SAMPLES:,} (the rest is validation)")
     if config.storage_url in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
         raise UsageError(
-            f"--storage {config.storage_url!r}: an in-memory database is lost at exit and cannot be "
+            f"--storage {config.storage_shown!r}: an in-memory database is lost at exit and cannot be "
             "shared with workers; give a file, e.g. sqlite:///results/evolve.db"
         )
     if not config.storage_url.startswith(STORAGE_SCHEMES):
-        raise UsageError(f"--storage {config.storage_url!r}: unknown scheme (use one of: {', '.join(STORAGE_SCHEMES)})")
+        raise UsageError(
+            f"--storage {config.storage_shown!r}: unknown scheme (use one of: {', '.join(STORAGE_SCHEMES)})"
+        )
 
 
 # Seconds between the tries to open a storage.
@@ -164,11 +203,13 @@ def make_storage(url: str):
     if url.startswith("journal:///"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        path = Path(url[len("journal:///") - 1 :])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        path = _storage_file(url, Path(url[len("journal:///") - 1 :]))
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as error:
+            raise UsageError(f"--storage {url!r}: cannot open ({error.strerror or error})") from None
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        _storage_file(url, Path(url[len("sqlite:///") :]))
     # Two processes that open a new database at once both create its tables, and one of them fails ("table ...
     # already exists", a UNIQUE constraint): by the next try the other has made them.
     for pause in OPEN_RETRY_PAUSES:
@@ -179,7 +220,62 @@ def make_storage(url: str):
     try:
         return _rdb_storage(url)
     except Exception as error:  # noqa: BLE001
-        raise UsageError(f"--storage {url!r}: cannot open ({str(error).splitlines()[0]})") from None
+        raise UsageError(_masked(f"--storage {url!r}: cannot open ({str(error).splitlines()[0]})", url)) from None
+
+
+def _storage_file(url: str, path: Path) -> Path:
+    """The file of a SQLite or journal storage, its folder made; one line when it cannot be (a file in the way, a
+    folder where the file goes)."""
+    if path.is_dir():
+        raise UsageError(f"--storage {url!r}: {path} is a folder, not a database file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"--storage {url!r}: cannot make its folder {path.parent} ({error.strerror or error})"
+        ) from None
+    return path
+
+
+class StorageFailed(UsageError):
+    """The study's storage stopped taking writes mid-search (a full disk, a read-only folder, a lost server)."""
+
+
+@contextlib.contextmanager
+def storage_writes(config: EvolveConfig):
+    """Turns a storage that fails mid-search into one line naming it (exit 2): the trials it holds are kept.
+
+    Optuna reports a failed write as the driver's error, or as "AssertionError: Should not reach." from its own
+    storage code; anything else goes on up.
+    """
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - told apart below
+        if not _from_storage(error):
+            raise
+        message = _masked(one_line(error), config.storage_url)
+        raise StorageFailed(
+            f"the study's storage {config.storage_shown} stopped taking writes ({message}); the trials it holds are "
+            "kept: resume the search when it can be written again"
+        ) from None
+
+
+def _from_storage(error: BaseException) -> bool:
+    """Whether `error`, or an error it arose from, was raised by a storage: a file system's write, SQLAlchemy or its
+    drivers, or Optuna's storage code (a failed write inside Optuna's trial loop surfaces as an error of the loop
+    itself, an UnboundLocalError in Optuna 4, with the storage's error as its context)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) or type(error).__module__.split(".")[0] in ("sqlalchemy", "sqlite3", "psycopg2"):
+            return True
+        if type(error).__name__ == "StorageInternalError":
+            return True
+        frames = traceback.extract_tb(error.__traceback__)
+        if frames and "optuna/storages" in frames[-1].filename.replace(os.sep, "/"):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _rdb_storage(url: str):
@@ -579,7 +675,7 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
     trials = study.get_trials(deepcopy=False)
     done = sum(1 for t in trials if t.state == TrialState.COMPLETE)
     print_line(
-        f"study {config.study_name!r} in {config.storage_url}: {done} of {config.total_trials} trials done, "
+        f"study {config.study_name!r} in {config.storage_shown}: {done} of {config.total_trials} trials done, "
         f"backend {config.backend}, budget {config.budget_minutes:g} min"
     )
     started, done_at_start = time.perf_counter(), done
@@ -588,7 +684,10 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
     helpers = [_start_helper(config) for _ in range(config.workers - 1)]
     try:
         if done < config.total_trials:
-            optimize(study, config, models_dir, progress_callback(config.total_trials, config.population, print_line))
+            with storage_writes(config):
+                optimize(
+                    study, config, models_dir, progress_callback(config.total_trials, config.population, print_line)
+                )
         for helper in helpers:
             helper.wait()
     finally:
@@ -635,7 +734,8 @@ def work_on_study(config: EvolveConfig) -> int:
     study = open_study(config)
     models_dir = Path(config.results_dir) / "evolve-models" / config.study_name
     models_dir.mkdir(parents=True, exist_ok=True)
-    optimize(study, config, models_dir)
+    with storage_writes(config):
+        optimize(study, config, models_dir)
     return sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE)
 
 
@@ -763,7 +863,7 @@ def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> 
                 dominating.append(entry["trial"])
     return {
         "study": config.study_name,
-        "storage": config.storage_url,
+        "storage": config.storage_shown,
         "backends": sorted({str(t.user_attrs.get("backend")) for t in completed}),
         "settings": search_space(config.max_epochs, config.train_samples, config.max_params),
         "population": config.population,

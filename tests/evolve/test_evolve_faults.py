@@ -353,3 +353,84 @@ def test_a_worker_that_joins_while_the_baseline_is_half_drawn_does_not_queue_it_
     evolve.open_study(config)  # the second worker joins
     states = [t.state.name for t in optuna.load_study(study_name=config.study_name, storage=config.storage_url).trials]
     assert states == ["RUNNING"], "the baseline was queued again while it trains"
+
+
+def test_a_wrong_database_password_is_never_printed(tmp_path, capsys):
+    url = "postgresql+psycopg2://evolve:pw-s3cret-4@127.0.0.1:1/evolve"  # nothing listens on port 1
+    line = one_line_error(capsys, "evolve", "--storage", url, "--results", str(tmp_path / "r"))
+    assert "pw-s3cret-4" not in line and "evolve:***@127.0.0.1" in line
+
+
+def test_storage_urls_are_shown_and_stored_with_the_password_masked():
+    from multibackend.evolve.study import EvolveConfig, shown_storage
+
+    assert (
+        shown_storage("postgresql+psycopg2://evolve:p@ss:w0rd@db:5432/e")
+        == "postgresql+psycopg2://evolve:***@db:5432/e"
+    )
+    assert shown_storage("sqlite:///results/evolve.db") == "sqlite:///results/evolve.db"
+    assert EvolveConfig("jax", storage="mysql://u:secret@h/d").storage_shown == "mysql://u:***@h/d"
+    from ..conftest import REPO
+
+    for path in (REPO / "reports").rglob("*.json"):
+        assert not re_password().search(path.read_text()), path
+
+
+def re_password():
+    import re
+
+    return re.compile(r"://[^:/@\"]*:(?!\*\*\*@)[^@/\"]+@")
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--study", ""], "--study ''"),
+        (["--workers", "1000000"], "--workers 1000000: at most"),
+        (["--storage", "sqlite:///AFILE/e.db"], "cannot make its folder"),
+        (["--storage", "journal:///AFOLDER"], "is a folder, not a database file"),
+        (["--storage", "sqlite:///AFOLDER"], "is a folder, not a database file"),
+    ],
+)
+def test_bad_study_storage_and_worker_settings_are_one_line(tmp_path, capsys, args, named):
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "afolder").mkdir()
+    given = [
+        arg.replace("AFILE", str(tmp_path / "afile")).replace("AFOLDER", str(tmp_path / "afolder")) for arg in args
+    ]
+    started = time.monotonic()
+    line = one_line_error(capsys, "evolve", *given, "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o"))
+    assert named in line and time.monotonic() - started < 30, line
+    assert not worker_processes(str(tmp_path / "r"))
+
+
+def test_a_storage_made_read_only_mid_search_is_one_line_and_keeps_its_trials(tmp_path, backend):
+    import sqlite3
+
+    from multibackend.verify import containment
+
+    if not containment.available():
+        pytest.skip("no mount namespaces here to make the folder read-only under the search")
+    results = tmp_path / "results"
+    command = evolve_command(
+        tmp_path, backend, "--generations", "30", "--population", "2", "--max-epochs", "1", "--train-samples", "1500"
+    )
+    # The search runs in a mount namespace of its own; once its study has a complete trial, its results folder is
+    # mounted read-only over itself there, as a disk that turned read-only would be.
+    database = results / "evolve.db"
+    ready = f"python3 -c \"import sqlite3,sys; c=sqlite3.connect('file:{database}?mode=ro', uri=True); n=c.execute(\\\"select count(*) from trials where state='COMPLETE'\\\").fetchone()[0]; sys.exit(0 if n else 1)\""
+    script = (
+        '"$@" & search=$!; '
+        f"until [ -s {database} ] && {ready} 2>/dev/null || ! kill -0 $search 2>/dev/null; do sleep 0.5; done; "
+        f"mount --bind -o ro {results} {results}; wait $search"
+    )
+    finished = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = finished.stderr.strip().splitlines()
+    assert finished.returncode == 2 and "stopped taking writes" in lines[-1], finished.stderr[-2000:]
+    kept = sqlite3.connect(database).execute("select count(*) from trials where state='COMPLETE'").fetchone()[0]
+    assert kept >= 1
