@@ -92,3 +92,18 @@ def test_a_run_result_reads_back_what_it_wrote_and_older_files_get_the_defaults(
     assert run.trainer == "fit" and run.metric == "accuracy"  # absent from files older than the loop
     assert RunResult.from_json(run.to_json()) == run and "path" not in run.to_json()
     assert "solve_rate" not in run.to_json()  # unset optional fields are not written as null
+
+
+def test_a_set_of_outputs_is_written_whole_or_not_at_all(tmp_path):
+    # The second file cannot be written (a file stands where its folder goes): the first keeps its old content.
+    from multibackend.runtime.errors import OutputError
+    from multibackend.runtime.outputs import write_together
+
+    (tmp_path / "a.json").write_text("old")
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(OutputError, match="previous files are kept"):
+        write_together({tmp_path / "a.json": "new", tmp_path / "blocker" / "b.md": "new"})
+    assert (tmp_path / "a.json").read_text() == "old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.json", "blocker"]  # no temporary file left
+    write_together({tmp_path / "a.json": "new", tmp_path / "b.md": b"new"})
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.md").read_text() == "new"

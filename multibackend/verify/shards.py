@@ -27,6 +27,7 @@ RUN_SETTINGS = (
     "atol",
     "respect_backend_pins",
     "shell",
+    "pass_env",
 )
 
 
