@@ -19,6 +19,15 @@ class SignalsWhenCollected:
         os.kill(os.getpid(), self.number)
 
 
+@pytest.fixture(autouse=True)
+def sigint_as_in_a_foreground_job():
+    """Ctrl-C as Python sets it up in a terminal: a background job (`nohup nox -s tests &`, many CI runners) starts
+    with SIGINT ignored, and verify then leaves it so; these tests are about the foreground case."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def dropped(monkeypatch) -> list:
     """The exceptions Python dropped ("Exception ignored in ...") during the test."""

@@ -66,6 +66,17 @@ def test_a_results_file_that_cannot_be_written_is_one_error_and_keeps_the_old_fi
     ]
 
 
+def test_a_folder_where_the_results_file_goes_is_refused_before_training(tmp_path, backend):
+    from ..conftest import run_cli
+
+    (tmp_path / "o" / f"mnist-{backend}-cpu.json").mkdir(parents=True)
+    started = time.monotonic()
+    result = run_cli("run", "mnist", "--backend", backend, "--device", "cpu", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "is a folder, not a file" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "epoch" not in result.stdout.lower()
+    assert time.monotonic() - started < 120  # MNIST's 20 epochs never started
+
+
 @pytest.mark.parametrize("folder", ["/proc/multibackend-out", "/sys/multibackend-out"])
 def test_an_output_folder_the_system_refuses_is_found_before_any_work_even_as_root(capsys, folder):
     line = one_line_error(capsys, "run", "xor", "--out", folder)
