@@ -70,52 +70,77 @@ def _become_subreaper() -> bool:
         return False
 
 
-def _session_and_marker(pid: int) -> tuple[int, bytes]:
-    """A process's session id and its environment as /proc shows them ((-1, b"") when it is gone or hidden)."""
+@dataclass(frozen=True)
+class _Process:
+    """What /proc says of a process: its parent, group, session, whether it is a zombie, and its environment."""
+
+    pid: int
+    parent: int
+    group: int
+    session: int
+    zombie: bool
+    environ: bytes
+
+
+def _process(pid: int) -> _Process | None:
+    """A process as /proc shows it (None when it is gone or hidden)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        session = int(fields[3])
+        state, parent, group, session = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
     except (OSError, IndexError, ValueError):
-        return -1, b""
+        return None
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
-        environ = b""
-    return session, environ
+        environ = b""  # a zombie's environment is gone: it is known by its session
+    return _Process(pid, parent, group, session, state == "Z", environ)
 
 
-def owned_processes(session: int, marker: str) -> set[int]:
-    """The processes in `session`, or whose environment carries `CHILD_MARKER=marker`."""
+def owned_processes(sessions: set[int], marker: str) -> list[_Process]:
+    """The processes in `sessions`, or whose environment carries `CHILD_MARKER=marker`; each one found by its marker
+    adds its session to `sessions` (a descendant that started a session of its own, its descendants with it)."""
     tag = f"{CHILD_MARKER}={marker}".encode()
-    found = set()
-    for entry in Path("/proc").glob("[0-9]*"):
-        pid = int(entry.name)
-        if pid == os.getpid():
+    found = []
+    # The newest first: a process that forks and exits in a loop lives for moments, and only its newest pid is alive.
+    for pid in sorted((int(name) for name in os.listdir("/proc") if name.isdigit()), reverse=True):
+        process = _process(pid)
+        if process is None or process.pid == os.getpid():
             continue
-        their_session, environ = _session_and_marker(pid)
-        if their_session == session or tag in environ.split(b"\0"):
-            found.add(pid)
+        if process.session in sessions or tag in process.environ.split(b"\0"):
+            sessions.add(process.session)
+            found.append(process)
     return found
 
 
 def end_owned(session: int, marker: str, within: float = CLEANUP_SECONDS) -> None:
-    """Kills every process of a child (see `owned_processes`) until none is left or `within` seconds pass."""
+    """Kills every process of a child (see `owned_processes`), and the whole process group of each (a kill to a group
+    also reaches a child forked at that moment: a descendant that forks and exits in a loop ends), until none is
+    left or `within` seconds pass; reaps the zombies that were re-parented to this subreaper."""
+    sessions, own_group = {session}, os.getpgrp()
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        left = owned_processes(session, marker)
-        if not left:
-            return
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                continue
-        for pid in left:  # orphans re-parented to this subreaper: reap them, or they stay as zombies
+        found = owned_processes(sessions, marker)
+        alive = [process for process in found if not process.zombie]
+        for group in {process.group for process in alive} - {own_group}:
+            _signal(os.killpg, group)
+        for process in alive:
+            _signal(os.kill, process.pid)
+        ours = [process.pid for process in found if process.parent == os.getpid()]
+        for pid in ours:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
-        time.sleep(0.02)
+        if not alive and not ours:
+            return
+        time.sleep(0.01)
+
+
+def _signal(kill, target: int) -> None:
+    try:
+        kill(target, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 class _Tail:
