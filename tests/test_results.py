@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_misclassified_digits_outside_the_test_set_are_refused(tmp_path):
 
 def typed_records():
     from multibackend.results import BenchResult, ParityResult, RunResult
-    from multibackend.verify.run import VerifyReport
+    from multibackend.verify.model import VerifyReport
 
     return [RunResult, ParityResult, BenchResult, VerifyReport]
 
@@ -107,3 +108,26 @@ def test_a_set_of_outputs_is_written_whole_or_not_at_all(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.json", "blocker"]  # no temporary file left
     write_together({tmp_path / "a.json": "new", tmp_path / "b.md": b"new"})
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.md").read_text() == "new"
+
+
+def test_every_committed_evolve_summary_fits_its_contract_and_a_bad_one_does_not():
+    from multibackend import schemas
+    from multibackend.runtime.errors import ResultsError
+
+    from .conftest import REPO
+
+    summaries = sorted((REPO / "reports").rglob("evolve*.json"))
+    assert len(summaries) >= 5
+    for path in summaries:
+        schemas.validate("evolve", json.loads(path.read_text()))
+    summary = json.loads(summaries[0].read_text())
+    for broken, field in (
+        ({**summary, "storage": "postgresql://evolve:plain@db/evolve"}, "storage"),
+        (
+            {**summary, "front": [{"trial": 1, "params": 0, "genome": "", "validation_accuracy": 0.9}]},
+            "front[0].params",
+        ),
+        ({key: value for key, value in summary.items() if key != "hypervolume"}, "(top level)"),
+    ):
+        with pytest.raises(ResultsError, match=re.escape(f"field {field}")):
+            schemas.validate("evolve", broken)

@@ -68,7 +68,7 @@ MERGE_OPTIONS = ("help", "paths", "out", "junit_xml")
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.runtime.cores import available_cores
-    from multibackend.verify.run import verify
+    from multibackend.verify.matrix import verify
 
     if args.paths[0] == "merge":
         return handle_merge(args)
@@ -94,7 +94,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def handle_merge(args: argparse.Namespace) -> int:
     """`verify merge DIR...`: joins shards' verify.json files into one matrix."""
-    from multibackend.verify.run import merge_runs
+    from multibackend.verify.matrix import merge_runs
 
     given = [
         f"--{dest.replace('_', '-')}"
@@ -111,7 +111,7 @@ def handle_merge(args: argparse.Namespace) -> int:
 
 def finish(payload: dict, args: argparse.Namespace) -> int:
     """Prints the matrix, where it was written and the outcome; returns the exit status."""
-    from multibackend.verify.run import markdown_matrix
+    from multibackend.verify.render import markdown_matrix
 
     print(markdown_matrix(payload))
     written = [Path(args.out) / name for name in ("verify.json", "verify.md", "verify.html")]

@@ -197,7 +197,7 @@ def build_options(value: Callable[[str], object], *, jobs: int):
         UsageError: for options that do not go together, or a `--durations-from` file that cannot be used.
     """
     from multibackend.course.offline import resolve_option
-    from multibackend.verify.run import OutputCheck, VerifyOptions
+    from multibackend.verify.model import OutputCheck, VerifyOptions
     from multibackend.verify.shards import earlier_durations
 
     if value("durations_from") and not value("shard"):

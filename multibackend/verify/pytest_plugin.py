@@ -1,7 +1,7 @@
 """The pytest plugin: `pytest --multibackend[=BACKENDS] PATHS` tests course scripts and notebooks under each backend.
 
 Each `.py` script and `.ipynb` notebook under PATHS becomes one test item per backend
-(`course/mnist.ipynb::torch`), run by `multibackend verify`'s engine (`run.run_cell`): a fresh
+(`course/mnist.ipynb::torch`), run by `multibackend verify`'s engine (`judge.run_file`): a fresh
 process with KERAS_BACKEND set, the backend that ran checked, installs not run, gated cells counted,
 stored outputs compared. pytest brings the rest: `-k`, `-x`, `--lf`, `--junitxml`, `-n` (pytest-xdist).
 Inert unless `--multibackend` is given: the plugin is registered for every pytest run of the environment.
@@ -86,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def is_course_file(path: Path, config: pytest.Config) -> bool:
     """A script or notebook to run under each backend: not a test module, a conftest or a package's `__init__`."""
-    from multibackend.verify.run import SKIPPED_FOLDERS
+    from multibackend.verify.files import SKIPPED_FOLDERS
 
     if path.suffix not in COURSE_SUFFIXES or path.name in NOT_COURSE_FILES:
         return False
@@ -164,11 +164,11 @@ class CourseRun(pytest.Item):
 
     def runtest(self) -> None:
         from multibackend.runtime.backend import INSTALL_HINTS, installed_backends
-        from multibackend.verify.run import run_cell
+        from multibackend.verify.judge import run_file
 
         if self.backend not in installed_backends():
             pytest.skip(f"{self.backend} is not installed ({INSTALL_HINTS[self.backend]})")
-        cell = run_cell(Path(_shown_path(self.path, self.config)), self.backend, _options(self.config))
+        cell = run_file(Path(_shown_path(self.path, self.config)), self.backend, _options(self.config))
         self.user_properties += [
             ("status", cell.status),
             ("backend_used", cell.backend_used or "keras not imported"),

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 
 from multibackend.runtime.backend import installed_backends
+from multibackend.verify.files import collect_files, portability_warnings
 from multibackend.verify.outputs import DEFAULT_ATOL, has_stored_outputs
-from multibackend.verify.run import collect_files, portability_warnings
 
 from ..conftest import BACKEND, REPO, run_cli
 from ..helpers import write_notebook

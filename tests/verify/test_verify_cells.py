@@ -10,7 +10,7 @@ import pytest
 from multibackend.course.offline import dataset_slice
 from multibackend.verify import junit
 from multibackend.verify.cells import installs, plan
-from multibackend.verify.run import html_matrix, markdown_matrix
+from multibackend.verify.render import html_matrix, markdown_matrix
 from multibackend.verify.verdicts import cells_run_nowhere, file_verdict
 
 

@@ -32,7 +32,7 @@ def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, ca
 
 
 def test_verify_skips_tool_folders_and_reports_a_missing_backend(tmp_path, monkeypatch):
-    from multibackend.verify import run as verify_run
+    from multibackend.verify import matrix as verify_run
 
     for folder in (".nox/tests/lib", ".venv", ".git", "course"):
         (tmp_path / folder).mkdir(parents=True)
@@ -53,7 +53,7 @@ def test_verify_skips_tool_folders_and_reports_a_missing_backend(tmp_path, monke
 
 
 def test_verify_refuses_when_no_chosen_backend_is_installed(tmp_path, monkeypatch, capsys):
-    from multibackend.verify import run as verify_run
+    from multibackend.verify import matrix as verify_run
 
     monkeypatch.setattr(verify_run, "installed_backends", lambda: [])
     (tmp_path / "s.py").write_text("")
@@ -279,7 +279,7 @@ def test_an_over_long_name_anywhere_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_junit_and_markdown_stay_well_formed_whatever_an_error_or_a_file_name_holds(tmp_path):
     from multibackend.verify import junit
-    from multibackend.verify.run import markdown_matrix
+    from multibackend.verify.render import markdown_matrix
 
     name = "odd\nname | with a pipe.py"
     cells = [
@@ -310,7 +310,7 @@ def test_junit_and_markdown_stay_well_formed_whatever_an_error_or_a_file_name_ho
 
 
 def test_a_line_break_in_a_file_name_adds_no_line_to_a_markdown_list(tmp_path):
-    from multibackend.verify.run import markdown_matrix
+    from multibackend.verify.render import markdown_matrix
 
     name = "evil\n- injected line: all PASSED\n.py"
     cell = {"file": name, "backend": "torch", "status": "output differs", "seconds": 1.0, "error": "differs"}
@@ -330,7 +330,7 @@ def test_a_line_break_in_a_file_name_adds_no_line_to_a_markdown_list(tmp_path):
 
 
 def test_a_file_named_three_times_is_verified_once(tmp_path):
-    from multibackend.verify.run import collect_files
+    from multibackend.verify.files import collect_files
 
     (tmp_path / "course").mkdir()
     script = tmp_path / "course" / "s.py"
@@ -345,7 +345,7 @@ def verify_in_a_process(path: Path, out: Path) -> subprocess.CompletedProcess:
 
 
 def test_scripts_are_read_as_python_reads_them(tmp_path):
-    from multibackend.verify.run import portability_warnings, source_of
+    from multibackend.verify.files import portability_warnings, source_of
 
     latin = tmp_path / "latin.py"
     latin.write_bytes("# -*- coding: latin-1 -*-\nprint('caf\xe9')\n".encode("latin-1"))

@@ -17,7 +17,7 @@ from multibackend.verify.outputs import (
     last_printed_line,
     normalize,
 )
-from multibackend.verify.run import html_matrix, markdown_matrix
+from multibackend.verify.render import html_matrix, markdown_matrix
 
 from ..conftest import BACKEND, run_cli
 

@@ -1,0 +1,241 @@
+"""`multibackend verify` and `verify merge`: every file under every backend, side by side; findings per file; the
+results written as one set.
+
+Each (file, backend) run goes through `judge.run_file` (a fresh process, see `launch`); `jobs` of them run side by
+side. A shard runs its share of the course's plan (`shards`); a merge joins shards into the matrix one machine would
+have made. Each file then gets one verdict across backends (`verdicts`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+
+from multibackend.results import strict_json
+from multibackend.runtime.backend import BACKENDS, INSTALL_HINTS, installed_backends
+from multibackend.runtime.children import end_all_children
+from multibackend.runtime.errors import UsageError
+from multibackend.runtime.outputs import check_output_files, write_together
+from multibackend.verify import junit, shards, verdicts
+from multibackend.verify.files import collect_files, framework_imports, portability_warnings, source_of
+from multibackend.verify.judge import run_file, where
+from multibackend.verify.model import NOT_FAILURES, Run, VerifyOptions, VerifyReport
+from multibackend.verify.render import html_matrix, markdown_matrix
+from multibackend.verify.shards import Shard
+
+
+def verify(
+    paths: list[str],
+    backends: list[str] | None = None,
+    options: VerifyOptions | None = None,
+    *,
+    out_dir: str = "results",
+    junit_xml: str | None = None,
+    progress=print,
+    shard: Shard | None = None,
+    durations: dict[tuple[str, str], float] | None = None,
+) -> dict:
+    """Runs every file under every backend; writes `verify.json`, `verify.md` and `verify.html` to `out_dir`.
+
+    Args:
+        paths: Scripts, notebooks and folders holding them.
+        backends: The backends to run under (default: all three).
+        options: How each file runs (`VerifyOptions`).
+        out_dir: The folder for the results.
+        junit_xml: Where to write a JUnit XML file (one test case per file and backend), if anywhere.
+        progress: Called with a line of text as each cell ends.
+        shard: Run only this share of the (file, backend) runs (see `shards`); verdicts wait for the merge.
+        durations: Seconds per (file, backend) from an earlier run, to balance the shares.
+
+    Returns:
+        The payload: cells, verdicts, warnings and `passed`.
+    """
+    options = options or VerifyOptions()
+    if options.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    if options.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    files = collect_files(paths)
+    check_outputs(Path(out_dir), junit_xml, inputs=files)
+    for path in files:
+        source_of(path)  # an unreadable script or notebook is bad input: one line, before anything runs
+    chosen = list(backends or BACKENDS)
+    warnings = [warning for path in files for warning in portability_warnings(path)]
+    for warning in warnings:
+        progress(f"warning: {warning}")
+    if options.offline:
+        from multibackend.course.data import find_mnist
+
+        find_mnist()  # a bad MULTIBACKEND_DATA_DIR is bad input: one line, before anything runs
+    available = set(installed_backends())
+    if not available & set(chosen):
+        raise UsageError(f"none of the backends {', '.join(chosen)} is installed here: nothing would be verified")
+    runs = [(path, backend) for path in files for backend in chosen]
+    plan = shards.plan([(str(path), backend) for path, backend in runs], shard.count if shard else 1, durations)
+    if shard is not None:
+        mine = {(entry["file"], entry["backend"]) for entry in plan if entry["shard"] == shard.index}
+        runs = [(path, backend) for path, backend in runs if (str(path), backend) in mine]
+        progress(f"shard {shard}: {len(runs)} of {len(files) * len(chosen)} runs")
+    cells = run_matrix(
+        runs,
+        available,
+        jobs=options.jobs,
+        progress=progress,
+        run=lambda path, backend: run_file(path, backend, options),
+    )
+    rows = [asdict(cell) for cell in cells]
+    # A shard sees part of each file's runs: its verdicts would be about that part.
+    found = (
+        file_findings(files, rows, chosen, options)
+        if shard is None
+        else {"verdicts": {}, "details": {}, "warnings": []}
+    )
+    for warning in found["warnings"]:
+        progress(f"warning: {warning}")
+    report = VerifyReport(
+        backends=chosen,
+        files=[str(path) for path in files],
+        smoke=options.smoke,
+        smoke_sample=list(options.smoke_sample) if options.smoke_sample else None,
+        seed=options.seed,
+        offline_datasets=options.offline,
+        timeout_seconds=options.timeout,
+        compare_outputs=options.check.mode,
+        rtol=options.check.rtol,
+        atol=options.check.atol,
+        jobs=options.jobs,
+        respect_backend_pins=options.respect_pins,
+        shell=options.shell,
+        cells=rows,
+        verdicts=found["verdicts"],
+        verdict_details=found["details"],
+        warnings=warnings + found["warnings"],
+        passed=all(cell.status in NOT_FAILURES for cell in cells),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        shard={"index": shard.index, "count": shard.count} if shard else None,
+        plan=plan,
+        pass_env=list(options.pass_env),
+    )
+    payload = report.to_json()
+    write_outputs(payload, Path(out_dir), junit_xml)
+    return payload
+
+
+def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str | None = None, progress=print) -> dict:
+    """Joins the `verify.json` of shards run on many machines into one matrix, written as `verify` writes one.
+
+    Args:
+        folders: Folders holding a `verify.json` (or the files themselves), one per shard or machine.
+        out_dir: The folder for the merged `verify.json`, `verify.md` and `verify.html`.
+        junit_xml: Where to write a JUnit XML file of the merged matrix, if anywhere.
+        progress: Called with lines of text (warnings).
+
+    Returns:
+        The merged payload; its verdicts are the whole course's.
+
+    Raises:
+        UsageError: for an unreadable file, shards of different runs, a run given twice or a shard missing.
+    """
+    given = [Path(folder) / "verify.json" if Path(folder).is_dir() else Path(folder) for folder in folders]
+    check_outputs(Path(out_dir), junit_xml, inputs=given)
+    sources = [(folder, shards.read_verify_file(Path(folder), "verify merge:")) for folder in folders]
+    merged = shards.merge(sources)
+    files = [Path(file) for file in merged["files"]]
+    options = VerifyOptions(respect_pins=bool(merged["respect_backend_pins"]))
+    found = file_findings(files, merged["cells"], merged["backends"], options)
+    for warning in found["warnings"]:
+        progress(f"warning: {warning}")
+    earlier = [warning for _, payload in sources for warning in payload["warnings"]]
+    merged = VerifyReport.from_json(
+        {
+            **merged,
+            "verdicts": found["verdicts"],
+            "verdict_details": found["details"],
+            "warnings": list(dict.fromkeys(earlier + found["warnings"])),
+            "passed": all(cell["status"] in NOT_FAILURES for cell in merged["cells"]),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+    ).to_json()
+    write_outputs(merged, Path(out_dir), junit_xml)
+    return merged
+
+
+OUTPUT_NAMES = ("verify.json", "verify.md", "verify.html")
+
+
+def check_outputs(out: Path, junit_xml: str | None, inputs: list[Path]) -> None:
+    """Refuses, before any work, outputs that could not be written or would overwrite an input or each other."""
+    paths = [out / name for name in OUTPUT_NAMES] + ([Path(junit_xml)] if junit_xml else [])
+    check_output_files(paths, inputs, role="verify: output")
+
+
+def write_outputs(payload: dict, out: Path, junit_xml: str | None) -> None:
+    """Writes `verify.json`, `verify.md`, `verify.html` to `out`, and the JUnit XML file when asked, as one set."""
+    files = {
+        out / "verify.json": json.dumps(strict_json(payload), indent=2, allow_nan=False) + "\n",
+        out / "verify.md": markdown_matrix(payload) + "\n",
+        out / "verify.html": html_matrix(payload),
+    }
+    if junit_xml:
+        files[Path(junit_xml)] = junit.to_bytes(payload)
+    write_together(files)
+
+
+def file_findings(files: list[Path], rows: list[dict], chosen: list[str], options: VerifyOptions) -> dict:
+    """Per file: its verdict with the line that explains it, and warnings (KERAS_BACKEND assignments, cells run
+    nowhere)."""
+    result: dict = {"verdicts": {}, "details": {}, "warnings": []}
+    for path in files:
+        own = [row for row in rows if row["file"] == str(path)]
+        try:
+            imported = framework_imports(path)
+        except UsageError:  # a merge on a machine without the course's files: judged by the runs alone
+            imported = []
+        verdict = verdicts.file_verdict(own, imported[0][0].split(".")[0] if imported else "")
+        result["verdicts"][str(path)], result["details"][str(path)] = verdict.kind, verdict.detail
+        pins = {(pin["value"], where(pin)) for row in own for pin in row["pins"]}
+        for value, place in sorted(pins):
+            consequence = (
+                "runs on it whatever is asked (--respect-backend-pins)"
+                if options.respect_pins
+                else "each backend ran as asked (--respect-backend-pins runs it as written)"
+            )
+            result["warnings"].append(f"{path}: sets KERAS_BACKEND={value} ({place}); {consequence}")
+        result["warnings"] += verdicts.cells_run_nowhere(str(path), own, chosen)
+    return result
+
+
+def run_matrix(wanted: list[tuple[Path, str]], available: set[str], *, jobs: int, progress, run) -> list[Run]:
+    """Runs `run(path, backend)` for every (file, backend) pair, `jobs` at a time; returns the cells in that order.
+
+    An interruption (Ctrl-C, SIGTERM) ends every running child before it goes on up.
+    """
+    cells: dict[tuple[Path, str], Run] = {}
+    for path, backend in wanted:
+        if backend not in available:  # not a failure of the script: it was not run
+            cells[path, backend] = Run(str(path), backend, "not installed", 0.0, INSTALL_HINTS[backend])
+            _report(progress, cells[path, backend])
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
+        futures = {
+            pool.submit(run, path, backend): (path, backend) for path, backend in wanted if (path, backend) not in cells
+        }
+        try:
+            for future in as_completed(futures):
+                cells[futures[future]] = future.result()
+                _report(progress, cells[futures[future]])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            end_all_children()
+            raise
+    return [cells[key] for key in wanted]
+
+
+def _report(progress, cell: Run) -> None:
+    used = f" [ran {cell.backend_used}]" if cell.backend_used and cell.backend_used != cell.backend else ""
+    progress(
+        f"{cell.status:>14}  {cell.seconds:6.1f} s  {cell.backend:<10} {cell.file}{used}"
+        + (f"  {cell.error}" if cell.error else "")
+    )

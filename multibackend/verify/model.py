@@ -1,0 +1,132 @@
+"""verify's data: how a file runs (`VerifyOptions`), the outcome of one (file, backend) run (`Run`), and
+`verify.json` as a typed record (`VerifyReport`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from multibackend.results import JsonRecord
+from multibackend.verify import cells as cell_plans
+from multibackend.verify import outputs
+
+# A smoke run: Keras's own debugging cap, every epoch of fit and every evaluate at most this many steps. The epochs
+# stay as written: course code plots its histories against the epochs it asked for (`range(1, 11)` in Deep Learning
+# with Python's chapter 5 failed under KERAS_MAX_EPOCHS=1). predict runs uncapped (see `sandbox`). Served datasets
+# stay whole unless a sample is asked for: course code splits them by index (`images[10000:]` in its chapter 7 was
+# empty with a 1,024-image slice).
+SMOKE_MAX_STEPS = 16
+
+# Statuses of a row that count as a pass, or as neither pass nor failure.
+NOT_FAILURES = ("passed", "not installed", "pinned")
+OTHER_SHARD = "in another shard"  # a matrix entry of a shard's report, never a status of a run
+
+
+@dataclass
+class Run:
+    """The outcome of one file under one backend (a row of `verify.json`'s `cells`).
+
+    Attributes:
+        status: passed | failed | output differs | timed out | not installed | wrong backend | pinned.
+        backend_used: The backend Keras used in the run's process ("" when the file never imported Keras).
+        code_cells_ran: Code cells run (a script counts as one).
+        code_cells_gated: Cells gated to another backend: `{cell, backend}`.
+        code_cells_skipped: Cells or lines not run: `{cell, reason}` (shell installs, NBVAL_SKIP).
+        failed_cell: The cell that failed or was running when the time ran out.
+        pins: The file's assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
+        trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
+        last_line: The last printed line with a number from a cell that trained or evaluated.
+    """
+
+    file: str
+    backend: str
+    status: str
+    seconds: float
+    error: str = ""
+    differences: list[str] = field(default_factory=list)  # one line per cell whose output differs
+    last_line: str = ""
+    backend_used: str = ""
+    framework_version: str = ""
+    code_cells_ran: int = 0
+    code_cells_gated: list[dict] = field(default_factory=list)
+    code_cells_skipped: list[dict] = field(default_factory=list)
+    failed_cell: int | None = None
+    pins: list[dict] = field(default_factory=list)
+    trained: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VerifyReport(JsonRecord):
+    """`verify.json`: a course's files under each backend, the run's settings and a verdict per file
+    (`schemas/verify.schema.json`). `verify` makes one from its runs and `verify merge` from shards.
+
+    Attributes:
+        cells: One per file and backend: a `Cell`'s fields.
+        verdicts: Per file: portable, fails everywhere, backend-specific or single-backend by design.
+        shard: `{index, count}` for a shard's share of the runs; None for a whole run and a merge.
+        merged_from: The shards a merge joined.
+    """
+
+    SCHEMA: ClassVar[str] = "verify"
+
+    backends: list[str]
+    files: list[str]
+    cells: list[dict]
+    warnings: list[str]
+    passed: bool
+    created: str
+    smoke: bool | None = None
+    smoke_sample: list[int] | None = field(default=None, metadata={"null": True})
+    seed: int | None = field(default=None, metadata={"null": True})
+    offline_datasets: bool | None = None
+    timeout_seconds: float | None = None
+    compare_outputs: str | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    jobs: int | None = None
+    respect_backend_pins: bool | None = None
+    shell: str | None = None
+    verdicts: dict[str, str] | None = None
+    verdict_details: dict[str, str] | None = None
+    shard: dict | None = field(default=None, metadata={"null": True})
+    plan: list[dict] | None = None
+    pass_env: list[str] | None = None
+    merged_from: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """How notebook outputs are compared: `mode` (all | marked | off) and the tolerance for numbers."""
+
+    mode: str = "all"
+    rtol: float = outputs.DEFAULT_RTOL
+    atol: float = outputs.DEFAULT_ATOL
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How each file runs.
+
+    Attributes:
+        timeout: Seconds per file and backend.
+        offline: Serve `keras.datasets.mnist.load_data()` from the local copy.
+        check: How stored notebook outputs are compared.
+        jobs: How many runs go side by side (each gets its share of the cores).
+        smoke: Cap training (see `SMOKE_MAX_STEPS`): a quick check that everything runs.
+        smoke_sample: In a smoke run, serve only this many (training, test) images of a served dataset.
+        seed: Seed Keras's random generators in each run as Keras is imported (None: as the file does).
+        respect_pins: Let a file's own `KERAS_BACKEND` assignments take effect (default: the backend asked for wins).
+        shell: "skip-installs" (default) or "run": shell escapes that install packages.
+        pass_env: More of the caller's variables that each run gets (names or fnmatch patterns; see `environment`).
+    """
+
+    timeout: float = 600
+    offline: bool = False
+    check: OutputCheck = OutputCheck()
+    jobs: int = 1
+    smoke: bool = False
+    smoke_sample: tuple[int, int] | None = None
+    seed: int | None = None
+    respect_pins: bool = False
+    shell: str = cell_plans.SHELL_MODES[0]
+    pass_env: tuple[str, ...] = ()

@@ -1,0 +1,69 @@
+"""`verify.md` and `verify.html`: the verdicts, the file x backend matrix, the result lines and the warnings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from multibackend.runtime import templating
+from multibackend.verify import outputs
+from multibackend.verify.model import OTHER_SHARD, Run
+
+
+def _cell_text(cell: dict) -> str:
+    """A row of the matrix as text: status, seconds, the backend that ran, the cells that ran, gated, skipped."""
+    status = cell["status"]
+    if status == OTHER_SHARD:
+        return "in another shard"
+    if status == "not installed":
+        return f"not installed ({cell['error']})"
+    text = f"{status if status in ('passed', 'pinned') else status.upper()} ({cell['seconds']:.1f} s)"
+    if status not in ("passed",):
+        text += f": {cell['error']}"
+    return text + _ran_text(cell)
+
+
+def _ran_text(cell: dict) -> str:
+    parts = []
+    if cell.get("backend_used") == "" and cell["status"] == "passed":
+        parts.append("keras not imported")
+    if cell.get("code_cells_gated"):
+        parts.append(f"{len(cell['code_cells_gated'])} gated")
+    if cell.get("code_cells_skipped"):
+        parts.append(f"{len(cell['code_cells_skipped'])} skipped")
+    ran = cell.get("code_cells_ran", 0)
+    counts = f"{ran} cell{'s' if ran != 1 else ''} ran" + (f", {', '.join(parts)}" if parts else "")
+    return f" · {counts}" if ran or parts else ""
+
+
+def _context(payload: dict) -> dict:
+    defaults = {**asdict(Run("", "", "", 0.0)), "backend_used": None}  # fields a file from an older version lacks
+    cells = {(cell["file"], cell["backend"]): {**defaults, **cell} for cell in payload["cells"]}
+    for file in payload["files"]:  # a shard's matrix: the runs of the other shards
+        for backend in payload["backends"]:
+            cells.setdefault((file, backend), {**defaults, "file": file, "backend": backend, "status": OTHER_SHARD})
+    numbers = {key: ", ".join(outputs.numbers_in(cell.get("last_line", ""))) for key, cell in cells.items()}
+    return {
+        **payload,
+        "cells": cells,
+        "numbers": numbers,
+        "cell_text": _cell_text,
+        "ran_text": _ran_text,
+        "compare_outputs": payload.get("compare_outputs", "off"),
+        "verdicts": payload.get("verdicts", {}),
+        "verdict_details": payload.get("verdict_details", {}),
+        "smoke": payload.get("smoke", False),
+        "smoke_sample": payload.get("smoke_sample"),
+        "shard": payload.get("shard"),
+        "merged_from": payload.get("merged_from"),
+    }
+
+
+def markdown_matrix(payload: dict) -> str:
+    """The verdicts, then the file x backend matrix as a Markdown table, then the warnings."""
+    return templating.render("multibackend.verify", "verify.md.j2", _context(payload)).rstrip("\n")
+
+
+def html_matrix(payload: dict) -> str:
+    """The verdicts and the matrix as a self-contained HTML page: status and seconds per cell, the result lines,
+    the differences."""
+    return templating.render("multibackend.verify", "verify.html.j2", _context(payload))
