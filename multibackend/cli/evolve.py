@@ -13,7 +13,7 @@ from multibackend.cli.arguments import (
     positive_int,
     seed_int,
 )
-from multibackend.evolve.study import PRESETS, preset_settings
+from multibackend.evolve.config import PRESETS, preset_settings
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -21,9 +21,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "evolve",
         help="evolutionary (NSGA-II) search for dense MNIST networks: accuracy vs parameters",
-        description="Search hidden layers, units, activation, optimizer, learning rate and its schedule, batch size, "
-        "dropout and epochs with Optuna's NSGA-II for a Pareto front of validation accuracy vs parameter count. The "
-        "course's network is evaluated as the baseline. Resumable: a killed search continues from its storage.",
+        description="Search hidden layers, units, activation, batch normalization, dropout and input dropout, "
+        "optimizer (rmsprop, adam, adamw and its weight decay, sgd), learning rate and its schedule, label smoothing, "
+        "shifts of the images in training, batch size and epochs with Optuna's NSGA-II for a Pareto front of "
+        "validation accuracy vs parameter count (genome space version 3, evolve/genome.py). The course's network is "
+        "evaluated as the baseline. Resumable: a killed search continues from its storage.",
     )
     add_backend_argument(parser)
     quick, full = PRESETS["quick"], PRESETS["full"]
@@ -134,7 +136,9 @@ def settings_of(args: argparse.Namespace) -> dict:
 
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
-    from multibackend.evolve.study import EvolveConfig, format_summary, join_study, run_search, validate
+    from multibackend.evolve.config import EvolveConfig, validate
+    from multibackend.evolve.study import join_study, run_search
+    from multibackend.evolve.summary import format_summary
     from multibackend.runtime.backend import import_keras, select_backend
     from multibackend.runtime.cores import thread_limits
 

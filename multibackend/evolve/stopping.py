@@ -24,7 +24,7 @@ def median_bar(curve: list[float], others: list[list[float]], min_curves: int = 
 
     Args:
         curve: The trial's validation accuracy after each epoch so far.
-        others: The curves of the study's complete trials.
+        others: The curves of the study's finished trials: complete, and stopped early (pruned with a curve).
         min_curves: How many of them must have reached this epoch for a judgement.
 
     Returns:

@@ -1,4 +1,5 @@
-"""The file contracts, declared as JSON Schemas: a run's results file, `parity.json`, `bench.json`, `verify.json`.
+"""The file contracts, declared as JSON Schemas: a run's results file, `parity.json`, `bench.json`, `verify.json`,
+`evolve-<study>.json`.
 
 Whatever validates renders; whatever does not is named, with the field, and skipped by its reader.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 from multibackend.runtime.errors import ResultsError
 
-KINDS = ("results", "parity", "bench", "verify")
+KINDS = ("results", "parity", "bench", "verify", "evolve")
 
 
 @functools.cache

@@ -13,7 +13,10 @@ import pytest
 
 from multibackend.course import data
 from multibackend.course.networks import dense_param_count
-from multibackend.evolve import study as evolve
+from multibackend.evolve import config as evolve_config
+from multibackend.evolve import objective as evolve_objective
+from multibackend.evolve import study as evolve_study
+from multibackend.evolve import summary as evolve_summary
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params, suggest_genome
 
 from ..conftest import BACKEND, REPO, run_cli
@@ -93,7 +96,7 @@ def test_search_never_reads_the_test_set(monkeypatch):
     (x_train, y_train), (x_test, y_test) = real
     poisoned = ((x_train, y_train), (np.full_like(x_test, 255), np.full_like(y_test, 99)))
     monkeypatch.setattr(data, "load_mnist", lambda *a, **k: poisoned)
-    arrays = evolve.search_data(train_samples=5000)
+    arrays = evolve_objective.search_data(train_samples=5000)
     assert arrays["x_train"].shape == (5000, 784) and arrays["x_val"].shape == (10_000, 784)
     np.testing.assert_array_equal(arrays["y_val"], y_train[50_000:])
     np.testing.assert_array_equal(arrays["x_val"], data.preprocess_images(x_train[50_000:]))
@@ -103,29 +106,31 @@ def test_search_never_reads_the_test_set(monkeypatch):
 def test_a_genome_larger_than_max_params_is_pruned_untrained_and_the_course_network_is_not_queued(tmp_path):
     import warnings
 
-    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_params=100_000)
+    config = evolve_config.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_params=100_000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Optuna warned of a queued first layer outside the bounded space
-        study = evolve.open_study(config)
+        study = evolve_study.open_study(config)
         assert not study.get_trials(deepcopy=False)  # the course network (407,050 parameters) is never trained here
         wide = Genome(
             (120, 100), "relu", "adam", 1e-3, 128, 0.0, 1
         )  # 107,310 parameters, a first layer within the bound
         study.enqueue_trial(wide.to_params())
         models = tmp_path / "models"
-        study.optimize(evolve.make_objective(config, {}, models), n_trials=1)  # no arrays: nothing may train
+        study.optimize(evolve_objective.make_objective(config, {}, models), n_trials=1)  # no arrays: nothing may train
         [trial] = study.trials
         assert trial.state.name == "PRUNED" and trial.user_attrs["too_large"] == wide.params == 107_310
         assert not models.exists() or not any(models.iterdir())
         assert study.user_attrs["settings"]["search_space"]["max_params"] == 100_000
-        assert len(evolve.open_study(config).get_trials(deepcopy=False)) == 1  # a resume queues nothing either
+        assert len(evolve_study.open_study(config).get_trials(deepcopy=False)) == 1  # a resume queues nothing either
 
 
 def test_a_summary_without_a_baseline_says_why():
     # A search below the course network's size never trains it: "resume the search to train it" was untrue there.
-    assert evolve.baseline_absent(200_000).startswith("the course network (407,050 parameters) is above --max-params")
-    assert "resume the search" in evolve.baseline_absent(0)
-    assert "resume the search" in evolve.baseline_absent(407_050)
+    assert evolve_summary.baseline_absent(200_000).startswith(
+        "the course network (407,050 parameters) is above --max-params"
+    )
+    assert "resume the search" in evolve_summary.baseline_absent(0)
+    assert "resume the search" in evolve_summary.baseline_absent(407_050)
 
 
 def completed(db) -> list[tuple[int, float]]:
@@ -196,8 +201,8 @@ def test_bad_settings_are_one_line_errors(tmp_path, extra, message):
 )
 def test_a_study_with_other_settings_is_refused_and_kept(tmp_path, changed, named):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    config = evolve.EvolveConfig(backend=BACKEND, storage=storage, study="s", max_epochs=2, train_samples=1000)
-    evolve.open_study(config)
+    config = evolve_config.EvolveConfig(backend=BACKEND, storage=storage, study="s", max_epochs=2, train_samples=1000)
+    evolve_study.open_study(config)
     same = {"--max-epochs": "2", "--train-samples": "1000", "--seed": "0", "--population": "8"}
     same.update(dict(zip(changed[::2], changed[1::2])))
     result = run_cli(
@@ -218,8 +223,8 @@ def test_a_study_with_other_settings_is_refused_and_kept(tmp_path, changed, name
 
 
 def test_each_start_draws_its_own_genomes():
-    assert len({evolve.sampler_seed(0, trials) for trials in range(50)}) == 50
-    assert evolve.sampler_seed(0, 3) != evolve.sampler_seed(1, 3)
+    assert len({evolve_study.sampler_seed(0, trials) for trials in range(50)}) == 50
+    assert evolve_study.sampler_seed(0, 3) != evolve_study.sampler_seed(1, 3)
 
 
 def test_final_candidates_are_the_best_smaller_front_network_of_each_size_class():

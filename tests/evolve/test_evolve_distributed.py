@@ -10,7 +10,8 @@ import time
 import optuna
 import pytest
 
-from multibackend.evolve import study as evolve
+from multibackend.evolve import config as evolve_config
+from multibackend.evolve import study as evolve_study
 from multibackend.evolve.genome import Genome
 from multibackend.runtime.backend import installed_backends
 
@@ -73,10 +74,10 @@ def test_three_workers_on_two_backends_share_a_postgresql_study_and_a_killed_tri
         pytest.skip("needs torch and one more backend")
     total = SETTINGS["generations"] * SETTINGS["population"]
     with postgres_server() as url:
-        config = evolve.EvolveConfig(
+        config = evolve_config.EvolveConfig(
             backend="torch", storage=url, study="shared", results_dir=str(tmp_path), **SETTINGS
         )
-        evolve.open_study(config)  # made once, as `multibackend evolve` on the first machine makes it
+        evolve_study.open_study(config)  # made once, as `multibackend evolve` on the first machine makes it
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
         workers, logs = {}, {}
         for index, backend in enumerate(("torch", "torch", other)):

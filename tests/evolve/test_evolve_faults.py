@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from multibackend.evolve import config as evolve_config
+from multibackend.evolve import recovery as evolve_recovery
+from multibackend.evolve import storage as evolve_storage
+from multibackend.evolve import study as evolve_study
+
 from ..conftest import (
     BACKEND,
     SEEDS_OUTSIDE_THE_FRAMEWORKS_RANGE,
@@ -84,7 +89,7 @@ def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
 
 OPEN_STORAGE = """
 import sys
-from multibackend.evolve.study import make_storage
+from multibackend.evolve.storage import make_storage
 from multibackend.runtime.errors import UsageError
 try:
     make_storage(sys.argv[1])
@@ -210,10 +215,8 @@ def test_a_killed_trial_holds_its_place_until_its_retry_is_queued(tmp_path, monk
     import optuna
     from optuna.trial import TrialState
 
-    from multibackend.evolve import study as evolve
-
     study = optuna.create_study(
-        storage=evolve.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
+        storage=evolve_storage.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
     )
     study.add_trial(optuna.create_trial(params={}, distributions={}, values=[0.9, 100.0]))
     study.enqueue_trial(params_of(32))
@@ -223,24 +226,22 @@ def test_a_killed_trial_holds_its_place_until_its_retry_is_queued(tmp_path, monk
     fresh = study.ask()
     monkeypatch.setattr(study, "stop", lambda: None)  # outside `optimize`, Optuna's own refuses
     with pytest.raises(optuna.TrialPruned, match="budget is spent"):  # waited: the last place is the killed one's
-        evolve.wait_for_a_free_place(fresh, total=2, deadline=time.monotonic() + 2, poll_seconds=0.2)
+        evolve_recovery.wait_for_a_free_place(fresh, total=2, deadline=time.monotonic() + 2, poll_seconds=0.2)
 
     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, study.trials[killed.number])
     with pytest.raises(optuna.TrialPruned, match="a queued trial goes first"):
-        evolve.wait_for_a_free_place(fresh, total=2, deadline=time.monotonic() + 60)
+        evolve_recovery.wait_for_a_free_place(fresh, total=2, deadline=time.monotonic() + 60)
     retry = study.ask()
     assert study.trials[retry.number].system_attrs["failed_trial"] == killed.number
-    evolve.wait_for_a_free_place(retry, total=2, deadline=time.monotonic() + 60)  # returns: it trains
+    evolve_recovery.wait_for_a_free_place(retry, total=2, deadline=time.monotonic() + 60)  # returns: it trains
 
 
 def test_a_trial_failed_by_its_own_error_or_long_ago_holds_no_place(tmp_path):
     import optuna
     from optuna.trial import TrialState
 
-    from multibackend.evolve import study as evolve
-
     study = optuna.create_study(
-        storage=evolve.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
+        storage=evolve_storage.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
     )
     study.enqueue_trial(params_of(32))
     errored = study.ask()
@@ -248,13 +249,15 @@ def test_a_trial_failed_by_its_own_error_or_long_ago_holds_no_place(tmp_path):
     errored.set_user_attr("error", "FloatingPointError: NaN loss")
     study.tell(errored.number, state=TrialState.FAIL)
     fresh = study.ask()
-    evolve.wait_for_a_free_place(fresh, total=1, deadline=time.monotonic() + 60)  # returns at once
+    evolve_recovery.wait_for_a_free_place(fresh, total=1, deadline=time.monotonic() + 60)  # returns at once
     long_ago = study.trials[errored.number]
     long_ago.user_attrs.pop("error")
-    long_ago.datetime_complete -= dt.timedelta(seconds=evolve.RETRY_QUEUE_SECONDS + 1)
-    assert not evolve.awaiting_retry(long_ago, study.trials)
-    long_ago.datetime_complete += dt.timedelta(seconds=evolve.RETRY_QUEUE_SECONDS)
-    assert evolve.awaiting_retry(long_ago, study.trials)  # the same trial, failed a second ago: holds its place
+    long_ago.datetime_complete -= dt.timedelta(seconds=evolve_recovery.RETRY_QUEUE_SECONDS + 1)
+    assert not evolve_recovery.awaiting_retry(long_ago, study.trials)
+    long_ago.datetime_complete += dt.timedelta(seconds=evolve_recovery.RETRY_QUEUE_SECONDS)
+    assert evolve_recovery.awaiting_retry(
+        long_ago, study.trials
+    )  # the same trial, failed a second ago: holds its place
 
 
 def test_a_queued_trial_never_gives_its_place_to_another_queued_one(tmp_path):
@@ -262,7 +265,7 @@ def test_a_queued_trial_never_gives_its_place_to_another_queued_one(tmp_path):
     # a trial with a genome of the sampler's own gives its place to a queued one.
     import optuna
 
-    from multibackend.evolve.study import wait_for_a_free_place
+    from multibackend.evolve.recovery import wait_for_a_free_place
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", directions=["maximize", "minimize"])
     fresh = study.ask()  # nothing queued yet: the sampler's
@@ -280,24 +283,22 @@ def test_a_trial_killed_inside_ask_does_not_hold_its_place_for_ever(tmp_path, mo
     # stale: the resume of such a search waited on it for good (the last place of the study was "taken").
     import optuna
 
-    from multibackend.evolve import study as evolve
-
     study = optuna.create_study(
-        storage=evolve.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
+        storage=evolve_storage.make_storage(f"sqlite:///{tmp_path / 's.db'}"), directions=["maximize", "minimize"]
     )
     study.enqueue_trial(params_of(32), user_attrs={"baseline": True})
     killed_queued = study.ask()  # took the queued genome, then its worker died: no worker, no heartbeat
     killed_drawn = study.ask()  # a sampler's trial, killed before it drew anything
     alive = study.ask()
     alive.set_user_attr("worker", "host:1")
-    assert evolve.fail_trials_killed_in_ask(study) == []  # younger than the time an ask may take
-    monkeypatch.setattr(evolve, "ASK_SECONDS", 0.0)
+    assert evolve_recovery.fail_trials_killed_in_ask(study) == []  # younger than the time an ask may take
+    monkeypatch.setattr(evolve_recovery, "ASK_SECONDS", 0.0)
     waiting = study.ask()
     waiting.set_user_attr("worker", "host:2")
     # Three places: `alive` holds one and the two killed trials the others, until found dead here; then the
     # queued genome of one of them goes first.
     with pytest.raises(optuna.TrialPruned, match="a queued trial goes first"):
-        evolve.wait_for_a_free_place(waiting, total=3, deadline=time.monotonic() + 30, poll_seconds=0.05)
+        evolve_recovery.wait_for_a_free_place(waiting, total=3, deadline=time.monotonic() + 30, poll_seconds=0.05)
     states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
     assert states[killed_queued.number] == "FAIL" and states[killed_drawn.number] == "FAIL"
     assert states[alive.number] == "RUNNING"
@@ -309,11 +310,10 @@ def test_a_trial_killed_inside_ask_does_not_hold_its_place_for_ever(tmp_path, mo
 def test_a_resume_queues_every_owed_genome_again_the_baseline_first(tmp_path):
     from optuna.trial import TrialState
 
-    from multibackend.evolve import study as evolve
     from multibackend.evolve.genome import suggest_genome
 
-    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
-    study = evolve.open_study(config)  # a new study: the baseline queued
+    config = evolve_config.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
+    study = evolve_study.open_study(config)  # a new study: the baseline queued
     trials = {}
     for ending in ("baseline interrupted", "interrupted", "crashed", "complete"):
         trial = study.ask()  # the queued baseline first, then the sampler's genomes
@@ -323,7 +323,7 @@ def test_a_resume_queues_every_owed_genome_again_the_baseline_first(tmp_path):
         done = ending == "complete"
         study.tell(trial, [0.9, 1000.0] if done else None, state=TrialState.COMPLETE if done else TrialState.FAIL)
         trials[ending] = study.get_trials(deepcopy=False)[-1]
-    resumed = evolve.open_study(config)
+    resumed = evolve_study.open_study(config)
     waiting = [t for t in resumed.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
     assert [(t.user_attrs.get("baseline", False), t.user_attrs["retry_of"]) for t in waiting] == [
         (True, trials["baseline interrupted"].number),
@@ -333,7 +333,7 @@ def test_a_resume_queues_every_owed_genome_again_the_baseline_first(tmp_path):
         trials["baseline interrupted"].params,
         trials["interrupted"].params,
     ]
-    again = evolve.open_study(config)  # a second start queues nothing twice
+    again = evolve_study.open_study(config)  # a second start queues nothing twice
     assert len([t for t in again.get_trials(deepcopy=False) if t.state == TrialState.WAITING]) == 2
 
 
@@ -343,14 +343,12 @@ def test_a_worker_that_joins_while_the_baseline_is_half_drawn_does_not_queue_it_
     # "a genome trained twice" in a clean-clone CI).
     import optuna
 
-    from multibackend.evolve import study as evolve
-
-    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
-    study = evolve.open_study(config)  # the first worker: the baseline queued
+    config = evolve_config.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
+    study = evolve_study.open_study(config)  # the first worker: the baseline queued
     baseline = study.ask()
     assert baseline.user_attrs.get("baseline")
     baseline.suggest_int("n_layers", 1, 3)  # its genome half drawn from the fixed params
-    evolve.open_study(config)  # the second worker joins
+    evolve_study.open_study(config)  # the second worker joins
     states = [t.state.name for t in optuna.load_study(study_name=config.study_name, storage=config.storage_url).trials]
     assert states == ["RUNNING"], "the baseline was queued again while it trains"
 
@@ -362,7 +360,8 @@ def test_a_wrong_database_password_is_never_printed(tmp_path, capsys):
 
 
 def test_storage_urls_are_shown_and_stored_with_the_password_masked():
-    from multibackend.evolve.study import EvolveConfig, shown_storage
+    from multibackend.evolve.config import EvolveConfig
+    from multibackend.evolve.storage import shown_storage
 
     assert (
         shown_storage("postgresql+psycopg2://evolve:p@ss:w0rd@db:5432/e")

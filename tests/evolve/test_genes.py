@@ -7,7 +7,11 @@ import optuna
 import pytest
 
 from multibackend.course.networks import dense_param_count
-from multibackend.evolve import study as evolve
+from multibackend.evolve import config as evolve_config
+from multibackend.evolve import genome as evolve_genome
+from multibackend.evolve import objective as evolve_objective
+from multibackend.evolve import study as evolve_study
+from multibackend.evolve import summary as evolve_summary
 from multibackend.evolve.genome import (
     SPACE_VERSION,
     UNITS,
@@ -17,6 +21,7 @@ from multibackend.evolve.genome import (
     suggest_genome,
 )
 from multibackend.evolve.stopping import FIRST_JUDGED_EPOCH, MIN_CURVES, median_bar
+from multibackend.runtime import errors
 
 from ..conftest import BACKEND
 
@@ -45,7 +50,7 @@ def test_max_params_bounds_the_first_layer_in_the_space_itself():
     low, high = first_layer_units(200_000)
     assert (low, high) == (16, 251) and dense_param_count([784, high, 10]) <= 200_000
     assert dense_param_count([784, high + 1, 10]) > 200_000
-    space = evolve.search_space(20, 50_000, 200_000)
+    space = evolve_genome.search_space(20, 50_000, 200_000)
     assert space["version"] == SPACE_VERSION == 3 and space["first_layer_units"] == [16, 251]
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(30):
@@ -55,13 +60,13 @@ def test_max_params_bounds_the_first_layer_in_the_space_itself():
 
 
 def test_a_study_of_the_previous_space_is_refused_in_one_line(tmp_path, capsys):
-    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
-    study = evolve.open_study(config)
+    config = evolve_config.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
+    study = evolve_study.open_study(config)
     settings = dict(study.user_attrs["settings"])
     settings["search_space"] = {**settings["search_space"], "version": 2}
     study.set_user_attr("settings", settings)
-    with pytest.raises(evolve.UsageError, match=r"created with other settings \(differs in: version\)"):
-        evolve.open_study(config)
+    with pytest.raises(errors.UsageError, match=r"created with other settings \(differs in: version\)"):
+        evolve_study.open_study(config)
 
 
 def test_the_median_rule_judges_from_the_second_epoch_once_enough_trials_reached_it():
@@ -75,11 +80,11 @@ def test_the_median_rule_judges_from_the_second_epoch_once_enough_trials_reached
 
 def test_the_hypervolume_is_the_area_the_front_dominates_up_to_the_reference():
     reference = [0.9, 1000.0]
-    assert evolve.hypervolume([], reference) == 0.0
-    assert evolve.hypervolume([(0.95, 200.0)], reference) == pytest.approx(0.05 * 800)
+    assert evolve_summary.hypervolume([], reference) == 0.0
+    assert evolve_summary.hypervolume([(0.95, 200.0)], reference) == pytest.approx(0.05 * 800)
     # a second point: more accurate and larger; a third dominated by the first adds nothing; one outside the box
     points = [(0.95, 200.0), (0.99, 600.0), (0.94, 300.0), (0.99, 2000.0), (0.85, 100.0)]
-    assert evolve.hypervolume(points, reference) == pytest.approx(0.05 * 400 + 0.09 * 400)
+    assert evolve_summary.hypervolume(points, reference) == pytest.approx(0.05 * 400 + 0.09 * 400)
 
 
 @pytest.mark.backend
@@ -107,7 +112,7 @@ def test_a_trial_trains_with_the_loop_where_the_backends_loop_trains_its_model_a
     from multibackend.backends import backend
     from multibackend.evolve.fitness import accuracy, train_genome
 
-    arrays = evolve.search_data(train_samples=2000)
+    arrays = evolve_objective.search_data(train_samples=2000)
     # Batch normalization, shifts and label smoothing: the JAX loop steps through Keras's stateless API as fit does.
     regularized = "loop" if backend(BACKEND).LOOP_TRAINS_LAYER_STATE else "fit"
     assert (BACKEND == "jax") == (regularized == "loop")
@@ -122,7 +127,7 @@ def test_a_trial_trains_with_the_loop_where_the_backends_loop_trains_its_model_a
 def test_a_trial_trains_on_whole_batches_and_its_schedule_decays_over_their_steps(fast_path):
     from multibackend.evolve.fitness import train_genome
 
-    arrays = evolve.search_data(train_samples=1000)
+    arrays = evolve_objective.search_data(train_samples=1000)
     genome = Genome((16,), "relu", "adam", 1e-2, 96, 0.0, 2, "cosine")  # 1,000 images: 10 whole batches, 40 over
     model, _ = train_genome(genome, arrays, seed=0, fast_path=fast_path, whole_batches=True)
     assert int(model.optimizer.iterations) == 2 * 10
@@ -134,8 +139,8 @@ def test_a_trial_trains_on_whole_batches_and_its_schedule_decays_over_their_step
 
 @pytest.mark.backend
 def test_a_hopeless_trial_stops_early_and_is_pruned_with_its_curve(tmp_path):
-    config = evolve.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=4)
-    study = evolve.open_study(config)
+    config = evolve_config.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=4)
+    study = evolve_study.open_study(config)
     for _ in range(MIN_CURVES):  # complete trials (the queued baseline first) that reached 0.99 after two epochs
         trial = study.ask()
         trial.set_user_attr("val_curve", [0.98, 0.99, 0.99, 0.99])
@@ -143,8 +148,8 @@ def test_a_hopeless_trial_stops_early_and_is_pruned_with_its_curve(tmp_path):
     # sgd at the lowest rate on 1,500 images: far below 0.99 after two of its four epochs
     slow = Genome((32,), "relu", "sgd", 1e-4, 512, 0.0, 4)
     study.enqueue_trial(slow.to_params())
-    arrays = evolve.search_data(train_samples=1500)
-    study.optimize(evolve.make_objective(config, arrays, tmp_path / "models"), n_trials=1)
+    arrays = evolve_objective.search_data(train_samples=1500)
+    study.optimize(evolve_objective.make_objective(config, arrays, tmp_path / "models"), n_trials=1)
     stopped = study.get_trials(deepcopy=False)[-1]
     assert stopped.state.name == "PRUNED" and stopped.user_attrs["stopped_at_epoch"] == FIRST_JUDGED_EPOCH
     assert len(stopped.user_attrs["val_curve"]) == FIRST_JUDGED_EPOCH and stopped.user_attrs["trainer"] == "loop"
