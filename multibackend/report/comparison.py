@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import math
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from multibackend.backends import NAMES
+from multibackend.report import columns
 from multibackend.report.collect import (
     collect_results,
     group_runs,
@@ -48,80 +48,16 @@ def render(template: str, context: dict) -> str:
     return templating.render("multibackend.report", template, context)
 
 
-def _fmt(value, pattern: str = "{:.4f}") -> str:
-    return "-" if value is None else pattern.format(value)
-
-
-def table_rows(runs: list[RunResult]) -> list[list[str]]:
-    """The comparison table: one row per (example, backend, device)."""
-    rows = []
-    for run in runs:
-        metric = run.metric
-        gates = run.gates
-        rows.append(
-            [
-                run.example,
-                run.backend,
-                run.backend_version,
-                run.keras_version,
-                f"{run.device}: {run.device_name}",
-                run.trainer,
-                f"{run.params:,}",
-                _fmt(run.test.get("loss")),
-                _fmt(run.test.get(metric)),
-                _fmt(run.median_epoch_seconds, "{:.3f}"),
-                _fmt(run.first_epoch_seconds, "{:.3f}"),
-                _fmt(run.steps_per_second, "{:,.0f}"),
-                _fmt((run.peak_rss_bytes or 0) / 2**20, "{:,.0f}"),
-                f"{sum(g['passed'] for g in gates)}/{len(gates)}" + ("" if run.passed else " FAIL"),
-            ]
-        )
-    return rows
-
-
 MEMORY_NOTE = (
     "Peak RSS is the whole process's; Keras also imports the other frameworks installed beside it (JAX under torch, "
     "for one), so a venv holding one backend uses less."
 )
 
 
-TABLE_HEADER = [
-    "example",
-    "backend",
-    "version",
-    "keras",
-    "device",
-    "trainer",
-    "params",
-    "test loss",
-    "test acc",
-    "median s/epoch",
-    "first epoch s",
-    "steps/s",
-    "peak RSS MiB",
-    "gates",
-]
-
-
-COST_HEADER = [
-    "backend",
-    "device",
-    "fit s/epoch",
-    "loop s/epoch",
-    "native s/epoch",
-    "fit / loop",
-    "bench: fit / native",
-    "bench: loop / native",
-]
-
-
 COST_NOTE = (
     "fit and loop: the median epoch of the 20-epoch runs above; native: the framework's own loop without Keras, "
     "and the paired ratios, from `multibackend-bench` on the same machine (epochs timed side by side in one process)."
 )
-
-
-PARITY_HEADER = ["check", "worst pair", "max difference", "tolerance", "all pairs"]
 
 
 def headlines(
@@ -178,8 +114,8 @@ def headlines(
         lines.append(
             "What Keras `fit` costs on MNIST (s/epoch: fit / framework loop / native, no Keras): "
             + "; ".join(
-                f"{row['backend']} ({row['device']}) {_fmt(row['fit'], '{:.3g}')} / {_fmt(row['loop'], '{:.3g}')} / "
-                f"{_fmt(row['native'], '{:.3g}')}"
+                f"{row['backend']} ({row['device']}) {columns.number(row['fit'], '{:.3g}')} / {columns.number(row['loop'], '{:.3g}')} / "
+                f"{columns.number(row['native'], '{:.3g}')}"
                 for row in measured
             )
         )
@@ -229,42 +165,6 @@ def cost_rows(fit_runs: list[RunResult], loop_runs: list[RunResult], bench: Benc
             }
         )
     return rows
-
-
-def _cost_table(rows: list[dict]) -> list[list[str]]:
-    return [
-        [
-            row["backend"],
-            row["device"],
-            _fmt(row["fit"], "{:.3f}"),
-            _fmt(row["loop"], "{:.3f}"),
-            _fmt(row["native"], "{:.3f}"),
-            _fmt(row["fit"] / row["loop"] if row["loop"] else None, "{:.2f}x"),
-            _fmt(row["fit_over_native"], "{:.2f}x"),
-            _fmt(row["loop_over_native"], "{:.2f}x"),
-        ]
-        for row in rows
-    ]
-
-
-def _parity_rows(parity: ParityResult) -> list[list[str]]:
-    def size(row: dict) -> float:  # null in the file: not a number, the worst there is
-        return math.inf if row["difference"] is None else row["difference"]
-
-    worst: dict[str, dict] = {}
-    for row in parity.rows:
-        if row["check"] not in worst or size(row) > size(worst[row["check"]]):
-            worst[row["check"]] = row
-    return [
-        [
-            check,
-            row["pair"],
-            "not a number" if row["difference"] is None else f"{row['difference']:.3g}",
-            f"{row['tolerance']:.3g}",
-            "pass" if all(r["passed"] for r in parity.rows if r["check"] == check) else "FAIL",
-        ]
-        for check, row in sorted(worst.items())
-    ]
 
 
 def write_report(
@@ -364,35 +264,28 @@ def _write_report(
     parity = read_parity(folders, warn)
     costs = cost_rows([run for run in runs if run.example == "mnist"], loop_runs, read_bench(folders, warn))
     lines = headlines(runs, overlap, parity, costs, unfinished)
-    tables = [("Keras fit runs", TABLE_HEADER, table_rows(runs))]
+    tables = [("Keras fit runs", columns.RUN_COLUMNS, runs, "")]
     if loop_runs:
-        tables.append(
-            (
-                "Fast path: the framework loop over the same compiled model (not Keras fit)",
-                TABLE_HEADER,
-                table_rows(loop_runs),
-            )
-        )
+        title = "Fast path: the framework loop over the same compiled model (not Keras fit)"
+        tables.append((title, columns.RUN_COLUMNS, loop_runs, ""))
     if any(row["loop"] is not None or row["native"] is not None for row in costs):
-        tables.append(("What Keras fit costs: MNIST seconds per epoch", COST_HEADER, _cost_table(costs)))
+        tables.append(("What Keras fit costs: MNIST seconds per epoch", columns.COST_COLUMNS, costs, COST_NOTE))
     if unfinished:
-        tables.append(
-            (
-                "Runs that did not finish",
-                ["example", "backend", "device", "trainer", "status", "last error"],
-                [[o.example, o.backend, o.device, o.trainer, o.status.upper(), o.reason] for o in unfinished],
-            )
-        )
+        tables.append(("Runs that did not finish", columns.UNFINISHED_COLUMNS, unfinished, ""))
     context = {
         "generated": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}",
         "headlines": lines,
         "tables": [
-            {"title": title, "header": header, "rows": rows, "note": COST_NOTE if header is COST_HEADER else ""}
-            for title, header, rows in tables
+            {"title": title, "header": columns.header(table), "rows": columns.rows(table, items), "note": note}
+            for title, table, items, note in tables
         ],
         "machines": sorted({f"{run.host}: {run.device_name}" for run in ordered if run.host}),
         "memory_note": MEMORY_NOTE,
-        "parity": {"header": PARITY_HEADER, "rows": _parity_rows(parity)} if parity else None,
+        "parity": (
+            {"header": columns.header(columns.PARITY_COLUMNS), "rows": columns.rows(columns.PARITY_COLUMNS, worst)}
+            if (worst := columns.parity_worst(parity) if parity else None)
+            else None
+        ),
         "figures": [
             {"title": title, "file": path.name, "data": base64.b64encode(path.read_bytes()).decode()}
             for title, path in figures

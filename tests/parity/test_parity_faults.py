@@ -21,7 +21,7 @@ def test_a_check_that_failed_on_nan_is_written_as_strict_json_and_shown_as_not_a
 
     from multibackend import schemas
     from multibackend.parity.checks import compare_pair, max_by_check
-    from multibackend.report.comparison import _parity_rows
+    from multibackend.report import columns
     from multibackend.results import ParityResult, write_json_atomic
 
     rows = [compare_pair("forward_xor", "torch vs jax", 1e-9), compare_pair("forward_xor", "torch vs tf", float("nan"))]
@@ -42,6 +42,7 @@ def test_a_check_that_failed_on_nan_is_written_as_strict_json_and_shown_as_not_a
     written = json.loads(path.read_text(), parse_constant=no_bare_constants)
     assert written["max_difference"] == {"forward_xor": None} and written["rows"][1]["difference"] is None
     schemas.validate("parity", written)
-    assert _parity_rows(ParityResult.from_json(written)) == [
+    worst = columns.parity_worst(ParityResult.from_json(written))
+    assert columns.rows(columns.PARITY_COLUMNS, worst) == [
         ["forward_xor", "torch vs tf", "not a number", "1e-06", "FAIL"]
     ]
