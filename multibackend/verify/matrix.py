@@ -54,12 +54,61 @@ def verify(
         The payload: cells, verdicts, warnings and `passed`.
     """
     options = options or VerifyOptions()
+    files, chosen, available, warnings = _checked_inputs(paths, backends, options, Path(out_dir), junit_xml, progress)
+    runs = [(path, backend) for path in files for backend in chosen]
+    plan = shards.plan([(str(path), backend) for path, backend in runs], shard.count if shard else 1, durations)
+    if shard is not None:
+        mine = {(entry["file"], entry["backend"]) for entry in plan if entry["shard"] == shard.index}
+        runs = [(path, backend) for path, backend in runs if (str(path), backend) in mine]
+        progress(f"shard {shard}: {len(runs)} of {len(files) * len(chosen)} runs")
+    done = run_matrix(
+        runs,
+        available,
+        jobs=options.jobs,
+        progress=progress,
+        run=lambda path, backend: run_file(path, backend, options),
+    )
+    rows = [asdict(run) for run in done]
+    # A shard sees part of each file's runs: its verdicts would be about that part.
+    found = (
+        file_findings(files, rows, chosen, options)
+        if shard is None
+        else {"verdicts": {}, "details": {}, "warnings": []}
+    )
+    for warning in found["warnings"]:
+        progress(f"warning: {warning}")
+    report = VerifyReport(
+        **settings_of(options),
+        backends=chosen,
+        files=[str(path) for path in files],
+        cells=rows,
+        verdicts=found["verdicts"],
+        verdict_details=found["details"],
+        warnings=warnings + found["warnings"],
+        passed=all(run.status in NOT_FAILURES for run in done),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        shard={"index": shard.index, "count": shard.count} if shard else None,
+        plan=plan,
+    )
+    payload = report.to_json()
+    write_outputs(payload, Path(out_dir), junit_xml)
+    return payload
+
+
+def _checked_inputs(
+    paths: list[str], backends: list[str] | None, options: VerifyOptions, out: Path, junit_xml: str | None, progress
+) -> tuple[list[Path], list[str], set[str], list[str]]:
+    """Everything that is bad input, refused before anything runs: options, files, outputs, data, backends.
+
+    Returns:
+        The files, the backends chosen, those installed, and the files' portability warnings (printed).
+    """
     if options.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     if options.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     files = collect_files(paths)
-    check_outputs(Path(out_dir), junit_xml, inputs=files)
+    check_outputs(out, junit_xml, inputs=files)
     for path in files:
         source_of(path)  # an unreadable script or notebook is bad input: one line, before anything runs
     chosen = list(backends or BACKENDS)
@@ -73,55 +122,25 @@ def verify(
     available = set(installed_backends())
     if not available & set(chosen):
         raise UsageError(f"none of the backends {', '.join(chosen)} is installed here: nothing would be verified")
-    runs = [(path, backend) for path in files for backend in chosen]
-    plan = shards.plan([(str(path), backend) for path, backend in runs], shard.count if shard else 1, durations)
-    if shard is not None:
-        mine = {(entry["file"], entry["backend"]) for entry in plan if entry["shard"] == shard.index}
-        runs = [(path, backend) for path, backend in runs if (str(path), backend) in mine]
-        progress(f"shard {shard}: {len(runs)} of {len(files) * len(chosen)} runs")
-    cells = run_matrix(
-        runs,
-        available,
-        jobs=options.jobs,
-        progress=progress,
-        run=lambda path, backend: run_file(path, backend, options),
-    )
-    rows = [asdict(cell) for cell in cells]
-    # A shard sees part of each file's runs: its verdicts would be about that part.
-    found = (
-        file_findings(files, rows, chosen, options)
-        if shard is None
-        else {"verdicts": {}, "details": {}, "warnings": []}
-    )
-    for warning in found["warnings"]:
-        progress(f"warning: {warning}")
-    report = VerifyReport(
-        backends=chosen,
-        files=[str(path) for path in files],
-        smoke=options.smoke,
-        smoke_sample=list(options.smoke_sample) if options.smoke_sample else None,
-        seed=options.seed,
-        offline_datasets=options.offline,
-        timeout_seconds=options.timeout,
-        compare_outputs=options.check.mode,
-        rtol=options.check.rtol,
-        atol=options.check.atol,
-        jobs=options.jobs,
-        respect_backend_pins=options.respect_pins,
-        shell=options.shell,
-        cells=rows,
-        verdicts=found["verdicts"],
-        verdict_details=found["details"],
-        warnings=warnings + found["warnings"],
-        passed=all(cell.status in NOT_FAILURES for cell in cells),
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        shard={"index": shard.index, "count": shard.count} if shard else None,
-        plan=plan,
-        pass_env=list(options.pass_env),
-    )
-    payload = report.to_json()
-    write_outputs(payload, Path(out_dir), junit_xml)
-    return payload
+    return files, chosen, available, warnings
+
+
+def settings_of(options: VerifyOptions) -> dict:
+    """The run's settings as `verify.json` records them (those a merge compares among them)."""
+    return {
+        "smoke": options.smoke,
+        "smoke_sample": list(options.smoke_sample) if options.smoke_sample else None,
+        "seed": options.seed,
+        "offline_datasets": options.offline,
+        "timeout_seconds": options.timeout,
+        "compare_outputs": options.check.mode,
+        "rtol": options.check.rtol,
+        "atol": options.check.atol,
+        "jobs": options.jobs,
+        "respect_backend_pins": options.respect_pins,
+        "shell": options.shell,
+        "pass_env": list(options.pass_env),
+    }
 
 
 def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str | None = None, progress=print) -> dict:
