@@ -9,13 +9,8 @@ import re
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from multibackend.runtime.errors import UsageError, one_line
-
-if TYPE_CHECKING:
-    from multibackend.evolve.config import EvolveConfig
-
 
 _PASSWORD = re.compile(r"(://[^:/@?#]*:)[^/?#]*@")  # to the last @ before the host, as SQLAlchemy reads it
 
@@ -87,7 +82,7 @@ class StorageFailed(UsageError):
 
 
 @contextlib.contextmanager
-def storage_writes(config: EvolveConfig):
+def storage_writes(url: str):
     """Turns a storage that fails mid-search into one line naming it (exit 2): the trials it holds are kept.
 
     Optuna reports a failed write as the driver's error, or as "AssertionError: Should not reach." from its own
@@ -98,9 +93,9 @@ def storage_writes(config: EvolveConfig):
     except Exception as error:  # noqa: BLE001 - told apart below
         if not _from_storage(error):
             raise
-        message = _masked(one_line(error), config.storage_url)
+        message = _masked(one_line(error), url)
         raise StorageFailed(
-            f"the study's storage {config.storage_shown} stopped taking writes ({message}); the trials it holds are "
+            f"the study's storage {shown_storage(url)} stopped taking writes ({message}); the trials it holds are "
             "kept: resume the search when it can be written again"
         ) from None
 

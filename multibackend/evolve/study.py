@@ -129,7 +129,7 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
     reused_at_start = reused_genomes(trials)
     with helper_workers(config) as helpers:
         if done < config.total_trials:
-            with storage_writes(config):
+            with storage_writes(config.storage_url):
                 optimize(
                     study, config, models_dir, progress_callback(config.total_trials, config.population, print_line)
                 )
@@ -176,7 +176,7 @@ def work_on_study(config: EvolveConfig) -> int:
     study = open_study(config)
     models_dir = Path(config.results_dir) / "evolve-models" / config.study_name
     models_dir.mkdir(parents=True, exist_ok=True)
-    with storage_writes(config):
+    with storage_writes(config.storage_url):
         optimize(study, config, models_dir)
     return sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE)
 
