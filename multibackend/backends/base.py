@@ -27,7 +27,7 @@ class Backend(Protocol):
     # Whether its loop steps through Keras's stateless API as `fit` does, and so also trains `LAYERS_WITH_STATE` and
     # `CATEGORICAL_CROSSENTROPY` (see `check_trainable`).
     LOOP_TRAINS_LAYER_STATE: bool
-    # Names (fnmatch patterns) of the caller's variables that a verified run under this backend gets.
+    # Names (fnmatch patterns) of its framework's settings among the caller's variables: every verified run gets them.
     PASSED_ENVIRONMENT: tuple[str, ...]
 
     def environment(self, device: str, chosen: bool) -> dict[str, str | None]:

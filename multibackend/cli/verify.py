@@ -68,6 +68,7 @@ MERGE_OPTIONS = ("help", "paths", "out", "junit_xml")
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.runtime.cores import available_cores
+    from multibackend.verify import containment
     from multibackend.verify.matrix import verify
 
     if args.paths[0] == "merge":
@@ -80,6 +81,7 @@ def handle(args: argparse.Namespace) -> int:
         + (f"; seed: {options.seed}" if options.seed is not None else "")
         + (f"; passed variables: {', '.join(options.pass_env)}" if options.pass_env else "")
     )
+    print(f"containment: {containment.describe()}")
     payload = verify(
         args.paths,
         args.backends,

@@ -10,7 +10,7 @@ each run starts under `unshare`:
   and site-packages, the base interpreter's), `/usr` and dpkg's database are
   mounted read-only: an install by any spelling (pip, `pip --isolated`, uv, conda
   into this prefix, apt-get) fails with "Read-only file system".
-Where it cannot, runs go on without them (verify.json says which), and the
+Where it cannot, runs go on without them (`contained` in verify.json says which), and the
 process cleanup of `runtime.children` (the run's session and environment marker)
 and pip's guard (`environment.py`) still apply.
 """

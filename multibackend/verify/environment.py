@@ -80,27 +80,24 @@ def check_pass_env(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def passed_names(backend_name: str, pass_env: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The patterns of the caller's variables that a run under `backend_name` gets."""
-    return (*PASSED_BY_DEFAULT, "KERAS_*", *backend(backend_name).PASSED_ENVIRONMENT, *pass_env)
+def passed_names(pass_env: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The patterns of the caller's variables that a run gets: the defaults, Keras's and every backend's own (Keras
+    imports the other installed frameworks too), and `pass_env`."""
+    backends_own = (pattern for name in NAMES for pattern in backend(name).PASSED_ENVIRONMENT)
+    return (*PASSED_BY_DEFAULT, "KERAS_*", *backends_own, *pass_env)
 
 
-def caller_variables(backend_name: str, pass_env: tuple[str, ...] = (), environ: dict | None = None) -> dict:
-    """The caller's variables that pass the allow-list for `backend_name` (another backend's own do not)."""
+def caller_variables(pass_env: tuple[str, ...] = (), environ: dict | None = None) -> dict:
+    """The caller's variables that pass the allow-list (never a `MULTIBACKEND_*` one, nor Keras's step caps)."""
     environ = os.environ if environ is None else environ
-    patterns = passed_names(backend_name, pass_env)
-    others = {pattern for name in NAMES if name != backend_name for pattern in backend(name).PASSED_ENVIRONMENT} - set(
-        patterns
-    )
-    kept = {}
-    for name, value in environ.items():
-        if name.startswith(SET_BY_VERIFY_PREFIX) or name in KERAS_CAPS:
-            continue
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns) and not any(
-            fnmatch.fnmatchcase(name, pattern) for pattern in others
-        ):
-            kept[name] = value
-    return kept
+    patterns = passed_names(pass_env)
+    return {
+        name: value
+        for name, value in environ.items()
+        if not name.startswith(SET_BY_VERIFY_PREFIX)
+        and name not in KERAS_CAPS
+        and any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+    }
 
 
 def home_variables(home: Path) -> dict[str, str]:
@@ -137,7 +134,7 @@ def run_environment(
     """
     home = workdir / "home"
     home.mkdir()
-    env = caller_variables(backend_name, pass_env)
+    env = caller_variables(pass_env)
     env.update(thread_limits(jobs, env))
     env.update(home_variables(home))
     env.update(

@@ -19,7 +19,7 @@ from multibackend.runtime.backend import BACKENDS, INSTALL_HINTS, installed_back
 from multibackend.runtime.children import end_all_children
 from multibackend.runtime.errors import UsageError
 from multibackend.runtime.outputs import check_output_files, write_together
-from multibackend.verify import junit, shards, verdicts
+from multibackend.verify import containment, junit, shards, verdicts
 from multibackend.verify.files import collect_files, framework_imports, portability_warnings, source_of
 from multibackend.verify.judge import run_file, where
 from multibackend.verify.model import NOT_FAILURES, Run, VerifyOptions, VerifyReport
@@ -89,6 +89,7 @@ def verify(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         shard={"index": shard.index, "count": shard.count} if shard else None,
         plan=plan,
+        contained=containment.available(),
     )
     payload = report.to_json()
     write_outputs(payload, Path(out_dir), junit_xml)

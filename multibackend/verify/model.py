@@ -90,6 +90,7 @@ class VerifyReport(JsonRecord):
     verdict_details: dict[str, str] | None = None
     shard: dict | None = field(default=None, metadata={"null": True})
     plan: list[dict] | None = None
+    contained: bool | None = None
     pass_env: list[str] | None = None
     merged_from: list[str] | None = None
 

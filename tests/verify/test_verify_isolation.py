@@ -100,7 +100,9 @@ def test_a_run_gets_an_allow_list_of_the_caller_s_variables(tmp_path):
         assert name not in env, name
     assert env["KAGGLE_KEY"] == "k-secret" and env["KAGGLE_USERNAME"] == "student" and env["LC_ALL"] == "C.UTF-8"
     assert env["KERAS_BACKEND"] == BACKEND and env["HOME"].startswith(env["PWD"])
-    assert json.loads((tmp_path / "o" / "verify.json").read_text())["pass_env"] == ["KAGGLE_*"]
+    written = json.loads((tmp_path / "o" / "verify.json").read_text())
+    assert written["pass_env"] == ["KAGGLE_*"] and written["contained"] is containment.available()
+    assert ("containment: namespaces" in result.stdout) is containment.available()
 
 
 @pytest.mark.parametrize("name", ["MULTIBACKEND_SMOKE", "BAD-NAME", ""])

@@ -8,7 +8,7 @@ COLOR = "#2a6fdb"  # in plots
 MODULES = ("jax", "jaxlib")  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
 LOOP_TRAINS_LAYER_STATE = True  # its loop steps with the model's own compute_loss_and_updates
-# The caller's variables that reach a verified run under this backend (its framework's own settings).
+# The caller's variables that reach every verified run: this framework's own settings.
 PASSED_ENVIRONMENT = ("JAX_*", "XLA_*")
 
 

@@ -8,7 +8,7 @@ COLOR = "#ff8f00"  # in plots
 MODULES = ("tensorflow",)  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
 LOOP_TRAINS_LAYER_STATE = False  # its loop computes sparse crossentropy on Dense and Dropout layers
-# The caller's variables that reach a verified run under this backend (its framework's own settings).
+# The caller's variables that reach every verified run: this framework's own settings.
 PASSED_ENVIRONMENT = ("TF_*",)
 
 

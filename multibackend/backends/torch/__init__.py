@@ -8,7 +8,7 @@ COLOR = "#ee4c2c"  # in plots
 MODULES = ("torch",)  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = False  # Keras's torch trainer runs them one by one in Python
 LOOP_TRAINS_LAYER_STATE = False  # its loop computes sparse crossentropy from logits on Dense and Dropout layers
-# The caller's variables that reach a verified run under this backend (its framework's own settings).
+# The caller's variables that reach every verified run: this framework's own settings.
 PASSED_ENVIRONMENT = ("TORCH_*", "PYTORCH_*", "KERAS_TORCH_DEVICE")
 
 
