@@ -163,8 +163,10 @@ def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str |
     check_outputs(Path(out_dir), junit_xml, inputs=given)
     sources = [(folder, shards.read_verify_file(Path(folder), "verify merge:")) for folder in folders]
     merged = shards.merge(sources)
+    # A run's optional fields (pins, gated cells, ...) as a run without them has them: an older or hand-made shard.
+    merged["cells"] = [{**asdict(Run("", "", "", 0.0)), **cell} for cell in merged["cells"]]
     files = [Path(file) for file in merged["files"]]
-    options = VerifyOptions(respect_pins=bool(merged["respect_backend_pins"]))
+    options = VerifyOptions(respect_pins=bool(merged.get("respect_backend_pins")))
     found = file_findings(files, merged["cells"], merged["backends"], options)
     for warning in found["warnings"]:
         progress(f"warning: {warning}")

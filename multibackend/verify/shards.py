@@ -171,7 +171,7 @@ def merge(sources: list[tuple[str, dict]]) -> dict:
     used = {backend for _, payload in sources for backend in payload["backends"]}
     backends = [name for name in NAMES if name in used]
     rows = [cells[file, backend][1] for file in first["files"] for backend in backends if (file, backend) in cells]
-    merged = {key: first.get(key) for key in RUN_SETTINGS}
+    merged = {key: first[key] for key in RUN_SETTINGS if key in first}  # a setting a source lacks stays unsaid
     merged.update(
         backends=backends,
         cells=rows,

@@ -227,6 +227,42 @@ def test_an_output_inside_out_that_cannot_be_written_is_refused_before_any_run(t
     assert result.returncode == 2 and name in result.stderr and not (tmp_path / "ran").exists(), result.stderr
 
 
+def test_a_full_disk_keeps_the_previous_results_whole(tmp_path):
+    # A real file system that fills: a 64 KiB tmpfs, mounted in a mount namespace of the command's own.
+    from multibackend.verify import containment
+
+    from .test_verify_shards import shard_payload
+
+    if not containment.available():
+        pytest.skip("no mount namespaces here to mount a small file system")
+    one, two = shard_payload(tmp_path, "one", 1, 2), shard_payload(tmp_path, "two", 2, 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    merge = f"{sys.executable} -m multibackend verify merge {one} {two} --out {out}"
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {out} && {merge} >/dev/null && cat {out}/verify.json > {tmp_path}/before && "
+        f"(dd if=/dev/zero of={out}/filler bs=1k count=64 2>/dev/null; true) && {merge}; "
+        f"echo $? > {tmp_path}/status; ls -a {out} > {tmp_path}/listing; cat {out}/verify.json > {tmp_path}/after"
+    )
+    finished = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (tmp_path / "status").read_text().strip() == "2", finished.stderr
+    assert "No space left on device; the previous files are kept" in finished.stderr
+    assert (tmp_path / "after").read_text() == (tmp_path / "before").read_text()
+    assert sorted((tmp_path / "listing").read_text().split()) == [
+        ".",
+        "..",
+        "filler",
+        "verify.html",
+        "verify.json",
+        "verify.md",
+    ]
+
+
 def test_a_shard_holding_infinity_is_refused(tmp_path):
     from .test_verify_shards import shard_payload
 

@@ -124,6 +124,17 @@ def test_a_merge_refuses_a_missing_shard_a_shard_twice_and_another_run(tmp_path)
     assert not (tmp_path / "merged").exists()
 
 
+def test_shards_with_only_the_fields_the_contract_requires_merge(tmp_path):
+    # A hand-made or older shard: no pins, gated cells or settings (they are optional in the schema).
+    one, two = shard_payload(tmp_path, "one", 1, 2), shard_payload(tmp_path, "two", 2, 2)
+    result = run_cli("verify", "merge", one, two, "--out", str(tmp_path / "m"))
+    assert result.returncode == 0, result.stderr
+    merged = json.loads((tmp_path / "m" / "verify.json").read_text())
+    assert [cell["backend"] for cell in merged["cells"]] == ["torch", "jax"] and merged["verdicts"] == {
+        "a.py": "portable"
+    }
+
+
 def edited(folder: str, change) -> str:
     """The shard's verify.json after `change(payload)`, as a hand would edit it."""
     path = Path(folder) / "verify.json"
