@@ -8,6 +8,7 @@ nox -s tests                   pytest under every backend (-- --backend jax: one
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import subprocess
@@ -23,7 +24,18 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_missing_interpreters = True
 
-BACKENDS = ("torch", "tensorflow", "jax")
+
+def backend_names() -> tuple[str, ...]:
+    """The backends as `multibackend/backends/__init__.py` names them (nox runs before the project is installed)."""
+    tree = ast.parse(Path(__file__).with_name("multibackend").joinpath("backends", "__init__.py").read_text())
+    return next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and [target.id for target in node.targets] == ["NAMES"]
+    )
+
+
+BACKENDS = backend_names()
 CONSTRAINTS = ("-c", "constraints.txt")
 # On a GPU machine, MULTIBACKEND_CUDA=1 installs each backend's CUDA build instead.
 CUDA = os.environ.get("MULTIBACKEND_CUDA") == "1"
