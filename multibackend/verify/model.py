@@ -61,7 +61,7 @@ class VerifyReport(JsonRecord):
     (`schemas/verify.schema.json`). `verify` makes one from its runs and `verify merge` from shards.
 
     Attributes:
-        cells: One per file and backend: a `Cell`'s fields.
+        cells: One per file and backend: a `Run`'s fields.
         verdicts: Per file: portable, fails everywhere, backend-specific or single-backend by design.
         shard: `{index, count}` for a shard's share of the runs; None for a whole run and a merge.
         merged_from: The shards a merge joined.
