@@ -168,9 +168,9 @@ class _Tail:
             if len(self._kept) > 2 * self._limit:
                 del self._kept[: -self._limit]
 
-    def text(self, deadline: float | None = None) -> str:
+    def text(self, deadline: float) -> str:
         """What was kept, once the pipe closed (or `deadline`, a `time.monotonic` time, passed), as text."""
-        self._thread.join(READER_GRACE_SECONDS if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         kept = bytes(self._kept[-self._limit :])
         dropped = self.total - len(kept)
         note = f"[{dropped} earlier bytes of output not kept]\n" if dropped > 0 else ""

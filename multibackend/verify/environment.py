@@ -1,7 +1,7 @@
 """The environment of a verified run: an allow-list of the caller's variables, a home of its own, pip that refuses.
 
 A run gets what a program needs to start and find its devices (PATH, locale,
-temporary folders, proxies, certificates, GPU and thread settings), each
+temporary folders, proxies, certificates, GPU and thread settings), every
 backend's own variables (`Backend.PASSED_ENVIRONMENT`) and those the caller
 names with `--pass-env`; never the rest of the caller's environment (tokens,
 passwords, `VIRTUAL_ENV`, a leftover `MULTIBACKEND_SMOKE`), as tox's `passenv`

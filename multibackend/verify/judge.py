@@ -1,4 +1,4 @@
-"""Judging one (file, backend) run from what its process left: the backend that ran, the run that failed, the
+"""Judging one (file, backend) run from what its process left: the backend that ran, the cell that failed, the
 outputs that differ from the stored ones. A run that used another backend is never "passed"."""
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ def verify(
     """
     options = options or VerifyOptions()
     files, chosen, available, warnings = _checked_inputs(paths, backends, options, Path(out_dir), junit_xml, progress)
+    contained = containment.available()  # probed here, once: the runs' threads would each probe at their first run
     runs = [(path, backend) for path in files for backend in chosen]
     plan = shards.plan([(str(path), backend) for path, backend in runs], shard.count if shard else 1, durations)
     if shard is not None:
@@ -89,7 +90,7 @@ def verify(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         shard={"index": shard.index, "count": shard.count} if shard else None,
         plan=plan,
-        contained=containment.available(),
+        contained=contained,
     )
     payload = report.to_json()
     write_outputs(payload, Path(out_dir), junit_xml)
