@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -294,16 +295,27 @@ def notebooks(session: nox.Session) -> None:
     env = {"KERAS_BACKEND": "tensorflow", "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2", "COURSE_EPOCHS": "20"}
     with tempfile.TemporaryDirectory(prefix="multibackend-notebooks-") as workdir, session.chdir(workdir):
         for notebook in (script.with_suffix(".ipynb") for script in scripts):
-            session.run(
-                "python",
-                "-m",
-                "multibackend.verify.child",
-                "--offline-datasets",
-                "--executed",
-                str(notebook),
-                str(notebook),
-                env=env,
-            )
+            session.run("python", "-m", "multibackend.runtime.job", store_outputs_request(notebook, workdir), env=env)
+
+
+def store_outputs_request(notebook: Path, workdir: str) -> str:
+    """The job (`python -m multibackend.runtime.job`) that runs `notebook` on TensorFlow as verify runs it, with
+    MNIST served offline, and writes it back with its outputs."""
+    run = {
+        "path": str(notebook),
+        "folder": str(Path(workdir) / ".multibackend-verify"),
+        "executed": str(notebook),
+        "sandbox": {"backend": "tensorflow", "offline": True},
+    }
+    return json.dumps(
+        {
+            "backend": "tensorflow",
+            "function": "multibackend.verify.child:verify_file",
+            "arguments_type": "multibackend.verify.child:ChildRun",
+            "arguments": run,
+            "import_keras": False,
+        }
+    )
 
 
 @nox.session

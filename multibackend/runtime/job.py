@@ -5,7 +5,7 @@
 It fixes the request's backend and device before Keras is imported (and imports Keras unless the
 request says the function does it), calls the function with the request's arguments and writes a
 `JobReply` to PATH. Exit status: 0 the function returned, 1 it raised (its traceback on stderr,
-its one-line error in the reply), 2 a usage error, 128 + N after an ending signal N (130 after Ctrl-C).
+its one-line error in the reply; a `JobFailed` also its value), 2 a usage error, 128 + N after an ending signal N (130 after Ctrl-C).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from multibackend.runtime.backend import import_keras, select_backend
 from multibackend.runtime.errors import UsageError, one_line
-from multibackend.runtime.jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, JobReply, JobRequest, resolve
+from multibackend.runtime.jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, JobFailed, JobReply, JobRequest, resolve
 from multibackend.runtime.signals import Terminated, ending, ending_signals_raise, leave
 
 
@@ -30,7 +30,11 @@ def run_request(request: JobRequest):
     if request.import_keras:
         import_keras()
     function = resolve(request.function)
-    value = function() if request.arguments is None else function(request.arguments)
+    return as_json(function() if request.arguments is None else function(request.arguments))
+
+
+def as_json(value):
+    """A function's value as JSON values (a dataclass as its fields)."""
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
@@ -63,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: error: {error}", file=sys.stderr)
         write_reply(args.reply, JobReply(ok=False, error=str(error), usage_error=True))
         return EXIT_USAGE
+    except JobFailed as failed:
+        print(f"{name}: {failed}", file=sys.stderr)
+        write_reply(args.reply, JobReply(ok=False, value=as_json(failed.value), error=str(failed)))
+        return EXIT_FAILED
     except (KeyboardInterrupt, Terminated) as ended:
         message, code = ending(ended)
         print(f"{name}: {message}", file=sys.stderr)

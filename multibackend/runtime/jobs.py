@@ -20,7 +20,9 @@ import json
 import subprocess
 import sys
 import tempfile
+import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,13 +85,24 @@ class JobRequest:
         )
 
 
+class JobFailed(Exception):
+    """Raised by a job's function that failed but has an account of the work to return all the same.
+
+    The child replies with `ok` false, this one-line message as the error and `value` as the value (exit status 1).
+    """
+
+    def __init__(self, message: str, value: Any):
+        super().__init__(message)
+        self.value = value
+
+
 @dataclass(frozen=True)
 class JobReply:
     """What the child wrote: the function's return value, or why it failed.
 
     Attributes:
         ok: Whether the function returned.
-        value: Its return value as JSON (a dataclass is written as its fields).
+        value: Its return value as JSON (a dataclass is written as its fields); for a `JobFailed`, its value.
         error: `ErrorType: message`, one line, when it raised.
         usage_error: Whether that error is a usage error (a bad input: exit 2 up the chain).
     """
@@ -162,14 +175,15 @@ def resolve(path: str):
 def from_fields(kind: type, fields: dict):
     """An instance of the dataclass `kind` from the JSON fields that `dataclasses.asdict` wrote.
 
-    Tuples come back as tuples and nested dataclasses as themselves (JSON has lists and objects only).
+    Tuples come back as tuples and nested dataclasses as themselves (JSON has lists and objects only), also
+    where the field may be None.
     """
     hints = typing.get_type_hints(kind)
     values = {}
     for field in dataclasses.fields(kind):
         if field.name not in fields:
             continue
-        value, hint = fields[field.name], hints.get(field.name)
+        value, hint = fields[field.name], _not_none(hints.get(field.name))
         if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_fields(hint, value)
         elif isinstance(value, list) and typing.get_origin(hint) is tuple:
@@ -178,13 +192,28 @@ def from_fields(kind: type, fields: dict):
     return kind(**values)
 
 
+def _not_none(hint):
+    """`X` for a hint `X | None` (or `Optional[X]`); the hint itself otherwise."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        others = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return others[0] if len(others) == 1 else hint
+    return hint
+
+
 def command_for(request: JobRequest, reply_path: Path | None = None) -> list[str]:
     """The command line that runs `request` in a fresh Python process."""
     command = [sys.executable, "-m", "multibackend.runtime.job", json.dumps(request.to_json())]
     return command + (["--reply", str(reply_path)] if reply_path is not None else [])
 
 
-def run_job(request: JobRequest, *, timeout: float, env: dict | None = None, cwd: str | None = None) -> JobOutcome:
+def run_job(
+    request: JobRequest,
+    *,
+    timeout: float,
+    env: dict | None = None,
+    cwd: str | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
+) -> JobOutcome:
     """Runs `request` in a fresh process with its backend and waits at most `timeout` seconds.
 
     Args:
@@ -192,13 +221,15 @@ def run_job(request: JobRequest, *, timeout: float, env: dict | None = None, cwd
         timeout: Wall-clock limit in seconds; the child's whole process group is killed after it.
         env: The child's environment (default: this process's).
         cwd: The child's working folder.
+        wrap: Turns the child's command line into the one to start (one that starts it in namespaces of its own).
 
     Returns:
         The `JobOutcome`: the reply (None when the child wrote none) and how the process ended.
     """
     with tempfile.TemporaryDirectory(prefix="multibackend-job-") as folder:
         reply_path = Path(folder) / "reply.json"
-        finished = run_child(command_for(request, reply_path), timeout=timeout, env=env, cwd=cwd)
+        command = command_for(request, reply_path)
+        finished = run_child(wrap(command) if wrap else command, timeout=timeout, env=env, cwd=cwd)
         reply = read_reply(reply_path)
     return JobOutcome(reply, finished)
 

@@ -1,38 +1,34 @@
-"""Runs one script or notebook in this fresh process; used by `multibackend verify`.
+"""Runs one script or notebook in this process: the job that `multibackend verify` starts per (file, backend).
 
-    python -m multibackend.verify.child [--offline-datasets] [--smoke] [--smoke-sample TRAIN,TEST]
-        [--respect-backend-pins] [--shell skip-installs|run] [--executed OUT.ipynb] [--report-dir DIR] PATH
+verify starts it through the one job protocol (`runtime.jobs`): a `JobRequest` for `verify_file` whose
+arguments are a `ChildRun` (the file, the folder for what the run leaves, and the `SandboxSettings` whole);
+the reply's value is a `ChildReport`. The job fixes the backend and the device before anything imports Keras;
+the file runs with verify's sandbox installed (`sandbox.py`): in this process for a script, through an IPython
+start-up file in the notebook's kernel. A notebook runs as nbval runs it (`NBVAL_SKIP` cells are not run,
+`NBVAL_RAISES_EXCEPTION` cells must raise), and as `cells.plan` says: cells gated to another backend and shell
+escapes that install are not run. A cell that shows an error fails the run even when the kernel reports success
+(a cell magic that runs its body with `run_cell` does).
 
-The backend comes from `KERAS_BACKEND`, set by the caller. The file runs with
-verify's sandbox installed (`sandbox.py`): in this process for a script, through
-an IPython start-up file in the notebook's kernel. A notebook runs as nbval runs
-it (`NBVAL_SKIP` cells are not run, `NBVAL_RAISES_EXCEPTION` cells must raise),
-and as `cells.plan` says: cells gated to another backend and shell escapes that
-install are not run. A cell that shows an error fails the run even when the
-kernel reports success (a cell magic that runs its body with `run_cell` does).
-
-Written to the report folder: `child.json` (cells run, gated, skipped, the cell
-that failed and its error, and the sandbox's account: the backend that ran,
-KERAS_BACKEND assignments, cells that trained) and `progress` (the cell
-running now, for a caller that has to stop the run). A failure also ends with
-one line `ErrorType: message` on stderr and exit status 1.
+A file that failed ends the job with exit status 1 and its report in the reply all the same (`JobFailed`): the
+cells that ran, the one that failed, what the sandbox saw. The cell running now is in the folder's `progress`,
+for a caller that has to stop the run.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import runpy
 import sys
-import tempfile
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from multibackend.runtime.jobs import JobFailed, JobRequest
 from multibackend.verify import cells, sandbox
 from multibackend.verify.sandbox import SandboxSettings
 
-# Marks the line that names a notebook's failure: the kernel shares stderr and may print after it.
-ERROR_MARK = "multibackend-verify-error: "
 KERNEL_NAME = "multibackend-verify"
 STARTUP_FILE = "00-multibackend-verify.py"
 STARTUP_CODE = "import multibackend.verify.sandbox as _mb_sandbox\n_mb_sandbox.install()\ndel _mb_sandbox\n"
@@ -41,10 +37,83 @@ PROBE_CODE = "import multibackend.verify.sandbox as _mb_sandbox\n_mb_sandbox.wri
 CELL_OUTPUT_LIMIT = 1 << 20
 
 
+@dataclass(frozen=True)
+class ChildRun:
+    """One verify run, as its job's arguments.
+
+    Attributes:
+        path: The script or notebook (absolute).
+        folder: Where the run leaves what it is asked for: `progress`, the kernel's settings and start-up file.
+        sandbox: What the verified process is told (the options of verify that reach it, whole).
+        shell: How shell escapes that install are treated (`cells.SHELL_MODES`).
+        executed: Where to write the run notebook ("" for none; notebooks only).
+    """
+
+    path: str
+    folder: str
+    sandbox: SandboxSettings
+    shell: str = cells.SHELL_MODES[0]
+    executed: str = ""
+
+
+@dataclass(frozen=True)
+class ChildReport:
+    """What one run did, as the job's reply carries it.
+
+    Attributes:
+        kind: "script" or "notebook".
+        ran: Code cells run, by number (a script is cell 1).
+        gated: Cells gated to another backend: `{cell, backend}`.
+        skipped: Cells not run: `{cell, reason}`.
+        failed_cell: The cell that failed (None: none, or not known).
+        error: `ErrorType: message` of the failure ("" when the file ran through).
+        sandbox: Whether the sandbox reported from the verified process (else the fields below are empty).
+        python: The interpreter that ran the file.
+        backend_used: The backend Keras used ("" when the file never imported Keras).
+        framework_version: That framework's version.
+        keras_version: Keras's version.
+        pins: Assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
+        trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
+        datasets_loaded: Cells or lines where a served dataset was first loaded.
+    """
+
+    kind: str
+    ran: list[int] = field(default_factory=list)
+    gated: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    failed_cell: int | None = None
+    error: str = ""
+    sandbox: bool = False
+    python: str = ""
+    backend_used: str = ""
+    framework_version: str = ""
+    keras_version: str = ""
+    pins: list[dict] = field(default_factory=list)
+    trained: list[int] = field(default_factory=list)
+    datasets_loaded: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Progress:
+    """What a run has done so far: filled as it goes, so that a failure still reports it."""
+
+    ran: list[int] = field(default_factory=list)
+    gated: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    execution_cells: dict[int, int] = field(default_factory=dict)  # the kernel's execution count -> cell
+
+
+def job_request(run: ChildRun) -> JobRequest:
+    """The job that runs `run` under its sandbox's backend (the course file imports Keras when it does)."""
+    return JobRequest(
+        backend=run.sandbox.backend, function=f"{__name__}:verify_file", arguments=run, import_keras=False
+    )
+
+
 class CellFailed(Exception):
     """A notebook cell failed: its number and the one-line error."""
 
-    def __init__(self, cell: int, error: str):
+    def __init__(self, cell: int | None, error: str):
         super().__init__(error)
         self.cell = cell
 
@@ -70,14 +139,20 @@ def capped_client(notebook, **options):
     return client
 
 
-def run_script(path: Path, settings: SandboxSettings, report: dict) -> None:
-    """Runs a script as `__main__` in this process, with the sandbox installed."""
+def run_script(path: Path, settings: SandboxSettings, progress: _Progress) -> None:
+    """Runs a script as `__main__` in this process, with the sandbox installed; its failure is `CellFailed` (cell 1)."""
     sandbox.install(settings)
     sys.argv = [str(path)]
     sys.path.insert(0, str(path.parent))
-    report["ran"] = [1]
+    progress.ran.append(1)
     try:
         runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise CellFailed(1, f"SystemExit: {exit_.code}") from None
+    except Exception as error:  # noqa: BLE001 - the script's own error: its traceback for the reader, one line back
+        traceback.print_exc()
+        raise CellFailed(1, _one_line(error)) from None
     finally:
         sandbox.write_report()
 
@@ -101,16 +176,14 @@ def prepare_kernel(folder: Path) -> None:
     (startup / STARTUP_FILE).write_text(STARTUP_CODE)
 
 
-def run_notebook(
-    path: Path, settings: SandboxSettings, shell: str, executed: Path | None, folder: Path, report: dict
-) -> None:
-    """Runs a notebook's cells as `cells.plan` says, then asks its kernel what ran; fills `report`."""
+def run_notebook(run: ChildRun, folder: Path, progress: _Progress) -> None:
+    """Runs a notebook's cells as `cells.plan` says, then asks its kernel what ran; fills `progress`."""
     import nbformat
 
-    notebook = nbformat.reads(path.read_bytes().decode("utf-8-sig"), as_version=4)  # older formats converted
-    plan = cells.plan(notebook, settings.backend, shell)
-    report["gated"] = [gated.to_json() for gated in plan.gated]
-    report["skipped"] = [skipped.to_json() for skipped in plan.skipped]
+    notebook = nbformat.reads(Path(run.path).read_bytes().decode("utf-8-sig"), as_version=4)  # older formats too
+    plan = cells.plan(notebook, run.sandbox.backend, run.shell)
+    progress.gated = [gated.to_json() for gated in plan.gated]
+    progress.skipped = [skipped.to_json() for skipped in plan.skipped]
     originals = {number: notebook.cells[number - 1].source for number in plan.sources}
     for number, source in plan.sources.items():
         notebook.cells[number - 1].source = source
@@ -123,29 +196,27 @@ def run_notebook(
         notebook, timeout=None, kernel_name=KERNEL_NAME, record_timing=False, resources={"metadata": {"path": "."}}
     )
     client.reset_execution_trackers()
-    ran: list[int] = report.setdefault("ran", [])
     try:
         with client.setup_kernel():
             try:
-                _run_cells(client, notebook, plan, folder, ran)
+                _run_cells(client, notebook, plan, folder, progress.ran)
             finally:
                 _probe(client, notebook)
     finally:
-        execution_cells = {
+        progress.execution_cells = {
             cell.get("execution_count"): number
             for number, cell in enumerate(notebook.cells, 1)
-            if cell.cell_type == "code" and number in ran
+            if cell.cell_type == "code" and number in progress.ran and cell.get("execution_count")
         }
-        report["execution_cells"] = {str(count): number for count, number in execution_cells.items() if count}
         for number, cell in enumerate(notebook.cells, start=1):
-            if cell.cell_type == "code" and number not in ran:
+            if cell.cell_type == "code" and number not in progress.ran:
                 cell.outputs, cell.execution_count = [], None  # stored outputs of cells that did not run now
             if number in originals:
                 cell.source = originals[number]
         for text in _streams(notebook):
             print(text, end="")
-        if executed is not None:
-            nbformat.write(notebook, executed)
+        if run.executed:
+            nbformat.write(notebook, run.executed)
 
 
 def _run_cells(client, notebook, plan: cells.CellPlan, folder: Path, ran: list[int]) -> None:
@@ -158,16 +229,14 @@ def _run_cells(client, notebook, plan: cells.CellPlan, folder: Path, ran: list[i
         try:
             client.execute_cell(cell, number - 1)  # the kernel's own execution count: the sandbox reports by it
         except CellExecutionError as error:
-            first_line = (error.evalue or "").strip().splitlines()[:1]
-            raise CellFailed(number, f"{error.ename}: {first_line[0]}" if first_line else error.ename) from None
+            raise CellFailed(number, _error_line(error.ename, error.evalue)) from None
         except DeadKernelError:
             raise CellFailed(number, "DeadKernelError: the kernel died") from None
         shown = [output for output in cell.outputs if output.get("output_type") == "error"]
         if number in plan.raises and not shown:
             raise CellFailed(number, "AssertionError: marked NBVAL_RAISES_EXCEPTION but raised none")
         if shown and number not in plan.raises:  # an error shown by code the cell ran (run_cell in a magic)
-            first_line = str(shown[0].get("evalue", "")).strip().splitlines()[:1]
-            raise CellFailed(number, f"{shown[0].get('ename', 'Error')}: {first_line[0] if first_line else ''}")
+            raise CellFailed(number, _error_line(shown[0].get("ename", "Error"), shown[0].get("evalue", "")))
 
 
 def _probe(client, notebook) -> None:
@@ -193,99 +262,75 @@ def _streams(notebook) -> list[str]:
     ]
 
 
-def _with_sandbox_report(report: dict, settings: SandboxSettings) -> dict:
-    """The child's report with the sandbox's account, places turned into cells (notebooks) or lines (scripts)."""
+def _error_line(name: str, message) -> str:
+    first = str(message or "").strip().splitlines()[:1]
+    return f"{name}: {first[0]}" if first else name
+
+
+def _one_line(error: BaseException) -> str:
+    return _error_line(type(error).__name__, error)
+
+
+def child_report(kind: str, progress: _Progress, settings: SandboxSettings, failure: CellFailed | None) -> ChildReport:
+    """The run's report: its progress, its failure and the sandbox's account, places turned into cells (notebooks)
+    or lines (scripts)."""
+    report = ChildReport(
+        kind,
+        ran=progress.ran,
+        gated=progress.gated,
+        skipped=progress.skipped,
+        failed_cell=failure.cell if failure else None,
+        error=str(failure) if failure else "",
+    )
     path = Path(settings.report)
     if not path.is_file():
-        return {**report, "sandbox": False}
+        return report
     account = json.loads(path.read_text())
-    if report["kind"] == "notebook":
-        cell_of = {int(count): number for count, number in report.get("execution_cells", {}).items()}
+    if kind == "notebook":
+        cell_of = progress.execution_cells
         places = lambda values: sorted({cell_of[value] for value in values if value in cell_of})  # noqa: E731
         pins = [{"value": pin["value"], "cell": cell_of.get(pin["place"])} for pin in account["pins"]]
     else:
         places = lambda values: sorted(set(values))  # noqa: E731
         pins = [{"value": pin["value"], "line": pin["place"] or None} for pin in account["pins"]]
-    return {
-        **report,
-        "sandbox": account["installed"],
-        "python": account["python"],
-        "backend_used": account["backend_used"],
-        "framework_version": account["framework_version"],
-        "keras_version": account["keras_version"],
-        "pins": pins,
-        "trained": places(account["trained"]),
-        "datasets_loaded": places(account["datasets_loaded"]),
-    }
-
-
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m multibackend.verify.child")
-    parser.add_argument("--offline-datasets", action="store_true")
-    parser.add_argument("--smoke", action="store_true", help="predict exempt from Keras's step cap")
-    parser.add_argument("--smoke-sample", help="TRAIN,TEST: images served")
-    parser.add_argument("--seed", type=int, help="keras.utils.set_random_seed(SEED) as Keras is imported")
-    parser.add_argument("--respect-backend-pins", action="store_true")
-    parser.add_argument("--shell", choices=cells.SHELL_MODES, default=cells.SHELL_MODES[0])
-    parser.add_argument("--executed", type=Path, help="write the run notebook here (notebooks only)")
-    parser.add_argument("--report-dir", type=Path, help="folder for child.json (default: a temporary one)")
-    parser.add_argument("path", type=Path)
-    args = parser.parse_args(argv)
-    if args.report_dir is not None:
-        args.report_dir.mkdir(parents=True, exist_ok=True)
-        run(args, args.report_dir.resolve())
-        return
-    with tempfile.TemporaryDirectory(prefix="multibackend-child-") as folder:
-        run(args, Path(folder))
-
-
-def run(args: argparse.Namespace, folder: Path) -> None:
-    """Runs the file with the sandbox's settings in `folder`, and writes `child.json` there whatever happens."""
-    path = args.path.resolve()
-    sample = tuple(int(part) for part in args.smoke_sample.split(",")) if args.smoke_sample else None
-    settings = SandboxSettings(
-        backend=os.environ.get("KERAS_BACKEND", ""),
-        respect_pins=args.respect_backend_pins,
-        offline=args.offline_datasets,
-        smoke=args.smoke,
-        smoke_sample=sample,
-        seed=args.seed,
-        script=str(path),
-        report=str(folder / "sandbox.json"),
+    return dataclasses.replace(
+        report,
+        sandbox=account["installed"],
+        python=account["python"],
+        backend_used=account["backend_used"],
+        framework_version=account["framework_version"],
+        keras_version=account["keras_version"],
+        pins=pins,
+        trained=places(account["trained"]),
+        datasets_loaded=places(account["datasets_loaded"]),
     )
+
+
+def verify_file(run: ChildRun) -> ChildReport:
+    """Runs the file with its sandbox settings (the job's function).
+
+    Returns:
+        The run's `ChildReport`.
+
+    Raises:
+        JobFailed: when the file failed; it carries the report all the same.
+    """
+    folder = Path(run.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.replace(run.sandbox, script=run.path, report=str(folder / "sandbox.json"))
     settings.write(folder / "settings.json")
-    os.environ[sandbox.SETTINGS_ENV] = str(folder / "settings.json")
-    report: dict = {
-        "kind": "notebook" if path.suffix == ".ipynb" else "script",
-        "ran": [],
-        "gated": [],
-        "skipped": [],
-        "failed_cell": None,
-        "error": "",
-    }
+    os.environ[sandbox.SETTINGS_ENV] = str(folder / "settings.json")  # the notebook's kernel reads them there
+    kind = "notebook" if run.path.endswith(".ipynb") else "script"
+    progress = _Progress()
     try:
-        if report["kind"] == "notebook":
-            run_notebook(path, settings, args.shell, args.executed, folder, report)
+        if kind == "notebook":
+            run_notebook(dataclasses.replace(run, sandbox=settings), folder, progress)
         else:
-            run_script(path, settings, report)
+            run_script(Path(run.path), settings, progress)
     except CellFailed as failure:
-        report.update(failed_cell=failure.cell, error=str(failure))
-        print(ERROR_MARK + str(failure), file=sys.stderr)
-        raise SystemExit(1) from None
-    except SystemExit as exit_:
-        if exit_.code not in (0, None):
-            report.update(failed_cell=1, error=f"SystemExit: {exit_.code}")
-        raise
-    except BaseException as error:
-        message = str(error).strip().splitlines()[:1]
-        report.update(
-            failed_cell=1 if report["kind"] == "script" else None,
-            error=f"{type(error).__name__}: {message[0]}" if message else type(error).__name__,
-        )
-        raise
-    finally:
-        (folder / "child.json").write_text(json.dumps(_with_sandbox_report(report, settings)))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+        raise JobFailed(str(failure), child_report(kind, progress, settings, failure)) from None
+    except Exception as error:  # noqa: BLE001 - the notebook machinery's own (a kernel that would not start)
+        raise JobFailed(
+            _one_line(error), child_report(kind, progress, settings, CellFailed(None, _one_line(error)))
+        ) from None
+    return child_report(kind, progress, settings, None)

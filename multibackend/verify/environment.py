@@ -145,8 +145,7 @@ def run_environment(
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)]),
         PWD=str(workdir),
     )
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("JAX_PLATFORMS", "cpu")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the device settings are the job's: `runtime.backend`
     if refuse_installs:
         env["PIP_PYTHON"] = str(write_pip_guard(workdir))
     return env

@@ -8,7 +8,7 @@ from pathlib import Path
 from multibackend.runtime.errors import UsageError, last_line
 from multibackend.verify import cells as cell_plans
 from multibackend.verify import outputs
-from multibackend.verify.child import ERROR_MARK
+from multibackend.verify.child import ChildReport
 from multibackend.verify.files import stored_notebook
 from multibackend.verify.launch import ChildOutcome, launch
 from multibackend.verify.model import Run, VerifyOptions
@@ -36,20 +36,21 @@ def run_file(path: Path, backend: str, options: VerifyOptions | None = None) -> 
 def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcome) -> Run:
     """The `Run` of `path` under `backend` from what its process left (`outcome`)."""
     stored = stored_notebook(path) if options.check.mode != "off" else None
-    finished, report, progress, new = outcome.finished, outcome.report, outcome.progress, outcome.executed
+    finished, progress, new = outcome.finished, outcome.progress, outcome.executed
+    report = outcome.report or ChildReport("notebook" if path.suffix == ".ipynb" else "script")
     run = Run(
         str(path),
         backend,
         "passed",
         finished.seconds,
-        backend_used=report.get("backend_used", ""),
-        framework_version=report.get("framework_version", ""),
-        code_cells_ran=len(report.get("ran", [])),
-        code_cells_gated=report.get("gated", []),
-        code_cells_skipped=report.get("skipped", []),
-        failed_cell=report.get("failed_cell"),
-        pins=report.get("pins", []),
-        trained=report.get("trained", []),
+        backend_used=report.backend_used,
+        framework_version=report.framework_version,
+        code_cells_ran=len(report.ran),
+        code_cells_gated=report.gated,
+        code_cells_skipped=report.skipped,
+        failed_cell=report.failed_cell,
+        pins=report.pins,
+        trained=report.trained,
     )
     run.last_line = _result_line(new, finished.stdout, run.trained)
     if finished.timed_out:
@@ -68,13 +69,13 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
         return run
     if finished.returncode != 0:
         run.status = "failed"
-        run.error = report.get("error") or first_error_line(finished.stderr)
+        run.error = report.error or outcome.failure or last_line(finished.stderr, "failed with no error output")
         if not options.offline and ("mnist.npz" in finished.stderr or "URL fetch failure" in finished.stderr):
             run.error += OFFLINE_HINT
         if path.suffix == ".ipynb" and run.failed_cell:
             run.error = f"cell {run.failed_cell}: {run.error}"
         return run
-    if not report.get("sandbox"):
+    if not report.sandbox:
         run.status = "failed"
         run.error = "verify could not read which backend ran (its sandbox did not report from the run's process)"
         return run
@@ -89,12 +90,12 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
     return run
 
 
-def _not_compared(stored: dict, backend: str, options: VerifyOptions, report: dict) -> set[int]:
+def _not_compared(stored: dict, backend: str, options: VerifyOptions, report: ChildReport) -> set[int]:
     """Cells whose stored outputs are not compared: gated, skipped, and in a smoke run all from the first that
     trained (or loaded a sampled dataset): their outputs reflect a capped training or a slice of the data."""
     skip = cell_plans.plan(stored, backend, options.shell).not_compared
     if options.smoke:
-        diverged = [*report.get("trained", []), *(report.get("datasets_loaded", []) if options.smoke_sample else [])]
+        diverged = [*report.trained, *(report.datasets_loaded if options.smoke_sample else [])]
         if diverged:
             skip |= set(range(min(diverged), len(stored.get("cells", [])) + 1))
     return skip
@@ -112,9 +113,3 @@ def _result_line(new: dict | None, stdout: str, trained: list[int]) -> str:
 def where(pin: dict) -> str:
     """Where a KERAS_BACKEND assignment is: its cell, its line, or at run time."""
     return f"cell {pin['cell']}" if pin.get("cell") else f"line {pin['line']}" if pin.get("line") else "at run time"
-
-
-def first_error_line(stderr: str) -> str:
-    """The line that names the error: the notebook child's marked line, else the last line of a traceback."""
-    marked = [line for line in stderr.splitlines() if line.startswith(ERROR_MARK)]
-    return marked[-1].removeprefix(ERROR_MARK) if marked else last_line(stderr, "failed with no error output")

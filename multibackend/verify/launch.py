@@ -1,46 +1,47 @@
-"""Starting one (file, backend) run: a fresh working folder that is also its home, its environment, verify's child
-process in namespaces of its own (`containment`), and what the child left behind (`ChildOutcome`)."""
+"""Starting one (file, backend) run: a fresh working folder that is also its home, its environment, verify's job
+(`child.verify_file`) in namespaces of its own (`containment`), and what it left behind (`ChildOutcome`)."""
 
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from multibackend.runtime.children import ChildResult, run_child
+from multibackend.runtime.children import ChildResult
+from multibackend.runtime.jobs import from_fields, run_job
 from multibackend.verify import cells as cell_plans
 from multibackend.verify import containment, environment
-from multibackend.verify.model import SMOKE_MAX_STEPS, VerifyOptions
+from multibackend.verify.child import ChildReport, ChildRun, job_request
+from multibackend.verify.model import VerifyOptions
+from multibackend.verify.sandbox import SandboxSettings
 
 
 @dataclass(frozen=True)
 class ChildOutcome:
-    """What a run's process left: how it ended, its child's report (`child.json`), the cell it was in (`progress`)
-    and the executed notebook (None for a script)."""
+    """What a run's process left: how it ended, its report (None when it replied with none: killed, timed out, a
+    crash of the process itself), why it replied with none, the cell it was in (`progress`) and the executed notebook
+    (None for a script)."""
 
     finished: ChildResult
-    report: dict
+    report: ChildReport | None
+    failure: str
     progress: str
     executed: dict | None
 
 
-def child_command(path: Path, reports: Path, options: VerifyOptions) -> list[str]:
-    """verify's child process for `path`, writing its report into `reports`."""
-    command = [sys.executable, "-m", "multibackend.verify.child", "--report-dir", str(reports)]
-    command += ["--shell", options.shell, "--executed", str(reports / "executed.ipynb")]
-    if options.offline:
-        command.append("--offline-datasets")
-    if options.smoke:
-        command.append("--smoke")
-    if options.smoke_sample:
-        command += ["--smoke-sample", ",".join(map(str, options.smoke_sample))]
-    if options.respect_pins:
-        command.append("--respect-backend-pins")
-    if options.seed is not None:
-        command += ["--seed", str(options.seed)]
-    return [*command, str(path.resolve())]
+def child_run(path: Path, backend: str, reports: Path, options: VerifyOptions) -> ChildRun:
+    """The job's arguments for `path` under `backend`: verify's options that reach the run, as one settings object."""
+    settings = SandboxSettings(
+        backend=backend,
+        respect_pins=options.respect_pins,
+        offline=options.offline,
+        smoke=options.smoke,
+        smoke_sample=options.smoke_sample,
+        seed=options.seed,
+    )
+    executed = str(reports / "executed.ipynb") if path.suffix == ".ipynb" else ""
+    return ChildRun(str(path.resolve()), str(reports), settings, shell=options.shell, executed=executed)
 
 
 def launch(path: Path, backend: str, options: VerifyOptions) -> ChildOutcome:
@@ -55,11 +56,19 @@ def launch(path: Path, backend: str, options: VerifyOptions) -> ChildOutcome:
         reports = workdir / ".multibackend-verify"
         env = child_environment(backend, workdir, options)
         read_only = None if options.shell == cell_plans.SHELL_MODES[0] else []  # --shell run: installs allowed
-        command = containment.contained(child_command(path, reports, options), read_only)
-        finished = run_child(command, timeout=options.timeout, env=env, cwd=folder)
+        outcome = run_job(
+            job_request(child_run(path, backend, reports, options)),
+            timeout=options.timeout,
+            env=env,
+            cwd=folder,
+            wrap=lambda command: containment.contained(command, read_only),
+        )
+        reply = outcome.reply
+        report = from_fields(ChildReport, reply.value) if reply is not None and reply.value is not None else None
         return ChildOutcome(
-            finished,
-            _read_json(reports / "child.json"),
+            outcome.process,
+            report,
+            reply.error if reply is not None else "",
             _read_text(reports / "progress"),
             _read_json(reports / "executed.ipynb") if path.suffix == ".ipynb" else None,
         )
@@ -83,8 +92,6 @@ def child_environment(backend: str, workdir: Path, options: VerifyOptions) -> di
         source = find_mnist()  # the caller's Keras cache is outside the run's home: name where the data is
         if source is not None:
             env[DATA_DIR_ENV] = str(source.path if source.path.is_dir() else source.path.parent)
-    if options.smoke:
-        env.update(KERAS_MAX_STEPS_PER_EPOCH=str(SMOKE_MAX_STEPS), MULTIBACKEND_SMOKE="1")
     return env
 
 

@@ -10,13 +10,6 @@ from multibackend.results import JsonRecord
 from multibackend.verify import cells as cell_plans
 from multibackend.verify import outputs
 
-# A smoke run: Keras's own debugging cap, every epoch of fit and every evaluate at most this many steps. The epochs
-# stay as written: course code plots its histories against the epochs it asked for (`range(1, 11)` in Deep Learning
-# with Python's chapter 5 failed under KERAS_MAX_EPOCHS=1). predict runs uncapped (see `sandbox`). Served datasets
-# stay whole unless a sample is asked for: course code splits them by index (`images[10000:]` in its chapter 7 was
-# empty with a 1,024-image slice).
-SMOKE_MAX_STEPS = 16
-
 # Statuses of a row that count as a pass, or as neither pass nor failure.
 NOT_FAILURES = ("passed", "not installed", "pinned")
 OTHER_SHARD = "in another shard"  # a matrix entry of a shard's report, never a status of a run
@@ -113,7 +106,7 @@ class VerifyOptions:
         offline: Serve `keras.datasets.mnist.load_data()` from the local copy.
         check: How stored notebook outputs are compared.
         jobs: How many runs go side by side (each gets its share of the cores).
-        smoke: Cap training (see `SMOKE_MAX_STEPS`): a quick check that everything runs.
+        smoke: Cap training (see `sandbox.SMOKE_MAX_STEPS`): a quick check that everything runs.
         smoke_sample: In a smoke run, serve only this many (training, test) images of a served dataset.
         seed: Seed Keras's random generators in each run as Keras is imported (None: as the file does).
         respect_pins: Let a file's own `KERAS_BACKEND` assignments take effect (default: the backend asked for wins).

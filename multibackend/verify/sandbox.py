@@ -15,9 +15,9 @@ Keras modules only when the course file imports them (see `runtime.import_hooks`
   framework's version, which cells or lines trained or evaluated a model (Keras
   `fit`/`evaluate` and their batch forms) and where the served datasets were
   first loaded.
-- **Smoke runs.** Keras's own cap (`KERAS_MAX_STEPS_PER_EPOCH`, set by `verify`) shortens every
-  epoch of `fit` and every `evaluate`; `predict` runs uncapped, since course code compares its
-  predictions with labels of the input's length.
+- **Smoke runs.** Keras's own cap (`KERAS_MAX_STEPS_PER_EPOCH`, set here before Keras is imported)
+  shortens every epoch of `fit` and every `evaluate`; `predict` runs uncapped, since course code
+  compares its predictions with labels of the input's length. `MULTIBACKEND_SMOKE=1` tells the file.
 - **Offline datasets**, sliced if asked (`course.offline`).
 """
 
@@ -31,6 +31,14 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# A smoke run: Keras's own debugging cap, every epoch of fit and every evaluate at most this many steps. The epochs
+# stay as written: course code plots its histories against the epochs it asked for (`range(1, 11)` in Deep Learning
+# with Python's chapter 5 failed under KERAS_MAX_EPOCHS=1). predict runs uncapped (see `sandbox`). Served datasets
+# stay whole unless a sample is asked for: course code splits them by index (`images[10000:]` in its chapter 7 was
+# empty with a 1,024-image slice).
+SMOKE_MAX_STEPS = 16
+# What a course file can read to know it runs as a smoke run.
+SMOKE_ENV = "MULTIBACKEND_SMOKE"
 SETTINGS_ENV = "MULTIBACKEND_VERIFY_SETTINGS"
 KERAS_MODEL_MODULE = "keras.src.models.model"
 TRAINING_METHODS = ("fit", "evaluate", "train_on_batch", "test_on_batch")
@@ -44,7 +52,7 @@ class SandboxSettings:
         backend: The backend asked for.
         respect_pins: Whether the file's own assignments of `KERAS_BACKEND` take effect.
         offline: Serve `keras.datasets.mnist.load_data()` from the local copy.
-        smoke: A smoke run: `predict` is exempt from Keras's step cap.
+        smoke: A smoke run: Keras's step cap (`SMOKE_MAX_STEPS`), `predict` exempt from it.
         smoke_sample: The training and test images served (a smoke run that asks for it), else all.
         seed: Seeds Keras's random generators (and Python's, NumPy's, the backend's) as Keras is imported.
         script: The script's path (scripts only: where its lines are found).
@@ -217,6 +225,8 @@ def install(settings: SandboxSettings | None = None) -> None:
     from multibackend.runtime.import_hooks import on_import
 
     _settings = settings or SandboxSettings.read(os.environ[SETTINGS_ENV])
+    if _settings.smoke:  # Keras reads its cap as it is imported; a notebook's kernel is told here too
+        os.environ.update(KERAS_MAX_STEPS_PER_EPOCH=str(SMOKE_MAX_STEPS), **{SMOKE_ENV: "1"})
     os.environ.__class__ = _GuardedEnviron
     on_import(KERAS_MODEL_MODULE, _watch_training)
     if _settings.seed is not None:

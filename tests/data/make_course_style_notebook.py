@@ -8,11 +8,14 @@ verify` finds its outputs again under every backend. Made once with (TensorFlow 
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import nbformat
+
+from multibackend.runtime.jobs import command_for
+from multibackend.verify.child import ChildRun, job_request
+from multibackend.verify.sandbox import SandboxSettings
 
 CELLS = (
     "from keras.datasets import mnist\n"
@@ -46,21 +49,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "course_style_tf.ipynb"
         nbformat.write(notebook, source)
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "multibackend.verify.child",
-                "--offline-datasets",
-                "--executed",
-                str(target),
-                str(source),
-            ],
-            env=env,
-            cwd=folder,
-            check=True,
-        )
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        settings = SandboxSettings("tensorflow", offline=True)
+        run = ChildRun(str(source), str(Path(folder) / "reports"), settings, executed=str(target))
+        subprocess.run(command_for(job_request(run)), env=env, cwd=folder, check=True)
 
 
 if __name__ == "__main__":

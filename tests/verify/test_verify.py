@@ -312,17 +312,20 @@ def test_install_after_keras_is_imported_patches_in_place():
 
 
 def run_cli_child(script: Path, offline: bool, env: dict):
+    """verify's job for `script` run as `python -m multibackend.runtime.job` with `env` on top of this one's."""
     import os
     import subprocess
-    import sys
 
-    command = [
-        sys.executable,
-        "-m",
-        "multibackend.verify.child",
-        *(["--offline-datasets"] if offline else []),
-        str(script),
-    ]
+    from multibackend.runtime.jobs import command_for
+    from multibackend.verify.child import ChildRun, job_request
+    from multibackend.verify.sandbox import SandboxSettings
+
+    run = ChildRun(str(script), str(script.parent / "reports"), SandboxSettings(BACKEND, offline=offline))
     return subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, **env}, cwd=script.parent, timeout=300
+        command_for(job_request(run)),
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=script.parent,
+        timeout=300,
     )
