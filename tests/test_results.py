@@ -64,10 +64,11 @@ def test_misclassified_digits_outside_the_test_set_are_refused(tmp_path):
 
 
 def typed_records():
+    from multibackend.evolve.summary import Summary
     from multibackend.results import BenchResult, ParityResult, RunResult
     from multibackend.verify.model import VerifyReport
 
-    return [RunResult, ParityResult, BenchResult, VerifyReport]
+    return [RunResult, ParityResult, BenchResult, VerifyReport, Summary]
 
 
 @pytest.mark.parametrize("record", typed_records(), ids=lambda record: record.__name__)

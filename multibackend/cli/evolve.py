@@ -165,5 +165,5 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     summary = run_search(config)
     print(format_summary(summary))
-    print(f"report      {summary['report']}")
+    print(f"report      {summary.report}")
     return 0

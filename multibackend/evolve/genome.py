@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from multibackend.course.networks import DenseNetworkSpec
+from multibackend.evolve import attributes
 
 # The search space's version: a study made with another one is refused (its genomes mean other networks).
 SPACE_VERSION = 3
@@ -183,7 +184,5 @@ def search_space(max_epochs: int, train_samples: int, max_params: int = 0) -> di
 
 def generation_of(trial, population: int) -> int:
     """The NSGA-II generation of an Optuna trial (stored by the sampler; else by trial number)."""
-    for key, value in trial.system_attrs.items():
-        if key.endswith(":generation"):
-            return int(value)
-    return trial.number // population
+    generation = trial.system_attrs.get(attributes.GENERATION)
+    return int(generation) if generation is not None else trial.number // population

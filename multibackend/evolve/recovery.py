@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from multibackend.evolve import attributes
 from multibackend.evolve.config import EvolveConfig
 from multibackend.evolve.genome import course_baseline, genome_from_params
 
@@ -29,12 +30,13 @@ def requeue_owed_genomes(study, config: EvolveConfig) -> list[int]:
     # (a worker joining then took those for the genome, and queued the baseline a second time).
     covered = {_genome_key(t.system_attrs.get("fixed_params") or t.params) for t in trials if t.state in pending}
     owed = []
-    for trial in sorted(trials, key=lambda t: (not t.user_attrs.get("baseline"), t.number)):
-        if trial.state not in (TrialState.FAIL, TrialState.PRUNED) or {"too_large", "stopped_at_epoch"} & set(
-            trial.user_attrs
-        ):
+    for trial in sorted(trials, key=lambda t: (not t.user_attrs.get(attributes.BASELINE), t.number)):
+        if trial.state not in (TrialState.FAIL, TrialState.PRUNED) or {
+            attributes.TOO_LARGE,
+            attributes.STOPPED_AT_EPOCH,
+        } & set(trial.user_attrs):
             continue  # pruned for a reason that holds again: too large, or hopeless
-        if not (trial.user_attrs.get("interrupted") or "fixed_params" in trial.system_attrs):
+        if not (trial.user_attrs.get(attributes.INTERRUPTED) or "fixed_params" in trial.system_attrs):
             continue
         try:
             genome_from_params(trial.params)  # drawn in full: it can be trained again
@@ -47,14 +49,14 @@ def requeue_owed_genomes(study, config: EvolveConfig) -> list[int]:
         owed.append(trial.number)
     baseline = course_baseline(config.max_epochs).to_params()
     if baseline_trained(config) and _genome_key(baseline) not in covered:
-        study.enqueue_trial(baseline, user_attrs={"baseline": True})
+        study.enqueue_trial(baseline, user_attrs={attributes.BASELINE: True})
     return owed
 
 
 def reused_genomes(trials: list) -> int:
     """How many complete trials took the values of an earlier trial of the same genome (`same_genome_as`) instead of
     training."""
-    return sum(t.state.name == "COMPLETE" and "same_genome_as" in t.user_attrs for t in trials)
+    return sum(t.state.name == "COMPLETE" and attributes.SAME_GENOME_AS in t.user_attrs for t in trials)
 
 
 def baseline_trained(config: EvolveConfig) -> bool:
@@ -65,7 +67,10 @@ def baseline_trained(config: EvolveConfig) -> bool:
 
 def _retry_attrs(trial) -> dict:
     """The marks of a genome queued again for `trial`: what it retries, and whether it is the baseline."""
-    return {"retry_of": trial.number, **({"baseline": True} if trial.user_attrs.get("baseline") else {})}
+    return {
+        attributes.RETRY_OF: trial.number,
+        **({attributes.BASELINE: True} if trial.user_attrs.get(attributes.BASELINE) else {}),
+    }
 
 
 def _genome_key(params: dict) -> tuple:
@@ -91,7 +96,7 @@ def wait_for_a_free_place(trial, total: int, deadline: float, poll_seconds: floa
         return (0 if "failed_trial" in t.system_attrs else 1, t.number)
 
     study = trial.study
-    trial.set_user_attr("place", "waiting")
+    trial.set_user_attr(attributes.PLACE, "waiting")
     while True:
         trials = study.get_trials(deepcopy=False)
         frozen = next(t for t in trials if t.number == trial.number)
@@ -105,11 +110,11 @@ def wait_for_a_free_place(trial, total: int, deadline: float, poll_seconds: floa
         if not queued and any(t.state == TrialState.WAITING for t in others):
             raise optuna.TrialPruned("a queued trial goes first; this worker's next trial takes it")
         ahead = sum(
-            t.state == TrialState.RUNNING and (t.user_attrs.get("place") != "waiting" or priority(t) < mine)
+            t.state == TrialState.RUNNING and (t.user_attrs.get(attributes.PLACE) != "waiting" or priority(t) < mine)
             for t in others
         ) + sum(awaiting_retry(t, trials) for t in others)
         if complete + ahead < total:
-            trial.set_user_attr("place", "training")
+            trial.set_user_attr(attributes.PLACE, "training")
             return
         time.sleep(poll_seconds)
         optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed and queued again
@@ -133,9 +138,9 @@ def awaiting_retry(trial, trials: list) -> bool:
 
     if (
         trial.state != TrialState.FAIL
-        or trial.user_attrs.get("place") != "training"
-        or trial.user_attrs.get("interrupted")
-        or trial.user_attrs.get("error")
+        or trial.user_attrs.get(attributes.PLACE) != "training"
+        or trial.user_attrs.get(attributes.INTERRUPTED)
+        or trial.user_attrs.get(attributes.ERROR)
         or "failed_trial" in trial.system_attrs
         or trial.datetime_complete is None
         or (dt.datetime.now() - trial.datetime_complete).total_seconds() > RETRY_QUEUE_SECONDS
@@ -172,7 +177,7 @@ def fail_trials_killed_in_ask(study, older_than_seconds: float | None = None) ->
     now = dt.datetime.now()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "worker" in trial.user_attrs or trial.datetime_start is None:
+        if attributes.WORKER in trial.user_attrs or trial.datetime_start is None:
             continue
         if (now - trial.datetime_start).total_seconds() < older_than_seconds:
             continue

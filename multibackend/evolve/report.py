@@ -6,26 +6,48 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from multibackend.evolve.summary import Summary
 from multibackend.runtime import templating
 
 
-def write_evolve_report(study, summary: dict, out_dir: Path, population: int) -> Path:
-    """Writes `evolve-<study>.md` and its two plots to `out_dir`; returns the Markdown path."""
+def write_evolve_report(study, summary: Summary, out_dir: Path, population: int) -> Path:
+    """Writes `evolve-<study>.md` and its plots to `out_dir`; returns the Markdown path."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna
     from optuna.trial import TrialState
 
-    from multibackend.evolve.genome import generation_of
-
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = summary["study"]
+    name = summary.study
     completed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    front = sorted(summary.front, key=lambda e: e["params"])
+    hypervolume_png = _hypervolume_plot(study, summary, out_dir) if summary.hypervolume else None
 
-    front = sorted(summary["front"], key=lambda e: e["params"])
-    base = summary["baseline"]
+    def test_cell(entry: dict | None) -> str:
+        return f"{entry['test_accuracy']:.4f}" if entry and "test_accuracy" in entry else "-"
+
+    context = {
+        "name": name,
+        "summary": summary,
+        "front": front,
+        "base": summary.baseline,
+        "test_cell": test_cell,
+        "front_png": _front_plot(study, summary, completed, out_dir).name,
+        "generations_png": _generations_plot(name, completed, population, out_dir).name,
+        "hypervolume_png": hypervolume_png.name if hypervolume_png else None,
+    }
+    path = out_dir / f"evolve-{name}.md"
+    path.write_text(templating.render("multibackend.evolve", "evolve.md.j2", context))
+    return path
+
+
+def _front_plot(study, summary: Summary, completed: list, out_dir: Path) -> Path:
+    """Optuna's Pareto-front plot, zoomed on the front, with the course baseline marked."""
+    import matplotlib.pyplot as plt
+    import optuna
+
+    front = sorted(summary.front, key=lambda e: e["params"])
+    base = summary.baseline
     with warnings.catch_warnings():  # optuna marks its matplotlib plots experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         axis = optuna.visualization.matplotlib.plot_pareto_front(
@@ -51,13 +73,22 @@ def write_evolve_report(study, summary: dict, out_dir: Path, population: int) ->
         )
     axis.set(xscale="log", ylim=(floor, 1.0))
     axis.set_title(
-        f"{name}: validation accuracy vs parameters ({hidden} trials below {floor:.2f} not shown)", fontsize=10
+        f"{summary.study}: validation accuracy vs parameters ({hidden} trials below {floor:.2f} not shown)",
+        fontsize=10,
     )
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
-    front_png = out_dir / f"evolve-{name}-front.png"
-    figure.savefig(front_png, dpi=90)
+    path = out_dir / f"evolve-{summary.study}-front.png"
+    figure.savefig(path, dpi=90)
     plt.close(figure)
+    return path
+
+
+def _generations_plot(name: str, completed: list, population: int, out_dir: Path) -> Path:
+    """The best validation accuracy of each generation, and the best so far."""
+    import matplotlib.pyplot as plt
+
+    from multibackend.evolve.genome import generation_of
 
     best_by_generation: dict[int, float] = {}
     for trial in completed:
@@ -75,38 +106,29 @@ def write_evolve_report(study, summary: dict, out_dir: Path, population: int) ->
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    generations_png = out_dir / f"evolve-{name}-generations.png"
-    figure.savefig(generations_png, dpi=90)
+    path = out_dir / f"evolve-{name}-generations.png"
+    figure.savefig(path, dpi=90)
     plt.close(figure)
+    return path
 
-    hypervolume_png = None
-    if summary.get("hypervolume"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            axis = optuna.visualization.matplotlib.plot_hypervolume_history(
-                study, reference_point=summary["hypervolume"]["reference"]
-            )
-        floor, ceiling = summary["hypervolume"]["reference"]
-        axis.set_title(f"{name}: hypervolume (reference: validation {floor:g}, {ceiling:,.0f} parameters)", fontsize=10)
-        axis.figure.set_size_inches(7.5, 3.6)
-        axis.figure.tight_layout()
-        hypervolume_png = out_dir / f"evolve-{name}-hypervolume.png"
-        axis.figure.savefig(hypervolume_png, dpi=90)
-        plt.close(axis.figure)
 
-    def test_cell(entry: dict | None) -> str:
-        return f"{entry['test_accuracy']:.4f}" if entry and "test_accuracy" in entry else "-"
+def _hypervolume_plot(study, summary: Summary, out_dir: Path) -> Path:
+    """Optuna's hypervolume history, against the summary's reference point."""
+    import matplotlib.pyplot as plt
+    import optuna
 
-    context = {
-        "name": name,
-        "summary": summary,
-        "front": front,
-        "base": base,
-        "test_cell": test_cell,
-        "front_png": front_png.name,
-        "generations_png": generations_png.name,
-        "hypervolume_png": hypervolume_png.name if hypervolume_png else None,
-    }
-    path = out_dir / f"evolve-{name}.md"
-    path.write_text(templating.render("multibackend.evolve", "evolve.md.j2", context))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        axis = optuna.visualization.matplotlib.plot_hypervolume_history(
+            study, reference_point=summary.hypervolume["reference"]
+        )
+    floor, ceiling = summary.hypervolume["reference"]
+    axis.set_title(
+        f"{summary.study}: hypervolume (reference: validation {floor:g}, {ceiling:,.0f} parameters)", fontsize=10
+    )
+    axis.figure.set_size_inches(7.5, 3.6)
+    axis.figure.tight_layout()
+    path = out_dir / f"evolve-{summary.study}-hypervolume.png"
+    axis.figure.savefig(path, dpi=90)
+    plt.close(axis.figure)
     return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 
+from multibackend.evolve import attributes
 from multibackend.evolve.fitness import accuracy
 
 FIRST_JUDGED_EPOCH = 2
@@ -59,12 +60,12 @@ def hopeless_stop(trial, x_val, y_val, *, judged: bool = True):
 
         def on_epoch_end(self, epoch, logs=None):
             self.curve.append(accuracy(self.model, x_val, y_val))
-            trial.set_user_attr("val_curve", self.curve)
+            trial.set_user_attr(attributes.VAL_CURVE, self.curve)
             last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 1)
             if not judged or last:  # a trial that trained all its epochs is complete, whatever its accuracy
                 return
             finished = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            others = [t.user_attrs["val_curve"] for t in finished if t.user_attrs.get("val_curve")]
+            others = [t.user_attrs[attributes.VAL_CURVE] for t in finished if t.user_attrs.get(attributes.VAL_CURVE)]
             bar = median_bar(self.curve, others)
             if bar is not None and self.curve[-1] < bar:
                 self.stopped = (epoch + 1, bar)

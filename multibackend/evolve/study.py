@@ -19,10 +19,10 @@ import numpy as np
 
 from multibackend.evolve.config import VALIDATION_SAMPLES, EvolveConfig, validate
 from multibackend.evolve.genome import course_baseline, search_space
-from multibackend.evolve.objective import make_objective, progress_callback, search_data
-from multibackend.evolve.recovery import baseline_trained, requeue_owed_genomes, reused_genomes
+from multibackend.evolve.objective import Objective, progress_callback, search_data
+from multibackend.evolve.recovery import baseline_trained, requeue_owed_genomes
 from multibackend.evolve.storage import make_storage, storage_writes
-from multibackend.evolve.summary import summarize
+from multibackend.evolve.summary import StudyAtStart, Summary, summarize
 from multibackend.results import write_json_atomic
 from multibackend.runtime.children import end_child
 from multibackend.runtime.errors import UsageError
@@ -106,46 +106,31 @@ def open_study(config: EvolveConfig):
     return study
 
 
-def run_search(config: EvolveConfig, print_line=print) -> dict:
+def run_search(config: EvolveConfig, print_line=print) -> Summary:
     """Runs (or resumes) the search until the trial count or the budget is reached, then reports.
 
     Returns:
-        The summary written to `results/evolve-<study>.json`.
+        The summary written to `results/evolve-<study>.json`, with the report's path.
     """
-    from optuna.trial import TrialState
-
     validate(config)
     study = open_study(config)
     models_dir = Path(config.results_dir) / "evolve-models" / config.study_name
     models_dir.mkdir(parents=True, exist_ok=True)
-    trials = study.get_trials(deepcopy=False)
-    done = sum(1 for t in trials if t.state == TrialState.COMPLETE)
+    at_start = StudyAtStart.of(study.get_trials(deepcopy=False))
     print_line(
-        f"study {config.study_name!r} in {config.storage_shown}: {done} of {config.total_trials} trials done, "
-        f"backend {config.backend}, budget {config.budget_minutes:g} min"
+        f"study {config.study_name!r} in {config.storage_shown}: {at_start.completed} of {config.total_trials} "
+        f"trials done, backend {config.backend}, budget {config.budget_minutes:g} min"
     )
-    started, done_at_start = time.perf_counter(), done
-    stopped_at_start = sum("stopped_at_epoch" in t.user_attrs for t in trials)
-    reused_at_start = reused_genomes(trials)
+    started = time.perf_counter()
     with helper_workers(config) as helpers:
-        if done < config.total_trials:
+        if at_start.completed < config.total_trials:
             with storage_writes(config.storage_url):
                 optimize(
                     study, config, models_dir, progress_callback(config.total_trials, config.population, print_line)
                 )
         for helper in helpers:
             helper.wait()
-    minutes = (time.perf_counter() - started) / 60
-    summary = summarize(study, config, models_dir, minutes)
-    summary["trials_this_run"] = summary["completed_trials"] - done_at_start
-    summary["stopped_this_run"] = summary["stopped_early"] - stopped_at_start
-    summary["reused_this_run"] = reused_genomes(study.get_trials(deepcopy=False)) - reused_at_start
-    hours = minutes / 60
-    # Complete trials per hour (what the searches before early stopping measured), and trials judged per hour:
-    # complete, or stopped early as hopeless (each an evaluated genome).
-    summary["trials_per_hour"] = summary["trials_this_run"] / hours if hours > 0 else 0.0
-    judged = summary["trials_this_run"] + summary["stopped_this_run"]
-    summary["judged_trials_per_hour"] = judged / hours if hours > 0 else 0.0
+    summary = summarize(study, config, models_dir, (time.perf_counter() - started) / 60, at_start)
     if config.final_seeds:
         from multibackend.evolve.final import final_comparison
 
@@ -153,12 +138,13 @@ def run_search(config: EvolveConfig, print_line=print) -> dict:
             f"final: the course network and the best smaller front networks, {config.final_seeds} seeds each, "
             "all 60,000 training images"
         )
-        summary["final"] = final_comparison(summary["front"], config.final_seeds, config.final_candidates, print_line)
+        final = final_comparison(summary.front, config.final_seeds, config.final_candidates, print_line)
+        summary = dataclasses.replace(summary, final=final)
     write_json_atomic(Path(config.results_dir) / f"evolve-{config.study_name}.json", checked_summary(summary))
     from multibackend.evolve.report import write_evolve_report
 
-    summary["report"] = str(write_evolve_report(study, summary, Path(config.report_dir), config.population))
-    return summary
+    report = write_evolve_report(study, summary, Path(config.report_dir), config.population)
+    return dataclasses.replace(summary, report=str(report))
 
 
 def work_on_study(config: EvolveConfig) -> int:
@@ -187,7 +173,7 @@ def optimize(study, config: EvolveConfig, models_dir: Path, *callbacks) -> None:
     from optuna.trial import TrialState
 
     study.optimize(
-        make_objective(config, search_data(config.train_samples), models_dir),
+        Objective(config, search_data(config.train_samples), models_dir),
         timeout=config.budget_minutes * 60,
         callbacks=[MaxTrialsCallback(config.total_trials, states=(TrialState.COMPLETE,)), *callbacks],
         catch=(ValueError, FloatingPointError),
@@ -216,8 +202,8 @@ def complete_trials(config: EvolveConfig) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE)
 
 
-def checked_summary(summary: dict) -> dict:
-    """`summary` after a check against its file contract (`schemas/evolve.schema.json`), as strict JSON.
+def checked_summary(summary: Summary) -> dict:
+    """`summary`'s file after a check against its contract (`schemas/evolve.schema.json`), as strict JSON.
 
     Raises:
         ResultsError: naming the field that does not fit (a bug here, not bad input).
@@ -225,7 +211,7 @@ def checked_summary(summary: dict) -> dict:
     from multibackend import schemas
     from multibackend.results import strict_json
 
-    return schemas.validate("evolve", strict_json(summary))
+    return schemas.validate(Summary.SCHEMA, strict_json(summary.to_json()))
 
 
 @contextlib.contextmanager

@@ -4,12 +4,17 @@ that the command prints."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from multibackend.course import data
+from multibackend.evolve import attributes
 from multibackend.evolve.config import COURSE_REFERENCE, EvolveConfig
 from multibackend.evolve.fitness import accuracy
 from multibackend.evolve.genome import generation_of, genome_from_params, search_space
+from multibackend.evolve.recovery import reused_genomes
+from multibackend.results import JsonRecord
 from multibackend.runtime.errors import CheckFailed
 
 # The hypervolume's reference point: a validation accuracy floor, and the search's size bound (or the course's).
@@ -41,79 +46,173 @@ def hypervolume(points: list[tuple[float, float]], reference: list[float]) -> fl
     return area
 
 
-def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float) -> dict:
-    """The Pareto front with validation and (computed once, here) test accuracy, and the baseline."""
-    import keras
-    from optuna.trial import TrialState
+@dataclass(frozen=True)
+class Summary(JsonRecord):
+    """`results/evolve-<study>.json`: what a search found (`schemas/evolve.schema.json`).
 
-    import multibackend.models  # noqa: F401 - registers the layers of the saved trials (RandomShift) for load_model
+    Attributes:
+        front: The Pareto front, fewest parameters first: `{trial, generation, backend, validation_accuracy,
+            params, genome, genome_params, test_accuracy}` (test accuracy where the trial's model was kept).
+        baseline: The course network's trial in the same entry form (None when the search did not train it).
+        baseline_absent: Why there is no baseline.
+        dominating_baseline: Front trials at least as good as the baseline in both objectives, better in one.
+        trials_this_run, stopped_this_run, reused_this_run: Counted in this invocation (a search resumes).
+        trials_per_hour: Complete trials per hour of this invocation; judged_trials_per_hour also counts the
+            trials stopped early as hopeless (each an evaluated genome).
+        final: The final step's retraining (`final.final_comparison`), when it ran.
+        report: The Markdown report's path.
+    """
+
+    SCHEMA: ClassVar[str] = "evolve"
+
+    study: str
+    storage: str
+    backends: list[str]
+    settings: dict
+    population: int
+    generations: int
+    completed_trials: int
+    pruned_too_large: int
+    stopped_early: int
+    hypervolume: dict
+    trainers: dict[str, int]
+    fast_path: bool
+    early_stop: bool
+    minutes_this_run: float
+    trial_minutes: float
+    front: list[dict]
+    baseline: dict | None
+    dominating_baseline: list[int]
+    course_reference: dict
+    created: str
+    trials_this_run: int
+    stopped_this_run: int
+    trials_per_hour: float
+    judged_trials_per_hour: float
+    baseline_absent: str | None = None
+    reused_this_run: int | None = None
+    final: dict | None = None
+    report: str | None = None
+
+
+@dataclass(frozen=True)
+class StudyAtStart:
+    """The study's counts when this invocation began: what the summary counts as this run's is the difference."""
+
+    completed: int
+    stopped: int
+    reused: int
+
+    @classmethod
+    def of(cls, trials) -> StudyAtStart:
+        """The counts of `trials` (a study's, as Optuna lists them)."""
+        from optuna.trial import TrialState
+
+        return cls(
+            sum(1 for t in trials if t.state == TrialState.COMPLETE),
+            sum(attributes.STOPPED_AT_EPOCH in t.user_attrs for t in trials),
+            reused_genomes(trials),
+        )
+
+
+def summarize(study, config: EvolveConfig, models_dir: Path, minutes: float, at_start: StudyAtStart) -> Summary:
+    """The Pareto front with validation and (computed once, here) test accuracy, the baseline and the counts.
+
+    Args:
+        study: The Optuna study.
+        config: The search's settings.
+        models_dir: Where the trials' models were kept.
+        minutes: How long this invocation searched.
+        at_start: The study's counts when it began.
+    """
+    from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
     if not completed:
         raise CheckFailed("no trial finished within the budget; raise --budget")
-    baseline = next((t for t in completed if t.user_attrs.get("baseline")), None)
-    front = sorted((t for t in study.best_trials if "same_genome_as" not in t.user_attrs), key=lambda t: t.values[1])
+    baseline = next((t for t in completed if t.user_attrs.get(attributes.BASELINE)), None)
+    front = sorted(
+        (t for t in study.best_trials if attributes.SAME_GENOME_AS not in t.user_attrs), key=lambda t: t.values[1]
+    )
+    describe = _describer(config, models_dir)
+    front_entries = [describe(trial) for trial in front]
+    baseline_entry = describe(baseline) if baseline is not None else None
+    now = StudyAtStart.of(trials)
+    this_run = now.completed - at_start.completed
+    stopped_this_run = now.stopped - at_start.stopped
+    hours = minutes / 60
+    return Summary(
+        study=config.study_name,
+        storage=config.storage_shown,
+        backends=sorted({str(t.user_attrs.get(attributes.BACKEND)) for t in completed}),
+        settings=search_space(config.max_epochs, config.train_samples, config.max_params),
+        population=config.population,
+        generations=config.generations,
+        completed_trials=len(completed),
+        pruned_too_large=sum(attributes.TOO_LARGE in t.user_attrs for t in trials),
+        stopped_early=now.stopped,
+        hypervolume=_hypervolume_entry(completed, config.max_params),
+        trainers={
+            trainer: sum(t.user_attrs.get(attributes.TRAINER) == trainer for t in trials) for trainer in ("loop", "fit")
+        },
+        fast_path=config.fast_path,
+        early_stop=config.early_stop,
+        minutes_this_run=minutes,
+        trial_minutes=sum((t.datetime_complete - t.datetime_start).total_seconds() for t in completed) / 60,
+        front=front_entries,
+        baseline=baseline_entry,
+        baseline_absent=None if baseline_entry else baseline_absent(config.max_params),
+        dominating_baseline=dominating(front_entries, baseline_entry),
+        course_reference=COURSE_REFERENCE,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        trials_this_run=this_run,
+        stopped_this_run=stopped_this_run,
+        reused_this_run=now.reused - at_start.reused,
+        trials_per_hour=this_run / hours if hours > 0 else 0.0,
+        judged_trials_per_hour=(this_run + stopped_this_run) / hours if hours > 0 else 0.0,
+    )
+
+
+def _describer(config: EvolveConfig, models_dir: Path):
+    """A function that turns a trial into its summary entry, with its test accuracy where its model was kept."""
+    import keras
+
+    import multibackend.models  # noqa: F401 - registers the layers of the saved trials (RandomShift) for load_model
+
     _, (x_test, y_test) = data.load_mnist()  # the only read of the test set
     x_test = data.preprocess_images(x_test)
 
     def describe(trial) -> dict:
-        genome = genome_from_params(trial.params)
         entry = {
             "trial": trial.number,
             "generation": generation_of(trial, config.population),
-            "backend": trial.user_attrs.get("backend"),
+            "backend": trial.user_attrs.get(attributes.BACKEND),
             "validation_accuracy": trial.values[0],
             "params": int(trial.values[1]),
-            "genome": genome.describe(),
+            "genome": genome_from_params(trial.params).describe(),
             "genome_params": trial.params,
         }
         path = models_dir / f"trial-{trial.number}.keras"
         if path.is_file():
-            model = keras.saving.load_model(path)
-            entry["test_accuracy"] = accuracy(model, x_test, y_test)
+            entry["test_accuracy"] = accuracy(keras.saving.load_model(path), x_test, y_test)
         return entry
 
-    front_entries = [describe(trial) for trial in front]
-    baseline_entry = describe(baseline) if baseline is not None else None
-    dominating = []
-    if baseline_entry is not None:
-        for entry in front_entries:
-            no_worse = (
-                entry["validation_accuracy"] >= baseline_entry["validation_accuracy"]
-                and entry["params"] <= baseline_entry["params"]
-            )
-            better = (
-                entry["validation_accuracy"] > baseline_entry["validation_accuracy"]
-                or entry["params"] < baseline_entry["params"]
-            )
-            if no_worse and better:
-                dominating.append(entry["trial"])
-    return {
-        "study": config.study_name,
-        "storage": config.storage_shown,
-        "backends": sorted({str(t.user_attrs.get("backend")) for t in completed}),
-        "settings": search_space(config.max_epochs, config.train_samples, config.max_params),
-        "population": config.population,
-        "generations": config.generations,
-        "completed_trials": len(completed),
-        "pruned_too_large": sum("too_large" in t.user_attrs for t in trials),
-        "stopped_early": sum("stopped_at_epoch" in t.user_attrs for t in trials),
-        "hypervolume": _hypervolume_entry(completed, config.max_params),
-        "trainers": {
-            trainer: sum(t.user_attrs.get("trainer") == trainer for t in trials) for trainer in ("loop", "fit")
-        },
-        "fast_path": config.fast_path,
-        "early_stop": config.early_stop,
-        "minutes_this_run": minutes,
-        "trial_minutes": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in completed) / 60,
-        "front": front_entries,
-        "baseline": baseline_entry,
-        "baseline_absent": None if baseline_entry else baseline_absent(config.max_params),
-        "dominating_baseline": dominating,
-        "course_reference": COURSE_REFERENCE,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return describe
+
+
+def dominating(front: list[dict], baseline: dict | None) -> list[int]:
+    """The front's trials at least as good as `baseline` in both objectives and better in one."""
+    if baseline is None:
+        return []
+    found = []
+    for entry in front:
+        accuracy_, params = entry["validation_accuracy"], entry["params"]
+        no_worse = accuracy_ >= baseline["validation_accuracy"] and params <= baseline["params"]
+        better = accuracy_ > baseline["validation_accuracy"] or params < baseline["params"]
+        if no_worse and better:
+            found.append(entry["trial"])
+    return found
 
 
 def baseline_absent(max_params: int) -> str:
@@ -134,30 +233,31 @@ def _hypervolume_entry(completed, max_params: int) -> dict:
     return {"reference": reference, "value": area, "share_of_box": area / box}
 
 
-def format_summary(summary: dict) -> str:
+def format_summary(summary: Summary) -> str:
+    """The summary as the command prints it."""
     lines = [
-        f"Pareto front of {summary['study']} ({summary['completed_trials']} trials, backends {', '.join(summary['backends'])}):"
+        f"Pareto front of {summary.study} ({summary.completed_trials} trials, backends {', '.join(summary.backends)}):"
     ]
-    for entry in summary["front"]:
+    for entry in summary.front:
         test = f"{entry['test_accuracy']:.4f}" if "test_accuracy" in entry else "-"
         lines.append(
             f"  trial {entry['trial']:>3}: val {entry['validation_accuracy']:.4f}  test {test}  {entry['params']:>9,} params  {entry['genome']}"
         )
-    base = summary["baseline"]
+    base = summary.baseline
     if base:
         lines.append(
             f"  baseline (course net, same budget): val {base['validation_accuracy']:.4f}  test {base.get('test_accuracy', float('nan')):.4f}  {base['params']:,} params"
         )
     if base:
-        dominating = ", ".join(f"trial {n}" for n in summary["dominating_baseline"]) or "none found"
-        lines.append(f"  dominating the baseline: {dominating}")
+        found = ", ".join(f"trial {n}" for n in summary.dominating_baseline) or "none found"
+        lines.append(f"  dominating the baseline: {found}")
     else:
-        lines.append(f"  {summary['baseline_absent']}")
+        lines.append(f"  {summary.baseline_absent}")
     lines.append(
-        f"  trials per hour: {summary.get('trials_per_hour', 0):.0f} ({summary.get('trials_this_run', 0)} "
-        f"trials in {summary['minutes_this_run']:.1f} min)"
+        f"  trials per hour: {summary.trials_per_hour:.0f} ({summary.trials_this_run} "
+        f"trials in {summary.minutes_this_run:.1f} min)"
     )
-    final = summary.get("final")
+    final = summary.final
     if final:
         lines.append(
             f"Retrained with seeds {final['seeds']} on all {final['train_images']:,} training images (test accuracy):"

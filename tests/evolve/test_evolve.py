@@ -1,5 +1,6 @@
 """The evolutionary search: genome mapping, parameter counts, resume, test-set isolation, bad input."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -116,7 +117,7 @@ def test_a_genome_larger_than_max_params_is_pruned_untrained_and_the_course_netw
         )  # 107,310 parameters, a first layer within the bound
         study.enqueue_trial(wide.to_params())
         models = tmp_path / "models"
-        study.optimize(evolve_objective.make_objective(config, {}, models), n_trials=1)  # no arrays: nothing may train
+        study.optimize(evolve_objective.Objective(config, {}, models), n_trials=1)  # no arrays: nothing may train
         [trial] = study.trials
         assert trial.state.name == "PRUNED" and trial.user_attrs["too_large"] == wide.params == 107_310
         assert not models.exists() or not any(models.iterdir())
@@ -279,14 +280,15 @@ def test_the_full_preset_is_the_course_budget_and_options_override_it():
 def test_a_report_without_a_trained_baseline_says_so_and_counts_reused_genomes(tmp_path):
     # The summary of the committed search below 200,000 parameters: its course network is retrained only at the end.
     from multibackend.evolve.report import write_evolve_report
+    from multibackend.evolve.summary import Summary
 
-    summary = json.loads((REPO / "reports" / "evolve-mnist-200k-fast.json").read_text())
-    assert summary["baseline"] is None and summary["final"]["baseline"]["params"] == 407_050
-    summary = {**summary, "study": "no-baseline", "reused_this_run": 8}
+    summary = Summary.from_json(json.loads((REPO / "reports" / "evolve-mnist-200k-fast.json").read_text()))
+    assert summary.baseline is None and summary.final["baseline"]["params"] == 407_050
+    summary = dataclasses.replace(summary, study="no-baseline", reused_this_run=8)
     study = optuna.create_study(directions=["maximize", "minimize"])
-    for entry in summary["front"]:
+    for entry in summary.front:
         study.add_trial(optuna.trial.create_trial(values=[entry["validation_accuracy"], float(entry["params"])]))
-    report = write_evolve_report(study, summary, tmp_path, summary["population"]).read_text()
+    report = write_evolve_report(study, summary, tmp_path, summary.population).read_text()
     assert "The baseline above" not in report and "| baseline (trial" not in report
     assert "test accuracy 0.9834.\n\nDominating the baseline" in report
     assert "Trials train on 50,000 training images (the first of them that fill whole batches) for at most" in report

@@ -149,7 +149,7 @@ def test_a_hopeless_trial_stops_early_and_is_pruned_with_its_curve(tmp_path):
     slow = Genome((32,), "relu", "sgd", 1e-4, 512, 0.0, 4)
     study.enqueue_trial(slow.to_params())
     arrays = evolve_objective.search_data(train_samples=1500)
-    study.optimize(evolve_objective.make_objective(config, arrays, tmp_path / "models"), n_trials=1)
+    study.optimize(evolve_objective.Objective(config, arrays, tmp_path / "models"), n_trials=1)
     stopped = study.get_trials(deepcopy=False)[-1]
     assert stopped.state.name == "PRUNED" and stopped.user_attrs["stopped_at_epoch"] == FIRST_JUDGED_EPOCH
     assert len(stopped.user_attrs["val_curve"]) == FIRST_JUDGED_EPOCH and stopped.user_attrs["trainer"] == "loop"
@@ -188,3 +188,18 @@ def test_random_shift_moves_each_image_by_its_own_whole_pixels_in_training_only(
     model = keras.Sequential([keras.Input((784,)), RandomShift(1), keras.layers.Dense(10, activation="softmax")])
     model.save(tmp_path / "shift.keras")
     assert isinstance(keras.saving.load_model(tmp_path / "shift.keras").layers[0], RandomShift)
+
+
+def test_the_generation_is_read_under_the_key_that_optunas_nsga2_sampler_writes():
+    import optuna
+
+    from multibackend.evolve import attributes
+    from multibackend.evolve.genome import generation_of
+
+    assert optuna.samplers.NSGAIISampler._get_generation_key() == attributes.GENERATION
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=optuna.samplers.NSGAIISampler(population_size=2, seed=0)
+    )
+    for _ in range(6):
+        study.optimize(lambda trial: (trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)), n_trials=1)
+    assert [generation_of(trial, population=100) for trial in study.trials] == [0, 0, 1, 1, 2, 2]
