@@ -150,3 +150,30 @@ def test_only_a_backend_folder_chooses_behaviour_by_a_backend_name():
         and path.relative_to(PACKAGE).parts[:2] != ("bench", "native")
     ]
     assert [switch for path in outside for switch in backend_name_switches(path)] == []
+
+
+# A room a newcomer can read whole, and a function that fits on a screen; argparse tables are lists, not logic.
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def oversized(path: Path) -> list[str]:
+    """The module itself when it is over `MAX_MODULE_LINES`, and its functions over `MAX_FUNCTION_LINES`."""
+    source = path.read_text()
+    where = path.relative_to(PACKAGE) if path.is_relative_to(PACKAGE) else path.name
+    found = [f"{where}: {len(source.splitlines())} lines"] if len(source.splitlines()) > MAX_MODULE_LINES else []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != "add_parser":
+            length = node.end_lineno - node.lineno + 1
+            found += [f"{where}:{node.lineno} {node.name}: {length} lines"] if length > MAX_FUNCTION_LINES else []
+    return found
+
+
+def test_no_module_is_over_400_lines_and_no_function_over_60():
+    assert [entry for path in sorted(PACKAGE.rglob("*.py")) for entry in oversized(path)] == []
+
+
+def test_the_size_check_finds_a_long_function(tmp_path):
+    planted = tmp_path / "planted.py"
+    body = "\n".join(f"    x{number} = {number}" for number in range(70))
+    planted.write_text(f"def long_one():\n{body}\n")
+    assert oversized(planted) == ["planted.py:1 long_one: 71 lines"]

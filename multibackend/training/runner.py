@@ -10,6 +10,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -156,6 +157,23 @@ def _misclassified(model, x_test: np.ndarray, y_test: np.ndarray, batch_size: in
     return [[int(index), int(predicted[index]), int(y_test[index])] for index in wrong]
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """What training and evaluating one model gave, for its results."""
+
+    model: Any
+    history: dict
+    test: dict[str, float]
+    epoch_seconds: list[float]
+    train_seconds: float
+    train_samples: int
+    epochs: int
+    batch_size: int
+    weight_device: str
+    test_arrays: tuple
+    source: str
+
+
 def run(config: RunConfig) -> RunResult:
     """Trains, evaluates and gates one example; writes and returns its results.
 
@@ -167,25 +185,44 @@ def run(config: RunConfig) -> RunResult:
     """
     example, device, arrays = prepare(config)
     # A folder or FIFO where the results go, or an over-long name, is refused before minutes of training.
-    check_output_files([results_path(config.out_dir, example.name, config.backend, device, config.trainer)])
-    (x_train, y_train), (x_test, y_test), source = arrays or _load_arrays(example, config.data_dir)
-    del arrays  # x_train is dropped after training: no other reference may keep it alive
-    train_samples = len(x_train)
-    epochs = config.epochs or example.epochs
-    batch_size = config.batch_size or example.batch_size
+    path = results_path(config.out_dir, example.name, config.backend, device, config.trainer)
+    check_output_files([path])
+    # Training takes the arrays out of this list: then only it holds the training split, and drops it after `fit`.
+    loaded = [arrays or _load_arrays(example, config.data_dir)]
+    del arrays
+    trained = _train_and_evaluate(example, config, device, loaded)
+    x_test, y_test = trained.test_arrays
+    extras: dict = {}
+    if example.name == "xor":
+        seeds = DEFAULT_XOR_SEEDS if config.seeds is None else config.seeds
+        extras["final_weights"] = [w.tolist() for w in trained.model.get_weights()]
+        extras["solve_rate"] = xor_solve_rate(seeds, trained.epochs, trained.batch_size)
+    else:
+        extras["misclassified"] = _misclassified(trained.model, x_test, y_test, trained.batch_size)
+    result = _result(config, example, device, trained, extras)
+    return dataclasses.replace(result, path=str(write_json_atomic(path, result.to_json())))
 
+
+def _train_and_evaluate(example: Example, config: RunConfig, device: str, loaded: list) -> _Trained:
+    """Builds the example's model, trains it (`fit`, or the labelled loop) and evaluates it on the test split.
+
+    `loaded` holds the data (`_load_arrays`); it is taken out, so that the training split can go after training
+    (MNIST: 180 MiB that evaluation and prediction do not need).
+    """
     import keras
 
     from multibackend.models import build_example
 
+    (x_train, y_train), test, source = loaded.pop()
+    epochs = config.epochs or example.epochs
+    batch_size = config.batch_size or example.batch_size
     if device == "gpu":
         devices.set_tf32(config.backend, config.tf32)
     keras.utils.set_random_seed(config.seed)
     model = build_example(example, config.seed)
     timer = _make_epoch_timer()
-    trainer = config.trainer
     started = time.perf_counter()
-    if trainer == "loop":
+    if config.trainer == "loop":
         from multibackend.training.loops import fit_with_loop
 
         history = fit_with_loop(
@@ -196,27 +233,38 @@ def run(config: RunConfig) -> RunResult:
             x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=config.verbose, callbacks=[timer]
         ).history
     train_seconds = time.perf_counter() - started
-    del x_train  # MNIST: 180 MiB that evaluation and prediction do not need (lower peak memory)
-    test = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
-    test = {name: float(value) for name, value in test.items()}
-
+    train_samples = len(x_train)
+    del x_train
+    scores = model.evaluate(*test, verbose=0, return_dict=True)
     weight_device = devices.variable_device(model.weights[0])
-    ran_on = devices.device_kind(weight_device)
-    if ran_on != device:
+    if devices.device_kind(weight_device) != device:
         raise CheckFailed(f"asked for {device} but the trained weights live on {weight_device}")
-    params = int(model.count_params())
-    steps_per_epoch = -(-train_samples // batch_size)
-    median_epoch = statistics.median(timer.seconds)
-    gates = example_gates(example.name, params, example.network.expected_params, epochs, test[example.metric])
+    return _Trained(
+        model,
+        {name: [float(v) for v in values] for name, values in history.items()},
+        {name: float(value) for name, value in scores.items()},
+        timer.seconds,
+        train_seconds,
+        train_samples,
+        epochs,
+        batch_size,
+        weight_device,
+        test,
+        source,
+    )
 
-    extras: dict = {}
-    if example.name == "xor":
-        seeds = DEFAULT_XOR_SEEDS if config.seeds is None else config.seeds
-        extras["final_weights"] = [w.tolist() for w in model.get_weights()]
-        extras["solve_rate"] = xor_solve_rate(seeds, epochs, batch_size)
-    else:
-        extras["misclassified"] = _misclassified(model, x_test, y_test, batch_size)
-    result = RunResult(
+
+def _result(config: RunConfig, example: Example, device: str, trained: _Trained, extras: dict) -> RunResult:
+    """The `RunResult` of a trained example: what ran, how long it took, its gates."""
+    import keras
+
+    params = int(trained.model.count_params())
+    steps_per_epoch = -(-trained.train_samples // trained.batch_size)
+    median_epoch = statistics.median(trained.epoch_seconds)
+    gates = example_gates(
+        example.name, params, example.network.expected_params, trained.epochs, trained.test[example.metric]
+    )
+    return RunResult(
         schema_version=SCHEMA_VERSION,
         example=example.name,
         backend=config.backend,
@@ -225,24 +273,24 @@ def run(config: RunConfig) -> RunResult:
         python_version=platform.python_version(),
         device=device,
         device_name=_device_name(config.backend, device),
-        weight_device=weight_device,
+        weight_device=trained.weight_device,
         tf32=devices.tf32_enabled(config.backend) if device == "gpu" else False,
         host=platform.node(),
-        data_source=source,
+        data_source=trained.source,
         params=params,
         expected_params=example.network.expected_params,
-        epochs=epochs,
-        batch_size=batch_size,
+        epochs=trained.epochs,
+        batch_size=trained.batch_size,
         seed=config.seed,
         steps_per_epoch=steps_per_epoch,
-        trainer=trainer,
-        history={name: [float(v) for v in values] for name, values in history.items()},
+        trainer=config.trainer,
+        history=trained.history,
         metric=example.metric,
-        test=test,
-        epoch_seconds=timer.seconds,
+        test=trained.test,
+        epoch_seconds=trained.epoch_seconds,
         median_epoch_seconds=median_epoch,
-        first_epoch_seconds=timer.seconds[0],
-        train_seconds=train_seconds,
+        first_epoch_seconds=trained.epoch_seconds[0],
+        train_seconds=trained.train_seconds,
         steps_per_second=steps_per_epoch / median_epoch,
         peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         gates=[gate.to_dict() for gate in gates],
@@ -251,8 +299,6 @@ def run(config: RunConfig) -> RunResult:
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **extras,
     )
-    path = results_path(config.out_dir, example.name, config.backend, device, trainer)
-    return dataclasses.replace(result, path=str(write_json_atomic(path, result.to_json())))
 
 
 def _framework_version(backend: str) -> str:

@@ -56,27 +56,15 @@ def verify(
     options = options or VerifyOptions()
     files, chosen, available, warnings = _checked_inputs(paths, backends, options, Path(out_dir), junit_xml, progress)
     contained = containment.available()  # probed here, once: the runs' threads would each probe at their first run
-    runs = [(path, backend) for path in files for backend in chosen]
-    plan = shards.plan([(str(path), backend) for path, backend in runs], shard.count if shard else 1, durations)
+    runs, plan = planned_runs(files, chosen, shard, durations)
     if shard is not None:
-        mine = {(entry["file"], entry["backend"]) for entry in plan if entry["shard"] == shard.index}
-        runs = [(path, backend) for path, backend in runs if (str(path), backend) in mine]
         progress(f"shard {shard}: {len(runs)} of {len(files) * len(chosen)} runs")
-    done = run_matrix(
-        runs,
-        available,
-        jobs=options.jobs,
-        progress=progress,
-        run=lambda path, backend: run_file(path, backend, options),
-    )
+    run = lambda path, backend: run_file(path, backend, options)  # noqa: E731
+    done = run_matrix(runs, available, jobs=options.jobs, progress=progress, run=run)
     rows = [asdict(run) for run in done]
     # A shard sees part of each file's runs: its verdicts would be about that part.
-    found = (
-        file_findings(files, rows, chosen, options)
-        if shard is None
-        else {"verdicts": {}, "details": {}, "warnings": []}
-    )
-    for warning in found["warnings"]:
+    found = file_findings(files, rows, chosen, options) if shard is None else {"verdicts": {}, "details": {}}
+    for warning in found.setdefault("warnings", []):
         progress(f"warning: {warning}")
     report = VerifyReport(
         **settings_of(options),
@@ -95,6 +83,18 @@ def verify(
     payload = report.to_json()
     write_outputs(payload, Path(out_dir), junit_xml)
     return payload
+
+
+def planned_runs(
+    files: list[Path], chosen: list[str], shard: Shard | None, durations: dict | None
+) -> tuple[list[tuple[Path, str]], list[dict]]:
+    """The (file, backend) runs this invocation makes (a shard's share, or all) and the whole course's plan."""
+    runs = [(path, backend) for path in files for backend in chosen]
+    plan = shards.plan([(str(path), backend) for path, backend in runs], shard.count if shard else 1, durations)
+    if shard is not None:
+        mine = {(entry["file"], entry["backend"]) for entry in plan if entry["shard"] == shard.index}
+        runs = [(path, backend) for path, backend in runs if (str(path), backend) in mine]
+    return runs, plan
 
 
 def _checked_inputs(
