@@ -17,8 +17,13 @@ from multibackend.runtime.errors import UsageError
 
 
 class Backend(Protocol):
-    """The module of one backend (`multibackend/backends/<name>/__init__.py`)."""
+    """The module of one backend (`multibackend/backends/<name>/__init__.py`).
 
+    `ORDER` is optional (default: after the others); so is `epoch_trainer`: a backend without a framework loop
+    trains with `fit` only (`--trainer loop` and the search's fast path refuse it, `backends.has_loop`).
+    """
+
+    ORDER: int  # its place in listings
     PACKAGE: str  # the framework's import name
     INSTALL_HINT: str  # what to install when it is missing (CPU builds)
     COLOR: str  # its colour in plots

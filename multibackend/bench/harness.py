@@ -23,6 +23,7 @@ from multibackend.results import BenchResult, write_json_atomic
 from multibackend.runtime import templating
 from multibackend.runtime.backend import chosen_backends
 from multibackend.runtime.devices import cpu_name
+from multibackend.runtime.errors import UsageError
 from multibackend.runtime.jobs import JobRequest, run_job
 
 
@@ -100,6 +101,12 @@ def paired_time_ratio(
 def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: int, progress=print) -> BenchResult:
     """Measures every trainer of every chosen backend; returns rows with ratios to native."""
     chosen = chosen_backends(backends)
+    for backend in [name for name in chosen if "native" not in TRAINERS[name]]:
+        # Every number here is a ratio to the native loop: without one there is nothing to measure against.
+        if backends:
+            raise UsageError(f"backend {backend!r} has no native loop (multibackend/bench/native/): not benchmarked")
+        progress(f"  {backend:<10} has no native loop (multibackend/bench/native/): not benchmarked")
+        chosen.remove(backend)
     flops_per_epoch = training_flops_per_sample(MNIST.network.layer_sizes) * MNIST.train_samples
     peak = estimated_peak_gflops()
     rows = []

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multibackend.backends import NAMES, backend
+from multibackend.backends import NAMES, backend, has_loop
+from multibackend.bench.native import has_native_trainer
 from multibackend.course import data
 from multibackend.course.networks import DEFAULT_SEED, MNIST, initial_weights
 from multibackend.runtime.backend import import_keras
@@ -30,16 +31,17 @@ from multibackend.runtime.errors import UsageError
 
 # Trainers per backend: Keras `fit`; `fit` with 32 steps per compiled call
 # (not on torch, whose Keras trainer runs them one by one in Python); the
-# framework's loop over the Keras model (`--trainer loop`); `multibackend run
-# mnist` as `nox -s mnist-<backend>` runs it (default trainer, plus evaluation
-# and the misclassified digits); and the framework's own loop, the baseline.
+# framework's loop over the Keras model (`--trainer loop`, where the backend has
+# one); `multibackend run mnist` as `nox -s mnist-<backend>` runs it (default
+# trainer, plus evaluation and the misclassified digits); and the framework's
+# own loop, the baseline (where `bench/native/<name>_loop.py` is).
 TRAINERS = {
     name: (
         "keras-fit",
         *(("keras-fit-steps32",) if backend(name).STEPS_PER_EXECUTION_COMPILED else ()),
-        "keras-loop",
+        *(("keras-loop",) if has_loop(name) else ()),
         "run-mnist",
-        "native",
+        *(("native",) if has_native_trainer(name) else ()),
     )
     for name in NAMES
 }

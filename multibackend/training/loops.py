@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from multibackend.backends import backend
+from multibackend.backends import backend, has_loop
 from multibackend.backends.base import EpochTrainer, LoopUnsupported, check_trainable
 
 
@@ -52,7 +52,12 @@ def check_loop_trains(model) -> str:
     Raises:
         LoopUnsupported: naming the first setting that loop cannot train.
     """
-    return check_trainable(model, layer_state=_active_backend().LOOP_TRAINS_LAYER_STATE)
+    import keras
+
+    name = keras.backend.backend()
+    if not has_loop(name):
+        raise LoopUnsupported(f"the {name} backend has no framework loop (train with fit)")
+    return check_trainable(model, layer_state=backend(name).LOOP_TRAINS_LAYER_STATE)
 
 
 def loop_trains(model) -> bool:

@@ -151,11 +151,14 @@ def test_bundled_examples_pass_under_this_backend(tmp_path):
         "on",
         "--out",
         str(tmp_path / "out"),
+        "--pass-env",
+        "COURSE_EPOCHS",  # the runs get an allow-listed environment: named, it reaches them
         env={"COURSE_EPOCHS": "1"},
         timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     payload = json.loads((tmp_path / "out" / "verify.json").read_text())
+    assert payload["pass_env"] == ["COURSE_EPOCHS"]
     assert len(payload["cells"]) == len(EXAMPLES) and {c["backend_used"] for c in payload["cells"]} == {BACKEND}
     assert payload["compare_outputs"] == "all" and set(payload["verdicts"].values()) == {"portable"}
     results = {Path(c["file"]).name: c["last_line"] for c in payload["cells"]}

@@ -236,10 +236,12 @@ def test_the_course_workflow_commands_split_and_merge_a_course(tmp_path):
 
     import yaml
 
+    from multibackend.backends import NAMES
+
     from ..conftest import REPO
 
     workflow = yaml.safe_load((REPO / ".github" / "workflows" / "verify-course.yml").read_text())
-    plan = workflow["jobs"]["plan"]["steps"][0]["run"]
+    [plan_step] = [step for step in workflow["jobs"]["plan"]["steps"] if step.get("id") == "plan"]
     [verify_step] = [
         step for step in workflow["jobs"]["shard"]["steps"] if "multibackend verify" in step.get("run", "")
     ]
@@ -251,9 +253,11 @@ def test_the_course_workflow_commands_split_and_merge_a_course(tmp_path):
         return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda match: str(values[match[1]]), command)
 
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output)}
-    subprocess.run(filled(plan, {"inputs.shard-count": 2}), shell=True, check=True, env=env, cwd=tmp_path)
-    shard_numbers = json.loads(output.read_text().split("=", 1)[1].replace("'", '"'))
-    assert shard_numbers == [1, 2]
+    plan = filled(plan_step["run"], {"inputs.shard-count": 2})
+    subprocess.run(plan, shell=True, check=True, env={**env, "BACKENDS": ""}, cwd=tmp_path)
+    planned = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    shard_numbers = json.loads(planned["shards"])
+    assert shard_numbers == [1, 2] and json.loads(planned["backends"]) == list(NAMES)  # every backend, by default
     for backend in ("torch", "jax"):
         for shard in shard_numbers:
             values = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+ORDER = 2  # its place in listings, reports and the test runs
 PACKAGE = "jax"
 INSTALL_HINT = "pip install jax==0.10.2"
 COLOR = "#2a6fdb"  # in plots

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+ORDER = 1  # its place in listings, reports and the test runs
 PACKAGE = "tensorflow"
 INSTALL_HINT = "pip install tensorflow-cpu==2.21.0"
 COLOR = "#ff8f00"  # in plots

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+ORDER = 0  # its place in listings, reports and the test runs (the default backend first)
 PACKAGE = "torch"
 INSTALL_HINT = "pip install torch==2.13.0"
 COLOR = "#ee4c2c"  # in plots

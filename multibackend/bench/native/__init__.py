@@ -14,6 +14,7 @@ compile a whole epoch into one call. `train` drives one for whole epochs.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import time
 from typing import Protocol
 
@@ -34,6 +35,11 @@ class NativeTrainer(Protocol):
     def predict_classes(self, x: np.ndarray) -> np.ndarray:
         """The predicted class of every row of `x`."""
         ...
+
+
+def has_native_trainer(backend: str) -> bool:
+    """Whether `backend` has a native loop here (`<backend>_loop.py`): a backend may have none."""
+    return importlib.util.find_spec(f"{__name__}.{backend}_loop") is not None
 
 
 def native_trainer(
