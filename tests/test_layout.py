@@ -177,3 +177,43 @@ def test_the_size_check_finds_a_long_function(tmp_path):
     body = "\n".join(f"    x{number} = {number}" for number in range(70))
     planted.write_text(f"def long_one():\n{body}\n")
     assert oversized(planted) == ["planted.py:1 long_one: 71 lines"]
+
+
+# Options the docs name that belong to other tools: pytest, pip, ruff and mkdocs.
+OTHER_TOOLS_OPTIONS = {"--lf", "--junitxml", "--no-deps", "--target", "--check", "--strict"}
+
+
+def parser_options(parser) -> set[str]:
+    """Every long option of an argparse parser and of its subcommands."""
+    import argparse
+
+    found = set()
+    for action in parser._actions:
+        found |= {option for option in action.option_strings if option.startswith("--")}
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                found |= parser_options(command)
+    return found
+
+
+def test_every_option_the_docs_name_exists():
+    from multibackend.bench.command import build_parser as bench_parser
+    from multibackend.cli import build_parser
+    from multibackend.verify.options import add_run_options
+
+    plugin = {"--multibackend", "--multibackend-"}  # the prefix, as the docs name the family
+
+    def declare(*names, **_):
+        plugin.update(name for name in names if name.startswith("--"))
+
+    add_run_options(declare, prefix="multibackend-")
+    noxfile = set(re.findall(r'"(--[a-z][a-z0-9-]+)"', (PACKAGE.parent / "noxfile.py").read_text()))
+    job = {"--reply"}  # `python -m multibackend.runtime.job REQUEST --reply PATH`
+    known = parser_options(build_parser()) | parser_options(bench_parser()) | plugin | noxfile | job
+    docs = [PACKAGE.parent / "README.md", *sorted((PACKAGE.parent / "docs").rglob("*.md"))]
+    named = {
+        (option, path.relative_to(PACKAGE.parent).as_posix())
+        for path in docs
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", path.read_text())
+    }
+    assert sorted((option, where) for option, where in named if option not in known | OTHER_TOOLS_OPTIONS) == []

@@ -67,7 +67,7 @@ def verify(
     for warning in found.setdefault("warnings", []):
         progress(f"warning: {warning}")
     report = VerifyReport(
-        **settings_of(options),
+        **options.recorded(),
         backends=chosen,
         files=[str(path) for path in files],
         cells=rows,
@@ -125,24 +125,6 @@ def _checked_inputs(
     if not available & set(chosen):
         raise UsageError(f"none of the backends {', '.join(chosen)} is installed here: nothing would be verified")
     return files, chosen, available, warnings
-
-
-def settings_of(options: VerifyOptions) -> dict:
-    """The run's settings as `verify.json` records them (those a merge compares among them)."""
-    return {
-        "smoke": options.smoke,
-        "smoke_sample": list(options.smoke_sample) if options.smoke_sample else None,
-        "seed": options.seed,
-        "offline_datasets": options.offline,
-        "timeout_seconds": options.timeout,
-        "compare_outputs": options.check.mode,
-        "rtol": options.check.rtol,
-        "atol": options.check.atol,
-        "jobs": options.jobs,
-        "respect_backend_pins": options.respect_pins,
-        "shell": options.shell,
-        "pass_env": list(options.pass_env),
-    }
 
 
 def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str | None = None, progress=print) -> dict:

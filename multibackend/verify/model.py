@@ -124,3 +124,20 @@ class VerifyOptions:
     respect_pins: bool = False
     shell: str = cell_plans.SHELL_MODES[0]
     pass_env: tuple[str, ...] = ()
+
+    def recorded(self) -> dict:
+        """The settings as `verify.json` records them (a merge compares all but `jobs`: `shards.RUN_SETTINGS`)."""
+        return {
+            "smoke": self.smoke,
+            "smoke_sample": list(self.smoke_sample) if self.smoke_sample else None,
+            "seed": self.seed,
+            "offline_datasets": self.offline,
+            "timeout_seconds": self.timeout,
+            "compare_outputs": self.check.mode,
+            "rtol": self.check.rtol,
+            "atol": self.check.atol,
+            "jobs": self.jobs,
+            "respect_backend_pins": self.respect_pins,
+            "shell": self.shell,
+            "pass_env": list(self.pass_env),
+        }

@@ -13,22 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multibackend.runtime.errors import UsageError
+from multibackend.verify.model import VerifyOptions
 
-# The settings that make two shards parts of one run: a merge refuses shards that differ in any.
-RUN_SETTINGS = (
-    "files",
-    "smoke",
-    "smoke_sample",
-    "seed",
-    "offline_datasets",
-    "timeout_seconds",
-    "compare_outputs",
-    "rtol",
-    "atol",
-    "respect_backend_pins",
-    "shell",
-    "pass_env",
-)
+# The settings that make two shards parts of one run: a merge refuses shards that differ in any. Each shard may run its
+# share with its own --jobs; every other setting that verify.json records must be the same.
+RUN_SETTINGS = ("files", *(key for key in VerifyOptions().recorded() if key != "jobs"))
 
 
 @dataclass(frozen=True)
