@@ -28,6 +28,7 @@ class Backend(Protocol):
     INSTALL_HINT: str  # what to install when it is missing (CPU builds)
     COLOR: str  # its colour in plots
     MODULES: tuple[str, ...]  # the top-level modules of its framework
+    DATA_PIPELINES: tuple[str, ...]  # optional: its data-pipeline modules, which Keras 3 accepts on every backend
     STEPS_PER_EXECUTION_COMPILED: bool  # whether Keras runs `steps_per_execution` steps in one compiled call
     # Whether its loop steps through Keras's stateless API as `fit` does, and so also trains `LAYERS_WITH_STATE` and
     # `CATEGORICAL_CROSSENTROPY` (see `check_trainable`).

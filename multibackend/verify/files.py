@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import tokenize
+from dataclasses import dataclass
 from pathlib import Path
 
 from multibackend.backends import NAMES, backend
@@ -30,8 +31,10 @@ SKIPPED_FOLDERS = {
     "build",
     "dist",
 }
-# The modules of every backend's framework: importing one directly makes a file not backend-agnostic.
+# The modules of every backend's framework: importing one directly makes a file not backend-agnostic, unless it is
+# used only as a data pipeline (`DATA_PIPELINES`, which Keras 3 accepts on every backend).
 FRAMEWORKS = tuple(module for name in NAMES for module in backend(name).MODULES)
+DATA_PIPELINES = tuple(module for name in NAMES for module in getattr(backend(name), "DATA_PIPELINES", ()))
 
 
 def collect_files(paths: list[str]) -> list[Path]:
@@ -113,49 +116,120 @@ def source_of(path: Path) -> str:
 
     Cells gated to a backend (`cells.gate`) are left out: importing that backend's framework there is by design.
     """
+    return "\n".join(text for _, text in source_lines(path))
+
+
+def source_lines(path: Path) -> list[tuple[str, str]]:
+    """The lines of `source_of`, each with where it is in the file: "line M", or "cell N, line M" in a notebook."""
     if path.suffix != ".ipynb":
         try:
             with tokenize.open(path) as stream:  # as Python reads a script: a PEP 263 coding line, a UTF-8 BOM
-                return stream.read()
+                text = stream.read()
         except (SyntaxError, UnicodeDecodeError):
             raise UsageError(f"{path}: not UTF-8 text, and no coding line (PEP 263) says what it is") from None
         except OSError as error:
             raise UsageError(f"{path}: unreadable ({error.strerror or error})") from None
-    code = [cell for cell in read_notebook(path)["cells"] if cell.get("cell_type") == "code"]
+        return [(f"line {number}", line) for number, line in enumerate(text.splitlines(), 1)]
     lines = []
-    for cell in code:
-        if not cell_plans.gate(cell):
-            text = outputs.cell_source(cell)
-            lines += [line for line in text.splitlines() if not line.lstrip().startswith(("%", "!"))]
-    return "\n".join(lines)
+    for number, cell in enumerate(read_notebook(path)["cells"], 1):
+        if cell.get("cell_type") != "code" or cell_plans.gate(cell):
+            continue
+        for line_number, line in enumerate(outputs.cell_source(cell).splitlines(), 1):
+            if not line.lstrip().startswith(("%", "!")):
+                lines.append((f"cell {number}, line {line_number}", line))
+    return lines
 
 
-def framework_imports(path: Path) -> list[tuple[str, int]]:
-    """The backend frameworks that a file imports directly, with the line (outside backend-gated cells)."""
+@dataclass(frozen=True)
+class FrameworkImport:
+    """A backend framework that a file imports directly.
+
+    Attributes:
+        module: The module as imported ("tensorflow", "jax.numpy").
+        place: Where: "line M", or "cell N, line M" in a notebook.
+        data_pipeline: Whether the file uses it only as a data pipeline (`tf.data`, torch's `DataLoader`), which
+            Keras 3 accepts on every backend: that is not pinning a backend.
+    """
+
+    module: str
+    place: str
+    data_pipeline: bool
+
+
+def framework_imports(path: Path) -> list[FrameworkImport]:
+    """The backend frameworks that a file imports directly (outside backend-gated cells)."""
+    lines = source_lines(path)
     try:
-        tree = ast.parse(source_of(path))
+        tree = ast.parse("\n".join(text for _, text in lines))
     except SyntaxError:
         return []
-    found = []
+    uses = _attribute_uses(tree)
+    return [
+        FrameworkImport(name, lines[node.lineno - 1][0], pipeline)
+        for node in ast.walk(tree)
+        for name, pipeline in _imported(node, uses)
+        if name.split(".")[0] in FRAMEWORKS
+    ]
+
+
+def _imported(node: ast.AST, uses: dict[str, list[str | None]]) -> list[tuple[str, bool]]:
+    """The modules an import statement imports, each with whether the code uses it only as a data pipeline."""
+    if isinstance(node, ast.Import):
+        return [
+            (alias.name, _only_pipelines(uses.get(alias.asname or alias.name.split(".")[0], [None]), alias))
+            for alias in node.names
+        ]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        return [(node.module, all(_is_pipeline(f"{node.module}.{alias.name}") for alias in node.names))]
+    return []
+
+
+def _attribute_uses(tree: ast.AST) -> dict[str, list[str | None]]:
+    """For each name the code uses, the dotted paths it is used through (`tf.data.Dataset`); None for a bare use."""
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    uses: dict[str, list[str | None]] = {}
     for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        found += [(name, node.lineno) for name in names if name.split(".")[0] in FRAMEWORKS]
-    return found
+        if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)):
+            continue
+        parts, current = [node.id], node
+        while isinstance(parents.get(current), ast.Attribute) and parents[current].value is current:
+            current = parents[current]
+            parts.append(current.attr)
+        uses.setdefault(node.id, []).append(".".join(parts) if len(parts) > 1 else None)
+    return uses
+
+
+def _only_pipelines(paths: list[str | None], alias: ast.alias) -> bool:
+    """Whether every use of the name an `import` binds goes through a data pipeline (`import torch.utils.data` binds
+    `torch`; `import tensorflow as tf` binds `tf` to `tensorflow`)."""
+    bound = alias.asname or alias.name.split(".")[0]
+    module = alias.name if alias.asname else bound
+    return bool(paths) and all(path is not None and _is_pipeline(module + path[len(bound) :]) for path in paths)
+
+
+def _is_pipeline(dotted: str) -> bool:
+    return any(dotted == prefix or dotted.startswith(prefix + ".") for prefix in DATA_PIPELINES)
+
+
+def framework_backend(path: Path) -> str:
+    """The backend whose framework the file imports directly (not only as a data pipeline), or ""."""
+    for found in framework_imports(path):
+        if not found.data_pipeline:
+            top = found.module.split(".")[0]
+            return next(name for name in NAMES if top in backend(name).MODULES)
+    return ""
 
 
 def portability_warnings(path: Path) -> list[str]:
-    """Lines that import a backend framework directly: the code is not backend-agnostic."""
+    """Lines that import a backend framework directly (other than as a data pipeline): not backend-agnostic."""
     try:
         ast.parse(source_of(path))
     except SyntaxError as error:
         return [f"{path}: cannot parse ({error.msg}, line {error.lineno})"]
     return [
-        f"{path}: imports {name} (line {line}): not portable across Keras backends"
-        for name, line in framework_imports(path)
+        f"{path}: imports {found.module} ({found.place}): not portable across Keras backends"
+        for found in framework_imports(path)
+        if not found.data_pipeline
     ]
 
 

@@ -20,7 +20,7 @@ from multibackend.runtime.children import end_all_children
 from multibackend.runtime.errors import UsageError
 from multibackend.runtime.outputs import check_output_files, write_together
 from multibackend.verify import containment, junit, shards, verdicts
-from multibackend.verify.files import collect_files, framework_imports, portability_warnings, source_of
+from multibackend.verify.files import collect_files, framework_backend, portability_warnings, source_of
 from multibackend.verify.judge import run_file, where
 from multibackend.verify.model import NOT_FAILURES, Run, VerifyOptions, VerifyReport
 from multibackend.verify.render import html_matrix, markdown_matrix
@@ -196,10 +196,10 @@ def file_findings(files: list[Path], rows: list[dict], chosen: list[str], option
     for path in files:
         own = [row for row in rows if row["file"] == str(path)]
         try:
-            imported = framework_imports(path)
+            imported = framework_backend(path)
         except UsageError:  # a merge on a machine without the course's files: judged by the runs alone
-            imported = []
-        verdict = verdicts.file_verdict(own, imported[0][0].split(".")[0] if imported else "")
+            imported = ""
+        verdict = verdicts.file_verdict(own, imported)
         result["verdicts"][str(path)], result["details"][str(path)] = verdict.kind, verdict.detail
         pins = {(pin["value"], where(pin)) for row in own for pin in row["pins"]}
         for value, place in sorted(pins):

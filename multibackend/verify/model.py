@@ -55,7 +55,7 @@ class VerifyReport(JsonRecord):
 
     Attributes:
         cells: One per file and backend: a `Run`'s fields.
-        verdicts: Per file: portable, fails everywhere, backend-specific or single-backend by design.
+        verdicts: Per file: portable, not verified, fails everywhere, backend-specific or single-backend by design.
         shard: `{index, count}` for a shard's share of the runs; None for a whole run and a merge.
         merged_from: The shards a merge joined.
     """

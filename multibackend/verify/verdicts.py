@@ -3,28 +3,39 @@
 The verdicts, in the order they are decided:
 
 - *portable*: passed on every backend it was verified under;
+- *not verified*: every run stopped for want of something the environment
+  lacks (a package: `ModuleNotFoundError`; a dataset: a download that failed),
+  named; the file's own code was not judged;
 - *fails everywhere*: failed on every backend with the same error: a problem of
-  the file or its environment (a missing package, NumPy 2's removed `np.Inf`),
-  not of a backend;
+  the file (NumPy 2's removed `np.Inf`), not of a backend;
 - *single-backend by design*: pinned to one backend (`--respect-backend-pins`),
-  importing a framework directly, or training only in cells gated to one
-  backend, and not passing everywhere;
+  importing a framework directly (not only as a data pipeline), or training
+  only in cells gated to one backend, and passing on that backend;
 - *backend-specific*: passes on some backends, fails on others (or fails
   everywhere with different errors).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from multibackend.verify.outputs import normalize
 
 PORTABLE = "portable"
+NOT_VERIFIED = "not verified"
 FAILS_EVERYWHERE = "fails everywhere"
 SINGLE_BACKEND = "single-backend by design"
 BACKEND_SPECIFIC = "backend-specific"
-VERDICTS = (PORTABLE, FAILS_EVERYWHERE, SINGLE_BACKEND, BACKEND_SPECIFIC)
+VERDICTS = (PORTABLE, NOT_VERIFIED, FAILS_EVERYWHERE, SINGLE_BACKEND, BACKEND_SPECIFIC)
 NOT_RUN = "not installed"
+
+# Errors that say the environment stopped the run, not the file's code: what is missing, by the error's words.
+PACKAGE_MISSING = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+DATASET_MISSING = re.compile(
+    r"(?:URL fetch failure on (\S+?):?\s|Failed to download\S* (\S+)|dataset missing: (\S+)|"
+    r"(Name or service not known|Temporary failure in name resolution|Network is unreachable))"
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,8 @@ def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
 
     Args:
         rows: The file's cells of `verify.json` (status, backend, error, ...).
-        imports_framework: The framework the file imports directly, if any (e.g. "tensorflow").
+        imports_framework: The backend whose framework the file imports directly (not only as a data pipeline), if
+            any (e.g. "tensorflow").
 
     Returns:
         The `Verdict`.
@@ -50,6 +62,14 @@ def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
     failing = [row for row in verified if row["status"] != "passed"]
     if not failing:
         return Verdict(PORTABLE, f"passed on {_names(passing)}" if passing else "nothing was verified")
+    missing = [environment_missing(row.get("error", "")) for row in failing]
+    if not passing and all(missing) and all(row["status"] == "failed" for row in failing):
+        named = sorted(set(missing))
+        return Verdict(
+            NOT_VERIFIED,
+            f"not verified ({'; '.join(named)}) on {_names(r['backend'] for r in failing)}: the environment stopped "
+            "every run before the file's code could be judged",
+        )
     errors = {normalize(row.get("error", "")) for row in failing}
     if not passing and len(errors) == 1 and all(row["status"] in ("failed", "timed out") for row in failing):
         return Verdict(
@@ -57,18 +77,32 @@ def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
             f"the same error on {_names(r['backend'] for r in failing)}: "
             f"{failing[0]['error']} (a problem of the file or its environment, not of a backend)",
         )
-    design = _single_backend_design(verified, imports_framework)
+    design = _single_backend_design(verified, imports_framework, passing)
     outcome = _outcome(passing, failing)
     if design:
         return Verdict(SINGLE_BACKEND, f"{design}; {outcome}")
     return Verdict(BACKEND_SPECIFIC, outcome)
 
 
-def _single_backend_design(rows: list[dict], imports_framework: str) -> str:
+def environment_missing(error: str) -> str:
+    """What a run's error says the environment lacks ("package missing: pydot", "dataset missing: URL"), or ""."""
+    package = PACKAGE_MISSING.search(error)
+    if package:
+        return f"package missing: {package.group(1).split('.')[0]}"
+    dataset = DATASET_MISSING.search(error)
+    if dataset:
+        named = next((group for group in dataset.groups()[:3] if group), "")
+        return f"dataset missing: {named}" if named else "dataset missing (no network)"
+    return ""
+
+
+def _single_backend_design(rows: list[dict], imports_framework: str, passing: list[str]) -> str:
+    """Why the file is written for one backend, when it passes there ("" otherwise: a file that fails on its own
+    backend too is not "by design")."""
     pinned = {row.get("backend_used") for row in rows if row["status"] == "pinned"}
     if pinned:
         return f"pinned to {_names(sorted(pinned))}"
-    if imports_framework:
+    if imports_framework and imports_framework in passing:
         return f"imports {imports_framework} directly"
     gated_to = {gated["backend"] for row in rows for gated in row.get("code_cells_gated", [])}
     for row in rows:
@@ -79,7 +113,7 @@ def _single_backend_design(rows: list[dict], imports_framework: str) -> str:
             for gated in other.get("code_cells_gated", [])
             if gated["backend"] == row["backend"]
         }
-        if trained and trained <= own_gated and len(gated_to) == 1:
+        if trained and trained <= own_gated and len(gated_to) == 1 and row["backend"] in passing:
             return f"trains only in cells gated to {row['backend']}"
     return ""
 

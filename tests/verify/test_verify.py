@@ -47,10 +47,29 @@ def test_bundled_examples_are_portable():
 def test_framework_imports_are_flagged(tmp_path):
     notebook = write_notebook(tmp_path / "tf.ipynb", *TF_NOTEBOOK)
     warnings = portability_warnings(notebook)
-    assert len(warnings) == 1 and "imports tensorflow (line 2)" in warnings[0]
+    assert len(warnings) == 1 and "imports tensorflow (cell 1, line 2)" in warnings[0]  # where a reader finds it
     script = tmp_path / "t.py"
     script.write_text("import keras\nfrom torch import nn\nfrom jax.numpy import ones\n")
     assert [w.split(": imports ")[1].split(" ")[0] for w in portability_warnings(script)] == ["torch", "jax.numpy"]
+
+
+def test_frameworks_used_only_as_data_pipelines_are_not_pinning(tmp_path):
+    # As keras-io's training guide does: tf.data and torch's DataLoader feed fit on every Keras 3 backend.
+    from multibackend.verify.files import framework_backend
+
+    pipelines = tmp_path / "pipelines.py"
+    pipelines.write_text(
+        "import torch\nimport tensorflow as tf\nfrom tensorflow import data as tf_data\n"
+        "from torch.utils.data import DataLoader\n"
+        "train = tf.data.Dataset.from_tensor_slices(([1.0], [0]))\n"
+        "class Rows(torch.utils.data.Dataset):\n    pass\n"
+    )
+    assert portability_warnings(pipelines) == [] and framework_backend(pipelines) == ""
+    tape = tmp_path / "tape.py"
+    tape.write_text(
+        "import tensorflow as tf\ntrain = tf.data.Dataset.range(3)\nwith tf.GradientTape() as t:\n    pass\n"
+    )
+    assert framework_backend(tape) == "tensorflow" and "imports tensorflow (line 1)" in portability_warnings(tape)[0]
 
 
 @pytest.mark.parametrize(
@@ -332,3 +351,13 @@ def run_cli_child(script: Path, offline: bool, env: dict):
         cwd=script.parent,
         timeout=300,
     )
+
+
+def test_a_file_stopped_by_a_missing_package_is_not_verified_and_says_which(tmp_path):
+    script = tmp_path / "plots.py"
+    script.write_text("import keras\nimport pydot_that_is_not_installed\n")
+    result = run_cli("verify", str(script), "--backends", BACKEND, "--out", str(tmp_path / "out"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    payload = json.loads((tmp_path / "out" / "verify.json").read_text())
+    assert payload["verdicts"][str(script)] == "not verified"
+    assert "package missing: pydot_that_is_not_installed" in payload["verdict_details"][str(script)]

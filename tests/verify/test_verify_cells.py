@@ -178,6 +178,44 @@ def row(backend, status, error="", **fields):
             "backend-specific",
             "fails on jax: wrong backend",
         ),
+        # A file written for tensorflow that fails there too is not "by design": a maintainer would read it as working.
+        (
+            [row("tensorflow", "failed", "ValueError: shapes"), row("torch", "failed", "AttributeError: no tf here")],
+            "tensorflow",
+            "backend-specific",
+            "fails on tensorflow: failed (ValueError: shapes)",
+        ),
+        (
+            [
+                row("tensorflow", "failed", "ValueError: a", trained=[9]),
+                row("torch", "failed", "TypeError: b", code_cells_gated=[{"cell": 9, "backend": "tensorflow"}]),
+            ],
+            "",
+            "backend-specific",
+            "fails on tensorflow",
+        ),
+        # The environment stopped every run: what is missing is named, and the file was not judged.
+        (
+            [row(name, "failed", "cell 7: ModuleNotFoundError: No module named 'pydot'") for name in ("torch", "jax")],
+            "",
+            "not verified",
+            "not verified (package missing: pydot) on torch, jax",
+        ),
+        (
+            [
+                row("torch", "failed", "cell 4: Exception: URL fetch failure on https://host/imdb.npz: None -- x"),
+                row("jax", "failed", "cell 4: ModuleNotFoundError: No module named 'kagglehub.auth'"),
+            ],
+            "",
+            "not verified",
+            "dataset missing: https://host/imdb.npz; package missing: kagglehub",
+        ),
+        (
+            [row("torch", "passed"), row("jax", "failed", "ModuleNotFoundError: No module named 'jax_extra'")],
+            "",
+            "backend-specific",
+            "passes on torch",
+        ),
     ],
 )
 def test_each_file_gets_one_verdict(rows, imports, verdict, detail):

@@ -6,6 +6,8 @@ ORDER = 1  # its place in listings, reports and the test runs
 PACKAGE = "tensorflow"
 INSTALL_HINT = "pip install tensorflow-cpu==2.21.0"
 COLOR = "#ff8f00"  # in plots
+# Its data pipeline, which Keras 3 accepts on every backend: a file that uses only it is not pinned to this one.
+DATA_PIPELINES = ("tensorflow.data",)
 MODULES = ("tensorflow",)  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
 LOOP_TRAINS_LAYER_STATE = False  # its loop computes sparse crossentropy on Dense and Dropout layers

@@ -6,6 +6,8 @@ ORDER = 0  # its place in listings, reports and the test runs (the default backe
 PACKAGE = "torch"
 INSTALL_HINT = "pip install torch==2.13.0"
 COLOR = "#ee4c2c"  # in plots
+# Its data pipeline, which Keras 3 accepts on every backend: a file that uses only it is not pinned to this one.
+DATA_PIPELINES = ("torch.utils.data",)
 MODULES = ("torch",)  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = False  # Keras's torch trainer runs them one by one in Python
 LOOP_TRAINS_LAYER_STATE = False  # its loop computes sparse crossentropy from logits on Dense and Dropout layers
