@@ -109,6 +109,12 @@ def test_verify_runs_a_course_file_under_it_and_proves_it_ran(planted, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     [cell] = json.loads((out / "verify.json").read_text())["cells"]
     assert (cell["backend"], cell["status"], cell["backend_used"]) == ("numpy", "passed", "numpy")
+    # The file contracts name the backends by the folders too: a merge reads the file back against its schema.
+    merged = run_planted(
+        planted, "-m", "multibackend", "verify", "merge", str(out), "--out", str(tmp_path / "m"), cwd=tmp_path
+    )
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert json.loads((tmp_path / "m" / "verify.json").read_text())["backends"] == ["numpy"]
 
 
 def test_a_backend_without_a_loop_refuses_the_fast_path_in_one_line(planted, tmp_path):

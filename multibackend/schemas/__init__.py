@@ -18,8 +18,16 @@ KINDS = ("results", "parity", "bench", "verify", "evolve")
 
 @functools.cache
 def schema(kind: str) -> dict:
-    """The JSON Schema of one kind of file (see `KINDS`)."""
-    return json.loads(resources.files(__package__).joinpath(f"{kind}.schema.json").read_text())
+    """The JSON Schema of one kind of file (see `KINDS`).
+
+    A backend's name is `{"$ref": "#/$defs/backend"}` in the files: one of the folders of `multibackend/backends`,
+    filled in here, so that a new backend is its folder alone.
+    """
+    from multibackend.backends import NAMES
+
+    loaded = json.loads(resources.files(__package__).joinpath(f"{kind}.schema.json").read_text())
+    loaded.setdefault("$defs", {})["backend"] = {"enum": list(NAMES)}
+    return loaded
 
 
 def validate(kind: str, payload: Any) -> Any:
