@@ -16,9 +16,11 @@ for a caller that has to stop the run.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
+import re
 import runpy
 import sys
 import traceback
@@ -47,6 +49,7 @@ class ChildRun:
         sandbox: What the verified process is told (the options of verify that reach it, whole).
         shell: How shell escapes that install are treated (`cells.SHELL_MODES`).
         executed: Where to write the run notebook ("" for none; notebooks only).
+        keep_going: Run a notebook's cells after a failing one (the run still fails; every failing cell is reported).
     """
 
     path: str
@@ -54,6 +57,7 @@ class ChildRun:
     sandbox: SandboxSettings
     shell: str = cells.SHELL_MODES[0]
     executed: str = ""
+    keep_going: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,9 @@ class ChildReport:
         ran: Code cells run, by number (a script is cell 1).
         gated: Cells gated to another backend: `{cell, backend}`.
         skipped: Cells not run: `{cell, reason}`.
-        failed_cell: The cell that failed (None: none, or not known).
+        failed_cell: The cell that failed (None: none, or not known); with `keep_going`, the first.
+        failed_cells: With `keep_going`, every cell that failed: `{cell, error, after_earlier_error}` (a `NameError`
+            for a name that an earlier failing cell would have bound fails only after that earlier error).
         error: `ErrorType: message` of the failure ("" when the file ran through).
         sandbox: Whether the sandbox reported from the verified process (else the fields below are empty).
         python: The interpreter that ran the file.
@@ -82,6 +88,7 @@ class ChildReport:
     gated: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     failed_cell: int | None = None
+    failed_cells: list[dict] = field(default_factory=list)
     error: str = ""
     sandbox: bool = False
     python: str = ""
@@ -100,6 +107,7 @@ class _Progress:
     ran: list[int] = field(default_factory=list)
     gated: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # with keep_going: every failing cell
     execution_cells: dict[int, int] = field(default_factory=dict)  # the kernel's execution count -> cell
 
 
@@ -113,9 +121,10 @@ def job_request(run: ChildRun) -> JobRequest:
 class CellFailed(Exception):
     """A notebook cell failed: its number and the one-line error."""
 
-    def __init__(self, cell: int | None, error: str):
+    def __init__(self, cell: int | None, error: str, dead_kernel: bool = False):
         super().__init__(error)
         self.cell = cell
+        self.dead_kernel = dead_kernel
 
 
 def capped_client(notebook, **options):
@@ -199,7 +208,7 @@ def run_notebook(run: ChildRun, folder: Path, progress: _Progress) -> None:
     try:
         with client.setup_kernel():
             try:
-                _run_cells(client, notebook, plan, folder, progress.ran)
+                _run_cells(client, notebook, plan, folder, progress, run.keep_going)
             finally:
                 _probe(client, notebook)
     finally:
@@ -219,24 +228,66 @@ def run_notebook(run: ChildRun, folder: Path, progress: _Progress) -> None:
             nbformat.write(notebook, run.executed)
 
 
-def _run_cells(client, notebook, plan: cells.CellPlan, folder: Path, ran: list[int]) -> None:
+def _run_cells(client, notebook, plan: cells.CellPlan, folder: Path, progress: _Progress, keep_going: bool) -> None:
+    """Runs the planned cells in order; the first failure ends the run, or with `keep_going` is recorded and the next
+    cell runs (a dead kernel ends it anyway)."""
+    for number in plan.run:
+        (folder / "progress").write_text(str(number))
+        progress.ran.append(number)
+        try:
+            _run_cell(client, notebook, plan, number)
+        except CellFailed as failure:
+            if not keep_going or failure.dead_kernel:
+                raise
+            after = _after_earlier_error(str(failure), progress.failed)
+            binds = sorted(_bound_names(notebook.cells[number - 1].source))
+            progress.failed.append(
+                {"cell": number, "error": str(failure), "after_earlier_error": after, "binds": binds}
+            )
+    if progress.failed:
+        first = progress.failed[0]
+        raise CellFailed(first["cell"], first["error"])
+
+
+def _run_cell(client, notebook, plan: cells.CellPlan, number: int) -> None:
+    """Runs one cell; raises `CellFailed` when it raised, showed an error, or did not raise as marked."""
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
-    for number in plan.run:
-        cell = notebook.cells[number - 1]
-        (folder / "progress").write_text(str(number))
-        ran.append(number)
-        try:
-            client.execute_cell(cell, number - 1)  # the kernel's own execution count: the sandbox reports by it
-        except CellExecutionError as error:
-            raise CellFailed(number, _error_line(error.ename, error.evalue)) from None
-        except DeadKernelError:
-            raise CellFailed(number, "DeadKernelError: the kernel died") from None
-        shown = [output for output in cell.outputs if output.get("output_type") == "error"]
-        if number in plan.raises and not shown:
-            raise CellFailed(number, "AssertionError: marked NBVAL_RAISES_EXCEPTION but raised none")
-        if shown and number not in plan.raises:  # an error shown by code the cell ran (run_cell in a magic)
-            raise CellFailed(number, _error_line(shown[0].get("ename", "Error"), shown[0].get("evalue", "")))
+    cell = notebook.cells[number - 1]
+    try:
+        client.execute_cell(cell, number - 1)  # the kernel's own execution count: the sandbox reports by it
+    except CellExecutionError as error:
+        raise CellFailed(number, _error_line(error.ename, error.evalue)) from None
+    except DeadKernelError:
+        raise CellFailed(number, "DeadKernelError: the kernel died", dead_kernel=True) from None
+    shown = [output for output in cell.outputs if output.get("output_type") == "error"]
+    if number in plan.raises and not shown:
+        raise CellFailed(number, "AssertionError: marked NBVAL_RAISES_EXCEPTION but raised none")
+    if shown and number not in plan.raises:  # an error shown by code the cell ran (run_cell in a magic)
+        raise CellFailed(number, _error_line(shown[0].get("ename", "Error"), shown[0].get("evalue", "")))
+
+
+def _after_earlier_error(error: str, earlier: list[dict]) -> bool:
+    """Whether a cell's error is a `NameError` for a name that an earlier failing cell would have bound."""
+    name = re.match(r"NameError: name '([^']+)' is not defined", error)
+    return bool(name) and any(name.group(1) in failed["binds"] for failed in earlier)
+
+
+def _bound_names(source: str) -> set[str]:
+    """The names a cell's code binds at its top level (assignments, definitions, imports, loop targets)."""
+    try:
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
 
 
 def _probe(client, notebook) -> None:
@@ -280,6 +331,7 @@ def child_report(kind: str, progress: _Progress, settings: SandboxSettings, fail
         gated=progress.gated,
         skipped=progress.skipped,
         failed_cell=failure.cell if failure else None,
+        failed_cells=[{key: value for key, value in failed.items() if key != "binds"} for failed in progress.failed],
         error=str(failure) if failure else "",
     )
     path = Path(settings.report)

@@ -49,6 +49,7 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
         code_cells_gated=report.gated,
         code_cells_skipped=report.skipped,
         failed_cell=report.failed_cell,
+        failed_cells=report.failed_cells,
         pins=report.pins,
         trained=report.trained,
     )
@@ -74,6 +75,11 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
             run.error += OFFLINE_HINT
         if path.suffix == ".ipynb" and run.failed_cell:
             run.error = f"cell {run.failed_cell}: {run.error}"
+        if len(run.failed_cells) > 1:
+            after = sum(failed.get("after_earlier_error", False) for failed in run.failed_cells)
+            run.error += f" (and {len(run.failed_cells) - 1} more failing cells" + (
+                f", {after} only after an earlier error)" if after else ")"
+            )
         return run
     if not report.sandbox:
         run.status = "failed"

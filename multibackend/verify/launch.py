@@ -41,7 +41,14 @@ def child_run(path: Path, backend: str, reports: Path, options: VerifyOptions) -
         seed=options.seed,
     )
     executed = str(reports / "executed.ipynb") if path.suffix == ".ipynb" else ""
-    return ChildRun(str(path.resolve()), str(reports), settings, shell=options.shell, executed=executed)
+    return ChildRun(
+        str(path.resolve()),
+        str(reports),
+        settings,
+        shell=options.shell,
+        executed=executed,
+        keep_going=options.keep_going,
+    )
 
 
 def launch(path: Path, backend: str, options: VerifyOptions) -> ChildOutcome:

@@ -26,6 +26,7 @@ class Run:
         code_cells_gated: Cells gated to another backend: `{cell, backend}`.
         code_cells_skipped: Cells or lines not run: `{cell, reason}` (shell installs, NBVAL_SKIP).
         failed_cell: The cell that failed or was running when the time ran out.
+        failed_cells: With --keep-going, every cell that failed: `{cell, error, after_earlier_error}`.
         pins: The file's assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
         trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
         last_line: The last printed line with a number from a cell that trained or evaluated.
@@ -44,6 +45,7 @@ class Run:
     code_cells_gated: list[dict] = field(default_factory=list)
     code_cells_skipped: list[dict] = field(default_factory=list)
     failed_cell: int | None = None
+    failed_cells: list[dict] = field(default_factory=list)
     pins: list[dict] = field(default_factory=list)
     trained: list[int] = field(default_factory=list)
 
@@ -78,6 +80,7 @@ class VerifyReport(JsonRecord):
     atol: float | None = None
     jobs: int | None = None
     respect_backend_pins: bool | None = None
+    keep_going: bool | None = None
     shell: str | None = None
     verdicts: dict[str, str] | None = None
     verdict_details: dict[str, str] | None = None
@@ -111,6 +114,7 @@ class VerifyOptions:
         seed: Seed Keras's random generators in each run as Keras is imported (None: as the file does).
         respect_pins: Let a file's own `KERAS_BACKEND` assignments take effect (default: the backend asked for wins).
         shell: "skip-installs" (default) or "run": shell escapes that install packages.
+        keep_going: Run a notebook's cells after a failing one, and report each failing cell.
         pass_env: More of the caller's variables that each run gets (names or fnmatch patterns; see `environment`).
     """
 
@@ -124,6 +128,7 @@ class VerifyOptions:
     respect_pins: bool = False
     shell: str = cell_plans.SHELL_MODES[0]
     pass_env: tuple[str, ...] = ()
+    keep_going: bool = False
 
     def recorded(self) -> dict:
         """The settings as `verify.json` records them (a merge compares all but `jobs`: `shards.RUN_SETTINGS`)."""
@@ -138,6 +143,7 @@ class VerifyOptions:
             "atol": self.check.atol,
             "jobs": self.jobs,
             "respect_backend_pins": self.respect_pins,
+            "keep_going": self.keep_going,
             "shell": self.shell,
             "pass_env": list(self.pass_env),
         }

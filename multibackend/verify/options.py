@@ -121,6 +121,14 @@ RUN_OPTIONS = (
         },
     ),
     RunOption(
+        "keep-going",
+        {
+            "action": "store_true",
+            "help": "run a notebook's cells after a failing one (as nbclient's allow_errors) and report every failing "
+            "cell, those that fail only after an earlier error marked so; the run still fails",
+        },
+    ),
+    RunOption(
         "respect-backend-pins",
         {
             "action": "store_true",
@@ -216,6 +224,7 @@ def build_options(value: Callable[[str], object], *, jobs: int):
         smoke_sample=value("smoke_sample"),
         seed=value("seed"),
         respect_pins=value("respect_backend_pins"),
+        keep_going=value("keep_going"),
         shell=value("shell"),
         pass_env=tuple(dict.fromkeys(value("pass_env") or ())),
         check=OutputCheck(value("compare_outputs"), rtol=value("rtol"), atol=value("atol")),

@@ -212,6 +212,9 @@ def describe_failure(cell) -> str:
     ran = cell.backend_used or "keras not imported"
     lines = [f"{cell.file} under {cell.backend}: {cell.status.upper()} after {cell.seconds:.1f} s (ran: {ran})"]
     lines.append(cell.error)  # a notebook's names its cell
+    for failed in cell.failed_cells[1:]:  # --multibackend-keep-going: every failing cell
+        after = " (only after an earlier error)" if failed.get("after_earlier_error") else ""
+        lines.append(f"  cell {failed['cell']}: {failed['error']}{after}")
     lines += [f"  differs: {line}" for line in cell.differences[1:]]
     counts = [f"{cell.code_cells_ran} code cell{'' if cell.code_cells_ran == 1 else 's'} ran"]
     if cell.code_cells_gated:
