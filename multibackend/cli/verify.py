@@ -24,8 +24,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "cell by cell with its new outputs, as nbval does (NBVAL_IGNORE_OUTPUT, NBVAL_CHECK_OUTPUT, NBVAL_SKIP, "
         "NBVAL_RAISES_EXCEPTION comments and tags), after removing progress bars, timings, timestamps, addresses, "
         "paths and stderr; integers, shapes and text must match exactly, other numbers within --atol + --rtol * "
-        "|stored|. Each file gets one verdict: portable, fails everywhere, backend-specific or single-backend by "
-        "design. Writes OUT/verify.json, OUT/verify.md and OUT/verify.html. "
+        "|stored|. Each file gets one verdict: portable, not verified (a package or dataset missing), fails "
+        "everywhere, backend-specific or single-backend by design. What the files import that is not installed "
+        "here is named first (--check-env: only that). Writes OUT/verify.json, OUT/verify.md and OUT/verify.html. "
         "Exit 1 when any run fails, differs, times out or used another backend. "
         "A course split across machines: each runs `verify --shard K/N PATH...`, then "
         "`verify merge DIR...` joins their verify.json files (in DIRs) into one matrix with the verdicts.",
@@ -52,6 +53,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="also write a JUnit XML file, one test case per file and backend",
     )
     parser.add_argument(
+        "--check-env",
+        action="store_true",
+        help="only list, per file, what it imports that is not installed here (before minutes of runs find it one "
+        "run at a time); exit 1 when anything is missing, 0 when nothing is. verify prints the same at its start",
+    )
+    parser.add_argument(
         "--out",
         type=output_folder,
         default="results",
@@ -73,6 +80,8 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.paths[0] == "merge":
         return handle_merge(args)
+    if args.check_env:
+        return check_environment(args.paths)
     options, shard, durations = build_options(lambda dest: getattr(args, dest), jobs=args.jobs or available_cores())
     print(
         f"{'smoke run' if options.smoke else 'full run'}; offline datasets: {'on' if options.offline else 'off'}; "
@@ -92,6 +101,15 @@ def handle(args: argparse.Namespace) -> int:
         durations=durations,
     )
     return finish(payload, args)
+
+
+def check_environment(paths: list[str]) -> int:
+    """`verify --check-env`: what each file imports that is not installed here; exit 1 when anything is missing."""
+    from multibackend.verify.files import collect_files, missing_package_warning
+
+    missing = [line for path in collect_files(paths) for line in missing_package_warning(path)]
+    print("\n".join(missing) or "every file's imports are installed here")
+    return 1 if missing else 0
 
 
 def handle_merge(args: argparse.Namespace) -> int:

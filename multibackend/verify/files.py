@@ -233,6 +233,85 @@ def portability_warnings(path: Path) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class MissingPackage:
+    """A module a file imports that this environment cannot import: `module` and where ("cell N, line M")."""
+
+    module: str
+    place: str
+
+
+def missing_packages(path: Path) -> list[MissingPackage]:
+    """The modules a file imports (outside backend-gated cells, and outside `try` blocks that catch the import's
+    failure) that are neither installed here nor beside the file; each once, at its first import."""
+    lines = source_lines(path)
+    try:
+        tree = ast.parse("\n".join(text for _, text in lines))
+    except SyntaxError:
+        return []
+    guarded = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Try) and _catches_import_errors(node)
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+        else:
+            continue
+        for module in modules:
+            if module not in found and not _importable(module, path.parent):
+                found[module] = lines[node.lineno - 1][0]
+    return [MissingPackage(module, place) for module, place in found.items()]
+
+
+def missing_package_warning(path: Path) -> list[str]:
+    """One line naming what a file imports that is not installed here, before anything runs ([] when nothing is)."""
+    missing = missing_packages(path)
+    if not missing:
+        return []
+    named = ", ".join(f"{found.module} ({found.place})" for found in missing)
+    return [f"{path}: imports what is not installed here: {named}"]
+
+
+def _catches_import_errors(node: ast.Try) -> bool:
+    caught = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+    for handler in node.handlers:
+        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        if handler.type is None or any(isinstance(kind, ast.Name) and kind.id in caught for kind in types):
+            return True
+    return False
+
+
+def _importable(module: str, folder: Path) -> bool:
+    """Whether `module` can be imported here or from the file's folder, found without importing anything: a
+    namespace package's parts (`google.colab`, beside protobuf's `google`) are looked for in its folders."""
+    import importlib.util
+
+    parts = module.split(".")
+    if (folder / f"{parts[0]}.py").is_file() or (folder / parts[0]).is_dir():
+        return True
+    try:
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.origin in (None, "namespace") and len(parts) > 1 and spec.submodule_search_locations:
+        return any(
+            (Path(location) / parts[1]).is_dir() or any(Path(location).glob(f"{parts[1]}.*"))
+            for location in spec.submodule_search_locations
+        )
+    return True
+
+
 def stored_notebook(path: Path) -> dict | None:
     """The notebook at `path` when it carries outputs to compare with, else None."""
     if path.suffix != ".ipynb":

@@ -20,7 +20,13 @@ from multibackend.runtime.children import end_all_children
 from multibackend.runtime.errors import UsageError
 from multibackend.runtime.outputs import check_output_files, write_together
 from multibackend.verify import containment, junit, shards, verdicts
-from multibackend.verify.files import collect_files, framework_backend, portability_warnings, source_of
+from multibackend.verify.files import (
+    collect_files,
+    framework_backend,
+    missing_package_warning,
+    portability_warnings,
+    source_of,
+)
 from multibackend.verify.judge import run_file, where
 from multibackend.verify.model import NOT_FAILURES, Run, VerifyOptions, VerifyReport
 from multibackend.verify.render import html_matrix, markdown_matrix
@@ -114,7 +120,7 @@ def _checked_inputs(
     for path in files:
         source_of(path)  # an unreadable script or notebook is bad input: one line, before anything runs
     chosen = list(backends or BACKENDS)
-    warnings = [warning for path in files for warning in portability_warnings(path)]
+    warnings = [warning for path in files for warning in [*missing_package_warning(path), *portability_warnings(path)]]
     for warning in warnings:
         progress(f"warning: {warning}")
     if options.offline:

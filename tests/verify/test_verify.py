@@ -361,3 +361,26 @@ def test_a_file_stopped_by_a_missing_package_is_not_verified_and_says_which(tmp_
     payload = json.loads((tmp_path / "out" / "verify.json").read_text())
     assert payload["verdicts"][str(script)] == "not verified"
     assert "package missing: pydot_that_is_not_installed" in payload["verdict_details"][str(script)]
+    # Named before anything ran, at the top of the run, and kept with the results.
+    named = f"{script}: imports what is not installed here: pydot_that_is_not_installed (line 2)"
+    assert named in payload["warnings"] and result.stdout.index(named) < result.stdout.index("| file")
+
+
+def test_check_env_lists_what_each_file_lacks_without_running_it(tmp_path):
+    notebook = write_notebook(
+        tmp_path / "chapter.ipynb",
+        "import keras\nimport os",
+        "try:\n    import google_colab_here\nexcept ImportError:\n    pass",
+        "x = 1\nimport kagglehub_not_here\nfrom plotting_not_here import plot",
+    )
+    (tmp_path / "helpers.py").write_text("VALUE = 1\n")  # a module beside the course's files is theirs
+    (tmp_path / "uses_helpers.py").write_text("import helpers\nimport numpy\n")
+    result = run_cli("verify", str(tmp_path), "--check-env")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines() == [
+        f"{notebook}: imports what is not installed here: kagglehub_not_here (cell 3, line 2), "
+        "plotting_not_here (cell 3, line 3)"
+    ]
+    assert not (tmp_path / "results").exists()  # nothing ran, nothing written
+    clean = run_cli("verify", str(tmp_path / "uses_helpers.py"), "--check-env")
+    assert clean.returncode == 0 and "every file's imports are installed here" in clean.stdout
