@@ -75,11 +75,7 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
             run.error += OFFLINE_HINT
         if path.suffix == ".ipynb" and run.failed_cell:
             run.error = f"cell {run.failed_cell}: {run.error}"
-        if len(run.failed_cells) > 1:
-            after = sum(failed.get("after_earlier_error", False) for failed in run.failed_cells)
-            run.error += f" (and {len(run.failed_cells) - 1} more failing cells" + (
-                f", {after} only after an earlier error)" if after else ")"
-            )
+        run.error += _more_failing_cells(run.failed_cells)
         return run
     if not report.sandbox:
         run.status = "failed"
@@ -94,6 +90,16 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
             run.differences = [mismatch.summary() for mismatch in mismatches]
             run.status, run.error = "output differs", run.differences[0]
     return run
+
+
+def _more_failing_cells(failed_cells: list[dict]) -> str:
+    """With --keep-going: how many more cells failed after the first, and how many only after an earlier error."""
+    if len(failed_cells) < 2:
+        return ""
+    after = sum(failed.get("after_earlier_error", False) for failed in failed_cells)
+    return f" (and {len(failed_cells) - 1} more failing cells" + (
+        f", {after} only after an earlier error)" if after else ")"
+    )
 
 
 def _not_compared(stored: dict, backend: str, options: VerifyOptions, report: ChildReport) -> set[int]:
