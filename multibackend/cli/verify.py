@@ -59,6 +59,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "run at a time); exit 1 when anything is missing, 0 when nothing is. verify prints the same at its start",
     )
     parser.add_argument(
+        "--list-datasets",
+        action="store_true",
+        help="after the matrix, list every file the runs asked Keras to download (in the cache, downloaded, or "
+        "missing offline): what to put in --data-cache once",
+    )
+    parser.add_argument(
         "--out",
         type=output_folder,
         default="results",
@@ -69,7 +75,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 # What `verify merge DIR...` takes besides its folders; every other option is about running.
-MERGE_OPTIONS = ("help", "paths", "out", "junit_xml")
+MERGE_OPTIONS = ("help", "paths", "out", "junit_xml", "list_datasets")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -131,9 +137,11 @@ def handle_merge(args: argparse.Namespace) -> int:
 
 def finish(payload: dict, args: argparse.Namespace) -> int:
     """Prints the matrix, where it was written and the outcome; returns the exit status."""
-    from multibackend.verify.render import markdown_matrix
+    from multibackend.verify.render import datasets_asked, markdown_matrix
 
     print(markdown_matrix(payload))
+    if getattr(args, "list_datasets", False):
+        print("datasets the runs asked for:\n" + "\n".join(datasets_asked(payload) or ["(none)"]))
     written = [Path(args.out) / name for name in ("verify.json", "verify.md", "verify.html")]
     print(f"results     {', '.join(map(str, written + ([args.junit_xml] if args.junit_xml else [])))}")
     print("PASSED" if payload["passed"] else "FAILED")

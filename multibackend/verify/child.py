@@ -81,6 +81,7 @@ class ChildReport:
         pins: Assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
         trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
         datasets_loaded: Cells or lines where a served dataset was first loaded.
+        downloads: The files Keras's `get_file` was asked for: `{origin, file, downloaded}` (False: from the cache).
     """
 
     kind: str
@@ -98,6 +99,7 @@ class ChildReport:
     pins: list[dict] = field(default_factory=list)
     trained: list[int] = field(default_factory=list)
     datasets_loaded: list[int] = field(default_factory=list)
+    downloads: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -355,6 +357,7 @@ def child_report(kind: str, progress: _Progress, settings: SandboxSettings, fail
         pins=pins,
         trained=places(account["trained"]),
         datasets_loaded=places(account["datasets_loaded"]),
+        downloads=account["downloads"],
     )
 
 

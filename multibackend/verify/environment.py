@@ -184,3 +184,17 @@ def write_pip_guard(workdir: Path) -> Path:
     guard.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -I {shlex.quote(str(code))} "$@"\n')
     guard.chmod(0o755)
     return guard
+
+
+def download_caches(cache: str, offline: bool, env: dict[str, str]) -> dict[str, str]:
+    """Where the other dataset libraries of a run keep their downloads: in the shared cache too (kagglehub's and
+    Hugging Face's, unless the caller passed their own), and Hugging Face told it is offline when the run is."""
+    if not cache:
+        return {}
+    found = {}
+    for name, folder in (("KAGGLEHUB_CACHE", "kagglehub"), ("HF_HOME", "huggingface")):
+        if name not in env:
+            found[name] = str(Path(cache) / folder)
+    if offline:
+        found.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    return found

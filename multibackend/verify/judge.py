@@ -52,6 +52,7 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
         failed_cells=report.failed_cells,
         pins=report.pins,
         trained=report.trained,
+        downloads=report.downloads,
     )
     run.last_line = _result_line(new, finished.stdout, run.trained)
     if finished.timed_out:

@@ -39,6 +39,8 @@ def child_run(path: Path, backend: str, reports: Path, options: VerifyOptions) -
         smoke=options.smoke,
         smoke_sample=options.smoke_sample,
         seed=options.seed,
+        data_cache=options.data_cache,
+        offline_downloads=options.offline_downloads,
     )
     executed = str(reports / "executed.ipynb") if path.suffix == ".ipynb" else ""
     return ChildRun(
@@ -95,6 +97,7 @@ def child_environment(backend: str, workdir: Path, options: VerifyOptions) -> di
         pass_env=options.pass_env,
         refuse_installs=options.shell == cell_plans.SHELL_MODES[0],
     )
+    env.update(environment.download_caches(options.data_cache, options.offline_downloads, env))
     if options.offline:
         source = find_mnist()  # the caller's Keras cache is outside the run's home: name where the data is
         if source is not None:

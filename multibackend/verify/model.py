@@ -29,6 +29,7 @@ class Run:
         failed_cells: With --keep-going, every cell that failed: `{cell, error, after_earlier_error}`.
         pins: The file's assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
         trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
+        downloads: Files the run asked Keras to download: `{origin, file, downloaded}` (False: the cache had it).
         last_line: The last printed line with a number from a cell that trained or evaluated.
     """
 
@@ -48,6 +49,7 @@ class Run:
     failed_cells: list[dict] = field(default_factory=list)
     pins: list[dict] = field(default_factory=list)
     trained: list[int] = field(default_factory=list)
+    downloads: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class VerifyReport(JsonRecord):
     jobs: int | None = None
     respect_backend_pins: bool | None = None
     keep_going: bool | None = None
+    data_cache: str | None = None
+    offline_downloads: bool | None = None
     shell: str | None = None
     verdicts: dict[str, str] | None = None
     verdict_details: dict[str, str] | None = None
@@ -115,6 +119,8 @@ class VerifyOptions:
         respect_pins: Let a file's own `KERAS_BACKEND` assignments take effect (default: the backend asked for wins).
         shell: "skip-installs" (default) or "run": shell escapes that install packages.
         keep_going: Run a notebook's cells after a failing one, and report each failing cell.
+        data_cache: The download cache every run shares ("" Keras's own per run).
+        offline_downloads: A download the cache cannot answer fails at once, by name (`--offline`).
         pass_env: More of the caller's variables that each run gets (names or fnmatch patterns; see `environment`).
     """
 
@@ -129,9 +135,11 @@ class VerifyOptions:
     shell: str = cell_plans.SHELL_MODES[0]
     pass_env: tuple[str, ...] = ()
     keep_going: bool = False
+    data_cache: str = ""
+    offline_downloads: bool = False
 
     def recorded(self) -> dict:
-        """The settings as `verify.json` records them (a merge compares all but `jobs`: `shards.RUN_SETTINGS`)."""
+        """The settings as `verify.json` records them (a merge compares all but the machine's: `shards.RUN_SETTINGS`)."""
         return {
             "smoke": self.smoke,
             "smoke_sample": list(self.smoke_sample) if self.smoke_sample else None,
@@ -144,6 +152,8 @@ class VerifyOptions:
             "jobs": self.jobs,
             "respect_backend_pins": self.respect_pins,
             "keep_going": self.keep_going,
+            "data_cache": self.data_cache,
+            "offline_downloads": self.offline_downloads,
             "shell": self.shell,
             "pass_env": list(self.pass_env),
         }

@@ -121,6 +121,23 @@ RUN_OPTIONS = (
         },
     ),
     RunOption(
+        "data-cache",
+        {
+            "metavar": "DIR",
+            "help": "the download cache every run shares: keras.utils.get_file (every keras.datasets loader), "
+            "kagglehub and Hugging Face read and fill it, one run at a time per file (default: the caller's Keras "
+            "folder, $KERAS_HOME or ~/.keras)",
+        },
+    ),
+    RunOption(
+        "offline",
+        {
+            "action": "store_true",
+            "help": "no downloads: a file the cache lacks fails the run at once, naming it (the verdict: not "
+            "verified, dataset missing)",
+        },
+    ),
+    RunOption(
         "keep-going",
         {
             "action": "store_true",
@@ -191,6 +208,17 @@ def add_run_options(add: Callable[..., object], prefix: str = "") -> None:
         add(f"--{prefix}{option.name}", **keywords)
 
 
+def data_cache(given: str | None) -> str:
+    """The download cache's absolute path: as given, else the caller's Keras folder (where Keras itself caches)."""
+    import os
+    from pathlib import Path
+
+    folder = Path(given or os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--data-cache {given or folder}: not a folder")
+    return str(folder.resolve())
+
+
 def build_options(value: Callable[[str], object], *, jobs: int):
     """`VerifyOptions` from the run options' values, checked together.
 
@@ -225,6 +253,8 @@ def build_options(value: Callable[[str], object], *, jobs: int):
         seed=value("seed"),
         respect_pins=value("respect_backend_pins"),
         keep_going=value("keep_going"),
+        data_cache=data_cache(value("data_cache")),
+        offline_downloads=value("offline"),
         shell=value("shell"),
         pass_env=tuple(dict.fromkeys(value("pass_env") or ())),
         check=OutputCheck(value("compare_outputs"), rtol=value("rtol"), atol=value("atol")),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 
 from multibackend.runtime import templating
 from multibackend.verify import outputs
 from multibackend.verify.model import OTHER_SHARD, Run
+
+MISSING_DOWNLOAD = re.compile(r"dataset missing: (\S+) \(not in the cache")
 
 
 def _cell_text(cell: dict) -> str:
@@ -67,3 +70,18 @@ def html_matrix(payload: dict) -> str:
     """The verdicts and the matrix as a self-contained HTML page: status and seconds per cell, the result lines,
     the differences."""
     return templating.render("multibackend.verify", "verify.html.j2", _context(payload))
+
+
+def datasets_asked(payload: dict) -> list[str]:
+    """Every file the runs asked Keras to download, once, with what became of it: in the cache, downloaded, or
+    missing (an offline run that the cache could not answer); for a maintainer who fills the cache once."""
+    found: dict[str, str] = {}
+    for cell in payload["cells"]:
+        for download in cell.get("downloads", []):
+            state = "downloaded" if download["downloaded"] else "in the cache"
+            if found.get(download["origin"]) != "downloaded":
+                found[download["origin"]] = state
+        missing = MISSING_DOWNLOAD.search(cell.get("error", ""))
+        if missing:
+            found[missing.group(1)] = "missing"
+    return [f"{origin}: {state}" for origin, state in sorted(found.items())]

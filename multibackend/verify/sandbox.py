@@ -19,6 +19,8 @@ Keras modules only when the course file imports them (see `runtime.import_hooks`
   shortens every epoch of `fit` and every `evaluate`; `predict` runs uncapped, since course code
   compares its predictions with labels of the input's length. `MULTIBACKEND_SMOKE=1` tells the file.
 - **Offline datasets**, sliced if asked (`course.offline`).
+- **One download cache for every run** (`downloads`): Keras's `get_file` fills and reads the cache verify names,
+  one run at a time per file; offline, a file the cache lacks fails at once by name.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class SandboxSettings:
         backend: The backend asked for.
         respect_pins: Whether the file's own assignments of `KERAS_BACKEND` take effect.
         offline: Serve `keras.datasets.mnist.load_data()` from the local copy.
+        data_cache: The folder Keras's downloads go to and are read from (shared by the runs; "" Keras's own).
+        offline_downloads: A download the cache cannot answer fails at once (`downloads.DatasetMissing`).
         smoke: A smoke run: Keras's step cap (`SMOKE_MAX_STEPS`), `predict` exempt from it.
         smoke_sample: The training and test images served (a smoke run that asks for it), else all.
         seed: Seeds Keras's random generators (and Python's, NumPy's, the backend's) as Keras is imported.
@@ -62,6 +66,8 @@ class SandboxSettings:
     backend: str
     respect_pins: bool = False
     offline: bool = False
+    data_cache: str = ""
+    offline_downloads: bool = False
     smoke: bool = False
     smoke_sample: tuple[int, int] | None = None
     seed: int | None = None
@@ -223,6 +229,7 @@ def install(settings: SandboxSettings | None = None) -> None:
     global _settings
     from multibackend.course import offline
     from multibackend.runtime.import_hooks import on_import
+    from multibackend.verify import downloads
 
     _settings = settings or SandboxSettings.read(os.environ[SETTINGS_ENV])
     if _settings.smoke:  # Keras reads its cap as it is imported; a notebook's kernel is told here too
@@ -231,6 +238,7 @@ def install(settings: SandboxSettings | None = None) -> None:
     on_import(KERAS_MODEL_MODULE, _watch_training)
     if _settings.seed is not None:
         on_import("keras", _seeded)
+    downloads.install(_settings.data_cache, _settings.offline_downloads)
     if _settings.offline:
         sample = offline.Sample(*_settings.smoke_sample) if _settings.smoke_sample else None
         offline.install(sample, on_load=_dataset_loaded)
@@ -253,6 +261,11 @@ def backend_in_use() -> tuple[str, str, str]:
     return name, str(version), str(getattr(keras, "__version__", ""))
 
 
+def _downloads_asked() -> list[dict]:
+    downloads = sys.modules.get("multibackend.verify.downloads")
+    return list(downloads.fetched) if downloads is not None else []
+
+
 def write_report(path: str | os.PathLike | None = None) -> None:
     """Writes what happened in this process as JSON (default: the settings' report path).
 
@@ -269,6 +282,7 @@ def write_report(path: str | os.PathLike | None = None) -> None:
         "pins": [{"value": pin["value"], "place": place(pin["place"])} for pin in _record.pins],
         "trained": [place(run) for run in _record.trained],
         "datasets_loaded": [place(run) for run in _record.datasets_loaded],
+        "downloads": _downloads_asked(),
     }
     target = Path(path or (_settings.report if _settings else "sandbox.json"))
     target.write_text(json.dumps(report))

@@ -16,8 +16,10 @@ from multibackend.runtime.errors import UsageError
 from multibackend.verify.model import VerifyOptions
 
 # The settings that make two shards parts of one run: a merge refuses shards that differ in any. Each shard may run its
-# share with its own --jobs; every other setting that verify.json records must be the same.
-RUN_SETTINGS = ("files", *(key for key in VerifyOptions().recorded() if key != "jobs"))
+# share with its own --jobs and its machine's download cache; every other setting that verify.json records must be
+# the same.
+MACHINE_SETTINGS = ("jobs", "data_cache")
+RUN_SETTINGS = ("files", *(key for key in VerifyOptions().recorded() if key not in MACHINE_SETTINGS))
 
 
 @dataclass(frozen=True)
