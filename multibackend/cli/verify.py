@@ -59,6 +59,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "run at a time); exit 1 when anything is missing, 0 when nothing is. verify prints the same at its start",
     )
     parser.add_argument(
+        "--state",
+        type=output_folder,
+        metavar="DIR",
+        help="incremental verification: keep each passed run's inputs here (the file's code, the settings, the "
+        "backend's and Keras's versions, the downloads it read); a run whose inputs are unchanged is shown as "
+        "unchanged since its pass, not run again (a folder for CI to cache)",
+    )
+    parser.add_argument(
+        "--rerun",
+        choices=("changed", "all"),
+        default="changed",
+        help="with --state: run only the runs whose inputs changed, or all of them (default: changed)",
+    )
+    parser.add_argument(
         "--list-datasets",
         action="store_true",
         help="after the matrix, list every file the runs asked Keras to download (in the cache, downloaded, or "
@@ -83,6 +97,7 @@ def handle(args: argparse.Namespace) -> int:
     from multibackend.runtime.cores import available_cores
     from multibackend.verify import containment
     from multibackend.verify.matrix import verify
+    from multibackend.verify.state import RunState
 
     if args.paths[0] == "merge":
         return handle_merge(args)
@@ -97,6 +112,7 @@ def handle(args: argparse.Namespace) -> int:
         + (f"; passed variables: {', '.join(options.pass_env)}" if options.pass_env else "")
     )
     print(f"containment: {containment.describe()}")
+    state = RunState(Path(args.state), options, args.rerun) if args.state else None
     payload = verify(
         args.paths,
         args.backends,
@@ -105,6 +121,7 @@ def handle(args: argparse.Namespace) -> int:
         junit_xml=args.junit_xml,
         shard=shard,
         durations=durations,
+        state=state,
     )
     return finish(payload, args)
 

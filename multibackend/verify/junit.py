@@ -53,6 +53,10 @@ def document(payload: dict) -> ElementTree.ElementTree:
             case_properties = ElementTree.SubElement(case, "properties")
             used = xml_text(cell.get("backend_used") or "")
             ElementTree.SubElement(case_properties, "property", name="backend_used", value=used)
+            if cell.get("unchanged_since"):  # passed earlier with the same inputs (--state): not run again
+                ElementTree.SubElement(
+                    case_properties, "property", name="unchanged_since", value=cell["unchanged_since"]
+                )
         if cell["status"] in FAILURES:
             failure = ElementTree.SubElement(case, "failure", type=cell["status"], message=xml_text(cell["error"]))
             failure.text = xml_text("\n".join(cell.get("differences") or [cell["error"]]))

@@ -31,6 +31,7 @@ from multibackend.verify.judge import run_file, where
 from multibackend.verify.model import NOT_FAILURES, Run, VerifyOptions, VerifyReport
 from multibackend.verify.render import html_matrix, markdown_matrix
 from multibackend.verify.shards import Shard
+from multibackend.verify.state import RunState
 
 
 def verify(
@@ -43,6 +44,7 @@ def verify(
     progress=print,
     shard: Shard | None = None,
     durations: dict[tuple[str, str], float] | None = None,
+    state: RunState | None = None,
 ) -> dict:
     """Runs every file under every backend; writes `verify.json`, `verify.md` and `verify.html` to `out_dir`.
 
@@ -55,6 +57,7 @@ def verify(
         progress: Called with a line of text as each cell ends.
         shard: Run only this share of the (file, backend) runs (see `shards`); verdicts wait for the merge.
         durations: Seconds per (file, backend) from an earlier run, to balance the shares.
+        state: The passed runs of earlier invocations (`--state`): those whose inputs are unchanged are not run.
 
     Returns:
         The payload: cells, verdicts, warnings and `passed`.
@@ -66,7 +69,7 @@ def verify(
     if shard is not None:
         progress(f"shard {shard}: {len(runs)} of {len(files) * len(chosen)} runs")
     run = lambda path, backend: run_file(path, backend, options)  # noqa: E731
-    done = run_matrix(runs, available, jobs=options.jobs, progress=progress, run=run)
+    done = run_matrix(runs, available, jobs=options.jobs, progress=progress, run=state.reusing(run) if state else run)
     rows = [asdict(run) for run in done]
     # A shard sees part of each file's runs: its verdicts would be about that part.
     found = file_findings(files, rows, chosen, options) if shard is None else {"verdicts": {}, "details": {}}
@@ -88,6 +91,8 @@ def verify(
     )
     payload = report.to_json()
     write_outputs(payload, Path(out_dir), junit_xml)
+    if state is not None:
+        state.save()
     return payload
 
 
@@ -246,6 +251,7 @@ def run_matrix(wanted: list[tuple[Path, str]], available: set[str], *, jobs: int
 
 def _report(progress, cell: Run) -> None:
     used = f" [ran {cell.backend_used}]" if cell.backend_used and cell.backend_used != cell.backend else ""
+    used += f" [unchanged since {cell.unchanged_since}: not run]" if cell.unchanged_since else ""
     progress(
         f"{cell.status:>14}  {cell.seconds:6.1f} s  {cell.backend:<10} {cell.file}{used}"
         + (f"  {cell.error}" if cell.error else "")

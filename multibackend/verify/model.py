@@ -30,6 +30,7 @@ class Run:
         pins: The file's assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
         trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
         downloads: Files the run asked Keras to download: `{origin, file, downloaded}` (False: the cache had it).
+        unchanged_since: When the run passed with the same inputs (`--state`): it was not run again ("" it ran).
         last_line: The last printed line with a number from a cell that trained or evaluated.
     """
 
@@ -50,6 +51,7 @@ class Run:
     pins: list[dict] = field(default_factory=list)
     trained: list[int] = field(default_factory=list)
     downloads: list[dict] = field(default_factory=list)
+    unchanged_since: str = ""
 
 
 @dataclass(frozen=True)
