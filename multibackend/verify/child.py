@@ -82,6 +82,7 @@ class ChildReport:
         trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
         datasets_loaded: Cells or lines where a served dataset was first loaded.
         downloads: The files Keras's `get_file` was asked for: `{origin, file, downloaded}` (False: from the cache).
+        shell_failures: Shell commands (`!cmd`) that exited non-zero: `{command, exit, cell}`.
     """
 
     kind: str
@@ -100,6 +101,7 @@ class ChildReport:
     trained: list[int] = field(default_factory=list)
     datasets_loaded: list[int] = field(default_factory=list)
     downloads: list[dict] = field(default_factory=list)
+    shell_failures: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -358,6 +360,14 @@ def child_report(kind: str, progress: _Progress, settings: SandboxSettings, fail
         trained=places(account["trained"]),
         datasets_loaded=places(account["datasets_loaded"]),
         downloads=account["downloads"],
+        shell_failures=[
+            {
+                "command": failure["command"],
+                "exit": failure["exit"],
+                "cell": progress.execution_cells.get(failure["place"]),
+            }
+            for failure in account.get("shell_failures", [])
+        ],
     )
 
 

@@ -76,7 +76,9 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
             run.error += OFFLINE_HINT
         if path.suffix == ".ipynb" and run.failed_cell:
             run.error = f"cell {run.failed_cell}: {run.error}"
-        run.error += _more_failing_cells(run.failed_cells)
+        run.error += _more_failing_cells(run.failed_cells) + _failed_shell_command(
+            report.shell_failures, run.failed_cell
+        )
         return run
     if not report.sandbox:
         run.status = "failed"
@@ -91,6 +93,19 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
             run.differences = [mismatch.summary() for mismatch in mismatches]
             run.status, run.error = "output differs", run.differences[0]
     return run
+
+
+def _failed_shell_command(failures: list[dict], failed_cell: int | None) -> str:
+    """The first shell command that failed before the failing cell (a `!wget` whose file a later cell lacks)."""
+    before = [
+        failure
+        for failure in failures
+        if failure.get("cell") and (failed_cell is None or failure["cell"] <= failed_cell)
+    ]
+    if not before:
+        return ""
+    first = before[0]
+    return f" (after a failed shell command in cell {first['cell']}: !{first['command']} exited {first['exit']})"
 
 
 def _more_failing_cells(failed_cells: list[dict]) -> str:

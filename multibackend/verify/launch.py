@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,8 @@ def launch(path: Path, backend: str, options: VerifyOptions) -> ChildOutcome:
         )
         reply = outcome.reply
         report = from_fields(ChildReport, reply.value) if reply is not None and reply.value is not None else None
+        if options.kept_dir and (options.keep_executed or outcome.process.timed_out):
+            keep_what_ran(path, backend, Path(options.kept_dir), outcome.process, reports / "executed.ipynb")
         return ChildOutcome(
             outcome.process,
             report,
@@ -81,6 +84,23 @@ def launch(path: Path, backend: str, options: VerifyOptions) -> ChildOutcome:
             _read_text(reports / "progress"),
             _read_json(reports / "executed.ipynb") if path.suffix == ".ipynb" else None,
         )
+
+
+def keep_what_ran(path: Path, backend: str, folder: Path, process: ChildResult, executed: Path) -> None:
+    """Keeps a run's output tail (`NAME.log`) and its executed notebook (`NAME.ipynb`) in `folder`, NAME naming the
+    file and the backend; a failure to keep them never fails the run."""
+    name = f"{'_'.join(path.with_suffix('').parts[-3:])[-120:]}-{backend}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        ended = "timed out" if process.timed_out else f"exit {process.returncode}"
+        (folder / f"{name}.log").write_text(
+            f"{path} under {backend}: {ended} after {process.seconds:.1f} s\n"
+            f"--- stdout (its end) ---\n{process.stdout}\n--- stderr (its end) ---\n{process.stderr}\n"
+        )
+        if executed.is_file():
+            shutil.copyfile(executed, folder / f"{name}.ipynb")
+    except OSError:
+        pass
 
 
 def child_environment(backend: str, workdir: Path, options: VerifyOptions) -> dict[str, str]:

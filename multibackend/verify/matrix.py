@@ -8,6 +8,7 @@ have made. Each file then gets one verdict across backends (`verdicts`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -62,7 +63,7 @@ def verify(
     Returns:
         The payload: cells, verdicts, warnings and `passed`.
     """
-    options = options or VerifyOptions()
+    options = dataclasses.replace(options or VerifyOptions(), kept_dir=str(Path(out_dir) / KEPT_FOLDER))
     files, chosen, available, warnings = _checked_inputs(paths, backends, options, Path(out_dir), junit_xml, progress)
     contained = containment.available()  # probed here, once: the runs' threads would each probe at their first run
     runs, plan = planned_runs(files, chosen, shard, durations)
@@ -180,6 +181,7 @@ def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str |
 
 
 OUTPUT_NAMES = ("verify.json", "verify.md", "verify.html")
+KEPT_FOLDER = "executed"  # in --out: executed notebooks and output tails (--keep-executed; after a timeout)
 
 
 def check_outputs(out: Path, junit_xml: str | None, inputs: list[Path]) -> None:

@@ -123,6 +123,8 @@ class VerifyOptions:
         keep_going: Run a notebook's cells after a failing one, and report each failing cell.
         data_cache: The download cache every run shares ("" Keras's own per run).
         offline_downloads: A download the cache cannot answer fails at once, by name (`--offline`).
+        keep_executed: Keep every run's executed notebook and output tail in `kept_dir` (after a timeout, always).
+        kept_dir: Where (`OUT/executed`; "" keeps nothing).
         pass_env: More of the caller's variables that each run gets (names or fnmatch patterns; see `environment`).
     """
 
@@ -139,6 +141,8 @@ class VerifyOptions:
     keep_going: bool = False
     data_cache: str = ""
     offline_downloads: bool = False
+    keep_executed: bool = False
+    kept_dir: str = ""
 
     def recorded(self) -> dict:
         """The settings as `verify.json` records them (a merge compares all but the machine's: `shards.RUN_SETTINGS`)."""

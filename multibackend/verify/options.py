@@ -146,6 +146,14 @@ RUN_OPTIONS = (
         },
     ),
     RunOption(
+        "keep-executed",
+        {
+            "action": "store_true",
+            "help": "keep each run's executed notebook and the end of its output in OUT/executed/ (after a timeout "
+            "the output is kept in any case)",
+        },
+    ),
+    RunOption(
         "respect-backend-pins",
         {
             "action": "store_true",
@@ -255,6 +263,7 @@ def build_options(value: Callable[[str], object], *, jobs: int):
         keep_going=value("keep_going"),
         data_cache=data_cache(value("data_cache")),
         offline_downloads=value("offline"),
+        keep_executed=value("keep_executed"),
         shell=value("shell"),
         pass_env=tuple(dict.fromkeys(value("pass_env") or ())),
         check=OutputCheck(value("compare_outputs"), rtol=value("rtol"), atol=value("atol")),

@@ -9,6 +9,7 @@ Inert unless `--multibackend` is given: the plugin is registered for every pytes
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from multibackend.runtime.errors import UsageError
 from multibackend.verify.options import add_run_options, build_options
 
 ALL_BACKENDS = ",".join(NAMES)
+KEPT_FOLDER = "multibackend-executed"  # --multibackend-keep-executed: executed notebooks, output tails
 COURSE_SUFFIXES = (".py", ".ipynb")
 NOT_COURSE_FILES = ("__init__.py", "conftest.py", "setup.py", "noxfile.py")
 
@@ -201,6 +203,8 @@ def _options(config: pytest.Config):
             options, _, _ = build_options(lambda dest: config.getoption(f"multibackend_{dest}"), jobs=jobs)
         except UsageError as error:
             raise pytest.UsageError(str(error)) from None
+        if options.keep_executed:  # beside the tests: pytest has no results folder of its own
+            options = dataclasses.replace(options, kept_dir=str(config.rootpath / KEPT_FOLDER))
         settings = config.stash[SETTINGS] = Settings(
             settings.backends, options, settings.shard, settings.durations_from
         )
@@ -209,7 +213,12 @@ def _options(config: pytest.Config):
 
 def describe_failure(cell) -> str:
     """What a failed course run shows: the file, the backend asked for and the one that ran, where and why."""
-    ran = cell.backend_used or "keras not imported"
+    if cell.backend_used:
+        ran = cell.backend_used
+    elif "DeadKernelError" in cell.error:
+        ran = "not known: the kernel died before it could say"
+    else:
+        ran = "keras not imported"
     lines = [f"{cell.file} under {cell.backend}: {cell.status.upper()} after {cell.seconds:.1f} s (ran: {ran})"]
     lines.append(cell.error)  # a notebook's names its cell
     for failed in cell.failed_cells[1:]:  # --multibackend-keep-going: every failing cell

@@ -50,6 +50,7 @@ def _context(payload: dict) -> dict:
     return {
         **payload,
         "cells": cells,
+        "not_run": _not_run(cells.values()),
         "numbers": numbers,
         "cell_text": _cell_text,
         "ran_text": _ran_text,
@@ -61,6 +62,18 @@ def _context(payload: dict) -> dict:
         "shard": payload.get("shard"),
         "merged_from": payload.get("merged_from"),
     }
+
+
+def _not_run(cells) -> list[dict]:
+    """The cells that runs did not run (an install, NBVAL_SKIP), each once with the backends whose runs skipped it."""
+    found: dict[tuple, list[str]] = {}
+    for cell in cells:
+        for item in cell.get("code_cells_skipped") or []:
+            found.setdefault((cell["file"], item["cell"], item.get("line"), item["reason"]), []).append(cell["backend"])
+    return [
+        {"file": file, "cell": number, "line": line, "reason": reason, "backends": backends}
+        for (file, number, line, reason), backends in found.items()
+    ]
 
 
 def markdown_matrix(payload: dict) -> str:

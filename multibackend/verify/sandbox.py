@@ -93,6 +93,7 @@ class _Record:
     pins: list[dict] = field(default_factory=list)
     trained: list[int] = field(default_factory=list)
     datasets_loaded: list[int] = field(default_factory=list)
+    shell_failures: list[dict] = field(default_factory=list)
 
 
 class _Cells:
@@ -216,6 +217,20 @@ def _register_backend_magic(shell) -> None:
         shell.register_magic_function(backend, "cell", "backend")
 
 
+def _watch_shell_commands(shell) -> None:
+    """Records each `!command` that exits non-zero: a failed `!wget` otherwise shows only through a later error."""
+    system = shell.system
+
+    def recorded_system(command, *args, **kwargs):
+        result = system(command, *args, **kwargs)
+        code = shell.user_ns.get("_exit_code", 0)
+        if code:
+            _record.shell_failures.append({"command": str(command), "exit": code, "place": _place()})
+        return result
+
+    shell.system = recorded_system
+
+
 def _seeded(keras) -> None:
     """Seeds a run as Keras is imported, before the file builds a model: reruns and shards print the same numbers.
 
@@ -247,6 +262,7 @@ def install(settings: SandboxSettings | None = None) -> None:
         shell.events.register("pre_run_cell", _cells.pre_run_cell)
         shell.events.register("post_run_cell", _cells.post_run_cell)
         _register_backend_magic(shell)
+        _watch_shell_commands(shell)
     _record.installed = True
 
 
@@ -283,6 +299,7 @@ def write_report(path: str | os.PathLike | None = None) -> None:
         "trained": [place(run) for run in _record.trained],
         "datasets_loaded": [place(run) for run in _record.datasets_loaded],
         "downloads": _downloads_asked(),
+        "shell_failures": [{**failure, "place": place(failure["place"])} for failure in _record.shell_failures],
     }
     target = Path(path or (_settings.report if _settings else "sandbox.json"))
     target.write_text(json.dumps(report))

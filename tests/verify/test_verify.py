@@ -384,3 +384,33 @@ def test_check_env_lists_what_each_file_lacks_without_running_it(tmp_path):
     assert not (tmp_path / "results").exists()  # nothing ran, nothing written
     clean = run_cli("verify", str(tmp_path / "uses_helpers.py"), "--check-env")
     assert clean.returncode == 0 and "every file's imports are installed here" in clean.stdout
+
+
+def test_a_failed_shell_command_is_named_with_the_error_it_caused(tmp_path):
+    notebook = write_notebook(
+        tmp_path / "fetch.ipynb",
+        "!cat data_that_was_never_downloaded.txt",
+        "text = open('data_that_was_never_downloaded.txt').read()",
+    )
+    result = run_cli("verify", str(notebook), "--backends", BACKEND, "--out", str(tmp_path / "out"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    [run] = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
+    assert run["error"].startswith("cell 2: FileNotFoundError")
+    assert run["error"].endswith(
+        "(after a failed shell command in cell 1: !cat data_that_was_never_downloaded.txt exited 1)"
+    ), run["error"]
+
+
+def test_keep_executed_keeps_each_run_s_notebook_and_output_and_a_timeout_keeps_its_output(tmp_path):
+    notebook = write_notebook(tmp_path / "shown.ipynb", "print('printed by the notebook')")
+    hangs = tmp_path / "hangs.py"
+    hangs.write_text("print('started', flush=True)\nimport time\ntime.sleep(120)\n")
+    out = tmp_path / "out"
+    run_cli("verify", str(notebook), "--backends", BACKEND, "--keep-executed", "--out", str(out))
+    kept = out / "executed"
+    [executed] = kept.glob(f"*shown-{BACKEND}.ipynb")
+    assert "printed by the notebook" in executed.read_text()
+    assert "printed by the notebook" in next(kept.glob(f"*shown-{BACKEND}.log")).read_text()
+    run_cli("verify", str(hangs), "--backends", BACKEND, "--timeout", "10", "--out", str(tmp_path / "timed"))
+    [tail] = (tmp_path / "timed" / "executed").glob(f"*hangs-{BACKEND}.log")  # without --keep-executed
+    assert "timed out" in tail.read_text() and "started" in tail.read_text()

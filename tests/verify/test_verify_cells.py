@@ -304,3 +304,25 @@ def test_a_smoke_slice_reads_the_full_length_written_in_course_code_as_its_own()
     assert part[:500].reshape((500, 4)).shape == (500, 4)
     with pytest.raises(ValueError):
         part.reshape((1000, 4))  # any other length is NumPy's error, as before
+
+
+def test_a_cell_not_run_under_every_backend_is_listed_once_with_its_runs():
+    from multibackend.verify.render import markdown_matrix
+
+    skipped = [{"cell": 3, "line": 1, "reason": "installs packages (!pip install keras-hub)"}]
+    backends = ["torch", "tensorflow", "jax"]
+    payload = {
+        "backends": backends,
+        "files": ["ch.ipynb"],
+        "cells": [
+            {**row(name, "passed"), "file": "ch.ipynb", "seconds": 1.0, "code_cells_skipped": skipped}
+            for name in backends
+        ],
+        "warnings": [],
+        "passed": True,
+        "created": "2026-12-07T07:00:00+00:00",
+    }
+    listed = [line for line in markdown_matrix(payload).splitlines() if "!pip install" in line]
+    assert listed == [
+        "- ch.ipynb: cell 3, line 1: installs packages (!pip install keras-hub) (under torch, tensorflow, jax)"
+    ]
