@@ -16,6 +16,7 @@ Read from the notebook itself, before anything runs:
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -235,3 +236,20 @@ def _has_code(source: str) -> bool:
         if stripped and not stripped.startswith(("#", "%%")) and stripped not in (SKIPPED_LINE, SKIPPED_SHELL_LINE):
             return True
     return False
+
+
+def bound_names(source: str) -> set[str]:
+    """The names a cell's code binds at its top level (assignments, definitions, imports, loop targets)."""
+    try:
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names

@@ -16,7 +16,6 @@ for a caller that has to stop the run.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 import os
@@ -244,7 +243,7 @@ def _run_cells(client, notebook, plan: cells.CellPlan, folder: Path, progress: _
             if not keep_going or failure.dead_kernel:
                 raise
             after = _after_earlier_error(str(failure), progress.failed)
-            binds = sorted(_bound_names(notebook.cells[number - 1].source))
+            binds = sorted(cells.bound_names(notebook.cells[number - 1].source))
             progress.failed.append(
                 {"cell": number, "error": str(failure), "after_earlier_error": after, "binds": binds}
             )
@@ -275,23 +274,6 @@ def _after_earlier_error(error: str, earlier: list[dict]) -> bool:
     """Whether a cell's error is a `NameError` for a name that an earlier failing cell would have bound."""
     name = re.match(r"NameError: name '([^']+)' is not defined", error)
     return bool(name) and any(name.group(1) in failed["binds"] for failed in earlier)
-
-
-def _bound_names(source: str) -> set[str]:
-    """The names a cell's code binds at its top level (assignments, definitions, imports, loop targets)."""
-    try:
-        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
-    except SyntaxError:
-        return set()
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
-    return names
 
 
 def _probe(client, notebook) -> None:
