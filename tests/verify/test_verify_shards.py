@@ -267,6 +267,7 @@ def test_the_course_workflow_commands_split_and_merge_a_course(tmp_path):
                 "inputs.shard-count": 2,
                 "inputs.verify-args": "--jobs 1 --offline-datasets off",
                 "inputs.pass-env": "COURSE_TOKEN KAGGLE_*",
+                "inputs.incremental": "true",
             }
             command = filled(verify_step["run"], values)
             subprocess.run(["bash", "-e", "-c", command], check=True, env=env, cwd=tmp_path, capture_output=True)
@@ -280,6 +281,9 @@ def test_the_course_workflow_commands_split_and_merge_a_course(tmp_path):
     assert payload["verdicts"][str(course / "broken.py")] == "fails everywhere"
     assert (tmp_path / "verify" / "junit.xml").read_text().count("<testcase") == 10
     assert payload["pass_env"] == ["COURSE_TOKEN", "KAGGLE_*"]  # every run got them, and the merge says so
+    assert json.loads((tmp_path / ".verify-state" / "verify-state.json").read_text())[
+        "runs"
+    ]  # what actions/cache keeps
 
 
 @pytest.mark.backend
