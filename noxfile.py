@@ -27,6 +27,7 @@ nox.options.error_on_missing_interpreters = True
 
 
 BACKENDS_FOLDER = Path(__file__).with_name("multibackend") / "backends"
+UNORDERED = 1000  # a backend without ORDER comes after the others, as in multibackend.backends
 
 
 def backend_names(folder: Path = BACKENDS_FOLDER) -> tuple[str, ...]:
@@ -40,7 +41,7 @@ def backend_names(folder: Path = BACKENDS_FOLDER) -> tuple[str, ...]:
         assigned = {
             target.id: node.value for node in tree.body if isinstance(node, ast.Assign) for target in node.targets
         }
-        order[package.name] = ast.literal_eval(assigned["ORDER"]) if "ORDER" in assigned else len(order) + 1000
+        order[package.name] = ast.literal_eval(assigned["ORDER"]) if "ORDER" in assigned else UNORDERED
     return tuple(sorted(order, key=lambda name: (order[name], name)))
 
 

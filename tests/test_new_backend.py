@@ -94,7 +94,7 @@ def test_the_noxfile_finds_it_as_the_package_does(planted):
     # The noxfile reads the folders from source (it runs before the project is installed): its function, run here.
     tree = ast.parse((REPO / "noxfile.py").read_text())
     [function] = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "backend_names"]
-    scope = {"ast": ast, "Path": Path, "BACKENDS_FOLDER": None}
+    scope = {"ast": ast, "Path": Path, "BACKENDS_FOLDER": None, "UNORDERED": 1000}
     exec(compile(ast.Module([function], []), "noxfile.py", "exec"), scope)  # noqa: S102 - the project's own source
     assert scope["backend_names"](planted / "multibackend" / "backends") == ("torch", "tensorflow", "jax", "numpy")
 

@@ -17,10 +17,13 @@ import pkgutil
 from types import ModuleType
 
 
+UNORDERED = 1000  # the place of a backend without ORDER: after the others (the noxfile reads it the same way)
+
+
 def _discovered() -> tuple[str, ...]:
     """The backend packages in this folder, in the order of their `ORDER` (then by name)."""
     names = [module.name for module in pkgutil.iter_modules(__path__) if module.ispkg]
-    order = {name: getattr(importlib.import_module(f"{__name__}.{name}"), "ORDER", len(names)) for name in names}
+    order = {name: getattr(importlib.import_module(f"{__name__}.{name}"), "ORDER", UNORDERED) for name in names}
     return tuple(sorted(names, key=lambda name: (order[name], name)))
 
 
