@@ -16,7 +16,6 @@ import importlib.util
 import pkgutil
 from types import ModuleType
 
-
 UNORDERED = 1000  # the place of a backend without ORDER: after the others (the noxfile reads it the same way)
 
 
