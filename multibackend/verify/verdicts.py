@@ -31,7 +31,9 @@ VERDICTS = (PORTABLE, NOT_VERIFIED, FAILS_EVERYWHERE, SINGLE_BACKEND, BACKEND_SP
 NOT_RUN = "not installed"
 
 # Errors that say the environment stopped the run, not the file's code: what is missing, by the error's words.
-PACKAGE_MISSING = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+PACKAGE_MISSING = re.compile(
+    r"ModuleNotFoundError: No module named '([^']+)'|ImportError: .*?[Yy]ou must install `?([A-Za-z][\w.-]*)"
+)
 DATASET_MISSING = re.compile(
     r"(?:URL fetch failure on (\S+?):?\s|Failed to download\S* (\S+)|dataset missing: (\S+)|"
     r"(Name or service not known|Temporary failure in name resolution|Network is unreachable))"
@@ -62,7 +64,7 @@ def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
     failing = [row for row in verified if row["status"] != "passed"]
     if not failing:
         return Verdict(PORTABLE, f"passed on {_names(passing)}" if passing else "nothing was verified")
-    missing = [environment_missing(row.get("error", "")) for row in failing]
+    missing = [_run_stopped_by(row) for row in failing]
     if not passing and all(missing) and all(row["status"] == "failed" for row in failing):
         named = sorted(set(missing))
         return Verdict(
@@ -84,11 +86,21 @@ def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
     return Verdict(BACKEND_SPECIFIC, outcome)
 
 
+def _run_stopped_by(row: dict) -> str:
+    """What stopped a run, when only the environment did: its first error names something missing, and every other
+    failing cell (`--keep-going`) does too or fails only after an earlier error; "" otherwise."""
+    first = environment_missing(row.get("error", ""))
+    others = row.get("failed_cells", [])[1:]
+    if first and all(cell.get("after_earlier_error") or environment_missing(cell["error"]) for cell in others):
+        return first
+    return ""
+
+
 def environment_missing(error: str) -> str:
     """What a run's error says the environment lacks ("package missing: pydot", "dataset missing: URL"), or ""."""
     package = PACKAGE_MISSING.search(error)
     if package:
-        return f"package missing: {package.group(1).split('.')[0]}"
+        return f"package missing: {(package.group(1) or package.group(2)).split('.')[0]}"
     dataset = DATASET_MISSING.search(error)
     if dataset:
         named = next((group for group in dataset.groups()[:3] if group), "")

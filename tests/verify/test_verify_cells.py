@@ -211,6 +211,38 @@ def row(backend, status, error="", **fields):
             "dataset missing: https://host/imdb.npz; package missing: kagglehub",
         ),
         (
+            [
+                row(
+                    name,
+                    "failed",
+                    "cell 35: ImportError: You must install pydot (`pip install pydot`) for `plot_model`",
+                )
+                for name in ("torch", "jax")
+            ],
+            "",
+            "not verified",
+            "not verified (package missing: pydot)",
+        ),
+        # With --keep-going, a later cell that fails on its own (not for want of the missing package) is judged.
+        (
+            [
+                row(
+                    name,
+                    "failed",
+                    "cell 8: ModuleNotFoundError: No module named 'regex'",
+                    failed_cells=[
+                        {"cell": 8, "error": "ModuleNotFoundError: No module named 'regex'"},
+                        {"cell": 9, "error": "NameError: name 'regex' is not defined", "after_earlier_error": True},
+                        {"cell": 30, "error": "ValueError: shapes differ", "after_earlier_error": False},
+                    ],
+                )
+                for name in ("torch", "jax")
+            ],
+            "",
+            "fails everywhere",
+            "the same error on torch, jax",
+        ),
+        (
             [row("torch", "passed"), row("jax", "failed", "ModuleNotFoundError: No module named 'jax_extra'")],
             "",
             "backend-specific",
