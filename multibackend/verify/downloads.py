@@ -26,7 +26,7 @@ LOCKS = ".multibackend-locks"
 
 _cache = ""
 _offline = False
-fetched: list[dict] = []  # {origin, file, downloaded}, in the order asked
+fetched: list[dict] = []  # {origin, file, downloaded, missing (offline, not in the cache)}, in the order asked
 
 
 class DatasetMissing(Exception):
@@ -61,12 +61,11 @@ def _share_downloads(module) -> None:
 
     @functools.wraps(urlretrieve)
     def counted_urlretrieve(url, *args, **kwargs):
+        entry = next((entry for entry in reversed(fetched) if entry["origin"] == str(url)), {})
         if _offline:
+            entry["missing"] = True
             raise DatasetMissing(f"dataset missing: {url} (not in the cache {_cache}; offline)")
-        for entry in reversed(fetched):
-            if entry["origin"] == str(url):
-                entry["downloaded"] = True
-                break
+        entry["downloaded"] = True
         return urlretrieve(url, *args, **kwargs)
 
     shared_get_file.__multibackend_shared__ = True

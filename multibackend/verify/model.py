@@ -29,7 +29,8 @@ class Run:
         failed_cells: With --keep-going, every cell that failed: `{cell, error, after_earlier_error}`.
         pins: The file's assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
         trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
-        downloads: Files the run asked Keras to download: `{origin, file, downloaded}` (False: the cache had it).
+        downloads: Files the run asked Keras to download: `{origin, file, downloaded, missing}` (downloaded False: the
+            cache had it, or it was missing offline).
         unchanged_since: When the run passed with the same inputs (`--state`): it was not run again ("" it ran).
         last_line: The last printed line with a number from a cell that trained or evaluated.
     """

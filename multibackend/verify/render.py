@@ -93,8 +93,8 @@ def datasets_asked(payload: dict) -> list[str]:
     found: dict[str, str] = {}
     for cell in payload["cells"]:
         for download in cell.get("downloads", []):
-            state = "downloaded" if download["downloaded"] else "in the cache"
-            if found.get(download["origin"]) != "downloaded":
+            state = "missing" if download.get("missing") else "downloaded" if download["downloaded"] else "in the cache"
+            if found.get(download["origin"]) not in ("downloaded", "missing"):
                 found[download["origin"]] = state
         missing = MISSING_DOWNLOAD.search(cell.get("error", ""))
         if missing:

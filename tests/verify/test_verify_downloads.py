@@ -126,6 +126,9 @@ def test_offline_a_file_the_cache_lacks_fails_at_once_by_name(tmp_path, server):
     payload = json.loads((tmp_path / "out" / "verify.json").read_text())
     [run] = payload["cells"]
     assert run["error"].startswith(f"DatasetMissing: dataset missing: {server.url}/absent.bin (not in the cache")
+    assert [(entry["file"], entry["downloaded"], entry["missing"]) for entry in run["downloads"]] == [
+        ("absent.bin", False, True)
+    ]
     assert payload["verdicts"][str(script)] == "not verified"
     assert f"dataset missing: {server.url}/absent.bin" in payload["verdict_details"][str(script)]
     assert result.stdout.split("datasets the runs asked for:\n")[1].startswith(f"{server.url}/absent.bin: missing\n")
