@@ -53,6 +53,10 @@ class Backend(Protocol):
         """Where a Keras variable's tensor lives, as the framework names it."""
         ...
 
+    def peak_gpu_memory_bytes(self) -> int | None:
+        """Optional: the most GPU memory the framework held in this process (None: no GPU used)."""
+        ...
+
     def set_tf32(self, enabled: bool) -> None:
         """Turns TensorFloat-32 matmuls on or off."""
         ...

@@ -17,7 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from multibackend.bench.worker import ALTERNATING, TRAINERS, Measurement
+from multibackend.bench.worker import ALTERNATING, MEASURED_FIT, TRAINERS, Measurement
 from multibackend.course.networks import MNIST
 from multibackend.results import BenchResult, write_json_atomic
 from multibackend.runtime import templating
@@ -98,6 +98,48 @@ def paired_time_ratio(
     return statistics.median(ratios)
 
 
+def paired_overhead(alternating: list[dict], trainer: str, plain: str = "keras-fit") -> float | None:
+    """The median ratio of `trainer`'s epoch to `plain`'s in the same round (None: not both alternated)."""
+    if not paired_by_round(trainer, alternating) or not paired_by_round(plain, alternating):
+        return None
+    return statistics.median(
+        mine / other
+        for measured in alternating
+        for mine, other in zip(measured["epoch_seconds"][trainer], measured["epoch_seconds"][plain])
+    )
+
+
+def _row(backend: str, trainer: str, measured: list[dict], samples: dict, alternating: list[dict], peak: float) -> dict:
+    """One trainer's row: its medians, its ratios to the native loop's (`samples["native"]`), its paired ratio."""
+    flops_per_epoch = training_flops_per_sample(MNIST.network.layer_sizes) * MNIST.train_samples
+    native = statistics.median(s for m in samples["native"] for s in m["epoch_seconds"])
+    native_best = min(s for m in samples["native"] for s in m["epoch_seconds"])
+    native_rss = statistics.median(m["peak_rss_bytes"] for m in samples["native"])
+    seconds = statistics.median(s for m in measured for s in m["epoch_seconds"])
+    best = min(s for m in measured for s in m["epoch_seconds"])
+    rss = statistics.median(m["peak_rss_bytes"] for m in measured)
+    gflops = flops_per_epoch / seconds / 1e9
+    return {
+        "backend": backend,
+        "trainer": trainer,
+        "median_epoch_seconds": seconds,
+        "time_ratio_to_native": seconds / native,
+        "paired_time_ratio_to_native": paired_time_ratio(trainer, measured, samples["native"], alternating),
+        "paired_by": "round" if paired_by_round(trainer, alternating) else "repeat",
+        "best_epoch_seconds": best,
+        "best_time_ratio_to_native": best / native_best,
+        "peak_rss_bytes": rss,
+        "memory_ratio_to_native": rss / native_rss,
+        "gflops": gflops,
+        "share_of_peak": gflops / peak,
+        "test_accuracy": statistics.median(m["test_accuracy"] for m in measured),
+        "all_epoch_seconds": [s for m in measured for s in m["epoch_seconds"]],
+        "processes_on_huge_pages": sum(on_huge_pages(m) for m in measured),
+        "processes": len(measured),
+        **({"paired_time_ratio_to_fit": paired_overhead(alternating, trainer)} if trainer == MEASURED_FIT else {}),
+    }
+
+
 def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: int, progress=print) -> BenchResult:
     """Measures every trainer of every chosen backend; returns rows with ratios to native."""
     chosen = chosen_backends(backends)
@@ -117,34 +159,7 @@ def run_bench(backends: list[str] | None, *, repeats: int, epochs: int, warmup: 
                 progress(f"  {backend:<10} {trainer:<18} repeat {repeat + 1}/{repeats}")
                 samples[trainer].append(measure_in_a_process(backend, trainer, epochs, warmup))
         alternating = samples.pop(ALTERNATING)
-        native = statistics.median(s for m in samples["native"] for s in m["epoch_seconds"])
-        native_best = min(s for m in samples["native"] for s in m["epoch_seconds"])
-        native_rss = statistics.median(m["peak_rss_bytes"] for m in samples["native"])
-        for trainer, measured in samples.items():
-            seconds = statistics.median(s for m in measured for s in m["epoch_seconds"])
-            best = min(s for m in measured for s in m["epoch_seconds"])
-            rss = statistics.median(m["peak_rss_bytes"] for m in measured)
-            gflops = flops_per_epoch / seconds / 1e9
-            rows.append(
-                {
-                    "backend": backend,
-                    "trainer": trainer,
-                    "median_epoch_seconds": seconds,
-                    "time_ratio_to_native": seconds / native,
-                    "paired_time_ratio_to_native": paired_time_ratio(trainer, measured, samples["native"], alternating),
-                    "paired_by": "round" if paired_by_round(trainer, alternating) else "repeat",
-                    "best_epoch_seconds": best,
-                    "best_time_ratio_to_native": best / native_best,
-                    "peak_rss_bytes": rss,
-                    "memory_ratio_to_native": rss / native_rss,
-                    "gflops": gflops,
-                    "share_of_peak": gflops / peak,
-                    "test_accuracy": statistics.median(m["test_accuracy"] for m in measured),
-                    "all_epoch_seconds": [s for m in measured for s in m["epoch_seconds"]],
-                    "processes_on_huge_pages": sum(on_huge_pages(m) for m in measured),
-                    "processes": len(measured),
-                }
-            )
+        rows += [_row(backend, trainer, measured, samples, alternating, peak) for trainer, measured in samples.items()]
     return BenchResult(
         machine=f"{platform.node()}: {cpu_name()}",
         estimated_peak_gflops=peak,
@@ -178,6 +193,8 @@ def format_table(result: BenchResult) -> str:
 
 TRAINER_LEGEND = [
     "`keras-fit`: Keras `fit`, as the course writes it.",
+    "`keras-fit-measured`: `fit` as `multibackend verify` runs it in every verified run, with its step timer "
+    "(`multibackend/verify/measure.py`): its overhead is its paired time over `keras-fit`'s.",
     "`keras-fit-steps32`: `fit` with `steps_per_execution=32` (JAX, TensorFlow; Keras on torch runs such steps one "
     "by one in Python, so it is not measured there).",
     "`keras-loop`: the same Keras model trained by the framework's own loop (`--trainer loop`, "
@@ -208,7 +225,7 @@ def goal_lines(rows: list[dict], goal: float = 1.15) -> list[str]:
     for row in rows:
         by_backend.setdefault(row["backend"], []).append(row)
     for backend, group in by_backend.items():
-        keras_rows = [row for row in group if row["trainer"].startswith("keras-")]
+        keras_rows = [row for row in group if row["trainer"].startswith("keras-") and row["trainer"] != MEASURED_FIT]
         fastest = min(keras_rows, key=lambda row: row["paired_time_ratio_to_native"])
         line = f"{backend}: fastest Keras path `{fastest['trainer']}` {verdict(fastest)}"
         session = [row for row in group if row["trainer"] == "run-mnist"]
@@ -216,6 +233,16 @@ def goal_lines(rows: list[dict], goal: float = 1.15) -> list[str]:
             line += f"; `nox -s mnist-{backend}` (run-mnist) {verdict(session[0])}"
         lines.append(line)
     return lines
+
+
+def overhead_lines(rows: list[dict]) -> list[str]:
+    """Per backend: what verify's measurement costs `fit`, paired by round."""
+    return [
+        f"{row['backend']}: `fit` measured as verify measures it takes {row['paired_time_ratio_to_fit']:.3f}x the time "
+        "of `fit` without (median over the rounds of one process)"
+        for row in rows
+        if row.get("paired_time_ratio_to_fit") is not None
+    ]
 
 
 def write_outputs(result: BenchResult, results_dir: Path, report_dir: Path) -> tuple[Path, Path]:
@@ -226,6 +253,7 @@ def write_outputs(result: BenchResult, results_dir: Path, report_dir: Path) -> t
         **result.to_json(),
         "legend": TRAINER_LEGEND,
         "goal": goal_lines(result.rows),
+        "overhead": overhead_lines(result.rows),
         "arguments": (result.command or "").removeprefix("multibackend-bench").strip(),
     }
     md_path = report_dir / "bench.md"

@@ -29,15 +29,18 @@ from multibackend.course.networks import DEFAULT_SEED, MNIST, initial_weights
 from multibackend.runtime.backend import import_keras
 from multibackend.runtime.errors import UsageError
 
-# Trainers per backend: Keras `fit`; `fit` with 32 steps per compiled call
+# Trainers per backend: Keras `fit`; `fit` measured as `verify` measures every call (its overhead);
+# `fit` with 32 steps per compiled call
 # (not on torch, whose Keras trainer runs them one by one in Python); the
 # framework's loop over the Keras model (`--trainer loop`, where the backend has
 # one); `multibackend run mnist` as `nox -s mnist-<backend>` runs it (default
 # trainer, plus evaluation and the misclassified digits); and the framework's
 # own loop, the baseline (where `bench/native/<name>_loop.py` is).
+MEASURED_FIT = "keras-fit-measured"
 TRAINERS = {
     name: (
         "keras-fit",
+        MEASURED_FIT,
         *(("keras-fit-steps32",) if backend(name).STEPS_PER_EXECUTION_COMPILED else ()),
         *(("keras-loop",) if has_loop(name) else ()),
         "run-mnist",
@@ -165,7 +168,12 @@ def _epoch_runner(backend: str, trainer: str, x_train, y_train, weights):
             loop.sync_model()
 
         return train_epoch, test_accuracy
-    return lambda order: model.fit(x_train, y_train, epochs=1, batch_size=MNIST.batch_size, verbose=0), test_accuracy
+    fit = type(model).fit
+    if trainer == MEASURED_FIT:  # the wrapper verify puts around every fit: its callback, timer and device probe
+        from multibackend.verify import measure
+
+        fit = measure.measured(fit, lambda: 0, [], set())
+    return lambda order: fit(model, x_train, y_train, epochs=1, batch_size=MNIST.batch_size, verbose=0), test_accuracy
 
 
 def _train_in_turn(backend: str, trainers: tuple[str, ...], rounds: int) -> tuple[dict, dict]:

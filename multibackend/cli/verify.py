@@ -7,7 +7,9 @@ from pathlib import Path
 
 from multibackend.cli.arguments import backend_list, output_file, output_folder, positive_int
 from multibackend.runtime.errors import UsageError
+from multibackend.runtime.numbers import number_type
 from multibackend.verify.options import add_run_options, build_options
+from multibackend.verify.regressions import DEFAULT_MAX_SLOWDOWN
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -79,6 +81,33 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "missing offline): what to put in --data-cache once",
     )
     parser.add_argument(
+        "--csv",
+        type=output_file,
+        metavar="PATH",
+        help="also write every measured fit, evaluate and predict call of every run as CSV (file, backend, device, "
+        "memory, steps, first and steady step time, samples per second, final logs)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="OLD",
+        help="compare the runs' measurements with an earlier commit's verify.json (or a folder holding one, such as "
+        "a merged course): a steady step time slower than --max-slowdown times its, or a final metric worse beyond "
+        "--atol/--rtol, is a regression, listed in verify.md, verify.json and the JUnit properties",
+    )
+    parser.add_argument(
+        "--max-slowdown",
+        type=slowdown,
+        default=DEFAULT_MAX_SLOWDOWN,
+        metavar="RATIO",
+        help=f"with --baseline: how many times the baseline's steady time is still not a regression (default: "
+        f"{DEFAULT_MAX_SLOWDOWN:g}; CI runners are noisy, a quarter either way is common)",
+    )
+    parser.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="with --baseline: a regression fails the course (exit 1)",
+    )
+    parser.add_argument(
         "--out",
         type=output_folder,
         default="results",
@@ -89,7 +118,25 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 # What `verify merge DIR...` takes besides its folders; every other option is about running.
-MERGE_OPTIONS = ("help", "paths", "out", "junit_xml", "list_datasets")
+MERGE_OPTIONS = (
+    "help", "paths", "out", "junit_xml", "list_datasets", "csv", "baseline", "max_slowdown", "fail_on_regression"
+)  # fmt: skip
+
+
+slowdown = number_type(float, 1.0, True, "a ratio above 1")
+
+
+def tracking_of(args: argparse.Namespace):
+    """The `--baseline` comparison the arguments ask for (None: none); its options without it are refused."""
+    from multibackend.verify.regressions import Tracking, read_baseline
+
+    if not args.baseline:
+        given = [name for name, on in (("--fail-on-regression", args.fail_on_regression),
+                                       ("--max-slowdown", args.max_slowdown != DEFAULT_MAX_SLOWDOWN)) if on]  # fmt: skip
+        if given:
+            raise UsageError(f"{given[0]} needs --baseline (the earlier verify.json to compare with)")
+        return None
+    return Tracking(read_baseline(args.baseline), args.baseline, args.max_slowdown, args.fail_on_regression)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -122,6 +169,8 @@ def handle(args: argparse.Namespace) -> int:
         shard=shard,
         durations=durations,
         state=state,
+        tracking=tracking_of(args),
+        csv_path=args.csv,
     )
     return finish(payload, args)
 
@@ -149,7 +198,10 @@ def handle_merge(args: argparse.Namespace) -> int:
     folders = args.paths[1:]
     if not folders:
         raise UsageError("verify merge needs the folders (or verify.json files) of the shards to join")
-    return finish(merge_runs(folders, out_dir=args.out, junit_xml=args.junit_xml), args)
+    payload = merge_runs(
+        folders, out_dir=args.out, junit_xml=args.junit_xml, tracking=tracking_of(args), csv_path=args.csv
+    )
+    return finish(payload, args)
 
 
 def finish(payload: dict, args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 
 from multibackend.backends import NAMES
 from multibackend.course.gates import MNIST_ACCURACY_BY_EPOCHS, mnist_accuracy_threshold
-from multibackend.report import columns
+from multibackend.report import columns, ratios
 from multibackend.report.collect import (
     collect_results,
     group_runs,
@@ -108,15 +108,8 @@ def _speed_lines(runs: list[RunResult]) -> list[str]:
     """Per example and device: the fastest backend and how much slower the others are."""
     lines = []
     for (example, device), group in sorted(group_runs(runs, "example", "device").items()):
-        ranked = sorted(group, key=lambda run: run.median_epoch_seconds)
-        fastest = ranked[0]
-        others = ", ".join(
-            f"{run.backend} {run.median_epoch_seconds / fastest.median_epoch_seconds:.1f}x" for run in ranked[1:]
-        )
-        lines.append(
-            f"Keras `fit` on {example.upper()} ({device}): fastest **{fastest.backend}** at "
-            f"{fastest.median_epoch_seconds:.3g} s/epoch" + (f" (slower: {others})" if others else "")
-        )
+        times = {run.backend: run.median_epoch_seconds for run in group}
+        lines.append(f"Keras `fit` on {example.upper()} ({device}): " + ratios.speed_text(times, "s/epoch"))
     return lines
 
 

@@ -152,3 +152,25 @@ def plot_solve_rate(plt, runs: list[RunResult], path: Path) -> Path:
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return path
+
+
+def plot_ratios(plt, subjects: dict[str, dict[str, float]], path: Path, title: str) -> Path:
+    """Per subject (a file, an example), each backend's time as a ratio to the fastest: one bar per backend."""
+    names = [name for name in NAMES if any(name in ratios for ratios in subjects.values())]
+    figure, axis = plt.subplots(figsize=(9, 0.5 + 0.32 * max(1, len(subjects)) * max(1, len(names))))
+    positions = np.arange(len(subjects))
+    height = 0.8 / max(1, len(names))
+    for offset, name in enumerate(names):
+        values = [ratios.get(name, 0.0) for ratios in subjects.values()]
+        bars = axis.barh(positions + offset * height, values, height, label=name, color=COLORS.get(name, "gray"))
+        axis.bar_label(bars, labels=[f"{value:.2f}x" if value else "" for value in values], fontsize=7, padding=2)
+    axis.set_yticks(positions + height * (len(names) - 1) / 2, [Path(subject).name for subject in subjects])
+    axis.invert_yaxis()
+    axis.axvline(1.0, color="black", linewidth=0.8)
+    axis.set(title=title, xlabel="time / the fastest backend's (1.0 = fastest)")
+    axis.legend(fontsize=8, loc="lower right")
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path

@@ -19,14 +19,26 @@ import traceback
 from pathlib import Path
 
 from multibackend.runtime.backend import import_keras, select_backend
+from multibackend.runtime.devices import resolve_device
 from multibackend.runtime.errors import UsageError, one_line
-from multibackend.runtime.jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, JobFailed, JobReply, JobRequest, resolve
+from multibackend.runtime.jobs import (
+    DEVICE_ENV,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    JobFailed,
+    JobReply,
+    JobRequest,
+    resolve,
+)
 from multibackend.runtime.signals import Terminated, ending, ending_signals_raise, leave
 
 
 def run_request(request: JobRequest):
     """Fixes the backend, then calls the request's function; returns its value as JSON values."""
-    select_backend(request.backend, request.device)
+    device = resolve_device(request.backend, "auto") if request.device == "auto" else request.device
+    select_backend(request.backend, device)
+    os.environ[DEVICE_ENV] = device
     if request.import_keras:
         import_keras()
     function = resolve(request.function)

@@ -32,6 +32,8 @@ from multibackend.runtime.errors import ChildCrashed, UsageError, last_line
 
 # The child's exit statuses, as the command line's: 0 done, 1 the function raised, 2 a usage error.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# The device a job's process was fixed to (`cpu` or `gpu`, `auto` resolved there): set in the job's process.
+DEVICE_ENV = "MULTIBACKEND_JOB_DEVICE"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class JobRequest:
         backend: The Keras backend the child fixes before anything imports Keras.
         function: `package.module:function`, called with `arguments` (or with nothing when it is None).
         arguments: A dataclass instance whose fields are JSON values (or None).
-        device: `cpu` or `gpu`, for the frameworks' device settings.
+        device: `cpu` or `gpu`, for the frameworks' device settings; `auto`: the GPU where the backend finds one
+            (resolved in the job's process).
         import_keras: Whether the child imports Keras before the call; False for a function that
             must run first (one that hides other frameworks, or installs a sandbox).
     """

@@ -26,8 +26,9 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multibackend.runtime.jobs import JobFailed, JobRequest
+from multibackend.runtime.jobs import DEVICE_ENV, JobFailed, JobRequest
 from multibackend.verify import cells, sandbox
+from multibackend.verify.model import ChildReport
 from multibackend.verify.sandbox import SandboxSettings
 
 KERNEL_NAME = "multibackend-verify"
@@ -49,6 +50,7 @@ class ChildRun:
         shell: How shell escapes that install are treated (`cells.SHELL_MODES`).
         executed: Where to write the run notebook ("" for none; notebooks only).
         keep_going: Run a notebook's cells after a failing one (the run still fails; every failing cell is reported).
+        device: auto, cpu or gpu (see `runtime.jobs.JobRequest`).
     """
 
     path: str
@@ -57,50 +59,7 @@ class ChildRun:
     shell: str = cells.SHELL_MODES[0]
     executed: str = ""
     keep_going: bool = False
-
-
-@dataclass(frozen=True)
-class ChildReport:
-    """What one run did, as the job's reply carries it.
-
-    Attributes:
-        kind: "script" or "notebook".
-        ran: Code cells run, by number (a script is cell 1).
-        gated: Cells gated to another backend: `{cell, backend}`.
-        skipped: Cells not run: `{cell, reason}`.
-        failed_cell: The cell that failed (None: none, or not known); with `keep_going`, the first.
-        failed_cells: With `keep_going`, every cell that failed: `{cell, error, after_earlier_error}` (a `NameError`
-            for a name that an earlier failing cell would have bound fails only after that earlier error).
-        error: `ErrorType: message` of the failure ("" when the file ran through).
-        sandbox: Whether the sandbox reported from the verified process (else the fields below are empty).
-        python: The interpreter that ran the file.
-        backend_used: The backend Keras used ("" when the file never imported Keras).
-        framework_version: That framework's version.
-        keras_version: Keras's version.
-        pins: Assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
-        trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
-        datasets_loaded: Cells or lines where a served dataset was first loaded.
-        downloads: The files Keras's `get_file` was asked for: `{origin, file, downloaded}` (False: from the cache).
-        shell_failures: Shell commands (`!cmd`) that exited non-zero: `{command, exit, cell}`.
-    """
-
-    kind: str
-    ran: list[int] = field(default_factory=list)
-    gated: list[dict] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
-    failed_cell: int | None = None
-    failed_cells: list[dict] = field(default_factory=list)
-    error: str = ""
-    sandbox: bool = False
-    python: str = ""
-    backend_used: str = ""
-    framework_version: str = ""
-    keras_version: str = ""
-    pins: list[dict] = field(default_factory=list)
-    trained: list[int] = field(default_factory=list)
-    datasets_loaded: list[int] = field(default_factory=list)
-    downloads: list[dict] = field(default_factory=list)
-    shell_failures: list[dict] = field(default_factory=list)
+    device: str = "cpu"
 
 
 @dataclass
@@ -117,7 +76,11 @@ class _Progress:
 def job_request(run: ChildRun) -> JobRequest:
     """The job that runs `run` under its sandbox's backend (the course file imports Keras when it does)."""
     return JobRequest(
-        backend=run.sandbox.backend, function=f"{__name__}:verify_file", arguments=run, import_keras=False
+        backend=run.sandbox.backend,
+        function=f"{__name__}:verify_file",
+        arguments=run,
+        device=run.device,
+        import_keras=False,
     )
 
 
@@ -319,6 +282,7 @@ def child_report(kind: str, progress: _Progress, settings: SandboxSettings, fail
         failed_cell=failure.cell if failure else None,
         failed_cells=[{key: value for key, value in failed.items() if key != "binds"} for failed in progress.failed],
         error=str(failure) if failure else "",
+        device_asked=os.environ.get(DEVICE_ENV, ""),
     )
     path = Path(settings.report)
     if not path.is_file():
@@ -328,9 +292,11 @@ def child_report(kind: str, progress: _Progress, settings: SandboxSettings, fail
         cell_of = progress.execution_cells
         places = lambda values: sorted({cell_of[value] for value in values if value in cell_of})  # noqa: E731
         pins = [{"value": pin["value"], "cell": cell_of.get(pin["place"])} for pin in account["pins"]]
+        calls = [_placed(call, "cell", cell_of.get(call["place"])) for call in account["calls"]]
     else:
         places = lambda values: sorted(set(values))  # noqa: E731
         pins = [{"value": pin["value"], "line": pin["place"] or None} for pin in account["pins"]]
+        calls = [_placed(call, "line", call["place"] or None) for call in account["calls"]]
     return dataclasses.replace(
         report,
         sandbox=account["installed"],
@@ -350,7 +316,16 @@ def child_report(kind: str, progress: _Progress, settings: SandboxSettings, fail
             }
             for failure in account.get("shell_failures", [])
         ],
+        calls=calls,
+        device_used=account["device_used"],
+        peak_memory_mb=account["peak_memory_mb"],
+        peak_gpu_memory_mb=account["peak_gpu_memory_mb"],
     )
+
+
+def _placed(call: dict, unit: str, place: int | None) -> dict:
+    """A measured call with its place named as a cell or a line."""
+    return {key: value for key, value in call.items() if key != "place"} | {unit: place}
 
 
 def verify_file(run: ChildRun) -> ChildReport:

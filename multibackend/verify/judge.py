@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from multibackend.runtime.devices import device_kind
 from multibackend.runtime.errors import UsageError, last_line
 from multibackend.verify import cells as cell_plans
 from multibackend.verify import outputs
-from multibackend.verify.child import ChildReport
 from multibackend.verify.files import stored_notebook
 from multibackend.verify.launch import ChildOutcome, launch
-from multibackend.verify.model import Run, VerifyOptions
+from multibackend.verify.model import ChildReport, Run, VerifyOptions
 
 OFFLINE_HINT = (
     " (hint: no network; add --offline-datasets on to serve keras.datasets.mnist from the verified local copy)"
@@ -53,6 +53,10 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
         pins=report.pins,
         trained=report.trained,
         downloads=report.downloads,
+        calls=report.calls,
+        device_used=report.device_used,
+        peak_memory_mb=report.peak_memory_mb,
+        peak_gpu_memory_mb=report.peak_gpu_memory_mb,
     )
     run.last_line = _result_line(new, finished.stdout, run.trained)
     if finished.timed_out:
@@ -60,14 +64,7 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
         place = f" (in cell {run.failed_cell})" if path.suffix == ".ipynb" and run.failed_cell else ""
         run.status, run.error = "timed out", f"no result after {options.timeout:g} s{place}"
         return run
-    if run.backend_used and run.backend_used != backend:
-        pinned = options.respect_pins and any(pin["value"] == run.backend_used for pin in run.pins)
-        run.status = "pinned" if pinned else "wrong backend"
-        run.error = (
-            f"{'pinned to' if pinned else 'ran'} {run.backend_used}"
-            + (f" ({where(run.pins[-1])})" if run.pins else "")
-            + f", not {backend}"
-        )
+    if _ran_elsewhere(run, options, report.device_asked):
         return run
     if finished.returncode != 0:
         run.status = "failed"
@@ -93,6 +90,24 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
             run.differences = [mismatch.summary() for mismatch in mismatches]
             run.status, run.error = "output differs", run.differences[0]
     return run
+
+
+def _ran_elsewhere(run: Run, options: VerifyOptions, device_asked: str) -> bool:
+    """Sets `run`'s status when it ran on another backend (wrong backend, or pinned) or on the CPU when it asked for
+    the GPU (wrong device); whether it did."""
+    if run.backend_used and run.backend_used != run.backend:
+        pinned = options.respect_pins and any(pin["value"] == run.backend_used for pin in run.pins)
+        run.status = "pinned" if pinned else "wrong backend"
+        run.error = (
+            f"{'pinned to' if pinned else 'ran'} {run.backend_used}"
+            + (f" ({where(run.pins[-1])})" if run.pins else "")
+            + f", not {run.backend}"
+        )
+        return True
+    if device_asked == "gpu" and run.device_used and device_kind(run.device_used) != "gpu":
+        run.status, run.error = "wrong device", f"asked for the GPU, ran on {run.device_used}"
+        return True
+    return False
 
 
 def _failed_shell_command(failures: list[dict], failed_cell: int | None) -> str:

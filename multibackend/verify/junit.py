@@ -6,7 +6,7 @@ import io
 import re
 import xml.etree.ElementTree as ElementTree
 
-FAILURES = ("failed", "output differs", "timed out", "wrong backend")
+FAILURES = ("failed", "output differs", "timed out", "wrong backend", "wrong device")
 SKIPPED = ("not installed", "pinned")
 # Terminal colour codes, then every character XML 1.0 forbids (a BEL, a form feed): an error message may hold any.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -45,6 +45,9 @@ def document(payload: dict) -> ElementTree.ElementTree:
     )
     properties = ElementTree.SubElement(suite, "properties")
     ElementTree.SubElement(properties, "property", name="smoke", value=str(smoke).lower())
+    regressions: dict[tuple, list[dict]] = {}
+    for found in payload.get("regressions") or []:
+        regressions.setdefault((found["file"], found["backend"]), []).append(found)
     for cell in cells:
         case = ElementTree.SubElement(
             suite, "testcase", classname=xml_text(cell["file"]), name=cell["backend"], time=f"{cell['seconds']:.3f}"
@@ -57,6 +60,8 @@ def document(payload: dict) -> ElementTree.ElementTree:
                 ElementTree.SubElement(
                     case_properties, "property", name="unchanged_since", value=cell["unchanged_since"]
                 )
+            for key, value in measured_properties(cell, regressions.get((cell["file"], cell["backend"]), [])):
+                ElementTree.SubElement(case_properties, "property", name=key, value=xml_text(value))
         if cell["status"] in FAILURES:
             failure = ElementTree.SubElement(case, "failure", type=cell["status"], message=xml_text(cell["error"]))
             failure.text = xml_text("\n".join(cell.get("differences") or [cell["error"]]))
@@ -66,6 +71,25 @@ def document(payload: dict) -> ElementTree.ElementTree:
             ElementTree.SubElement(case, "system-out").text = xml_text(cell["last_line"])
     ElementTree.indent(suites)
     return ElementTree.ElementTree(suites)
+
+
+def measured_properties(cell: dict, regressions: list[dict]) -> list[tuple[str, str]]:
+    """A run's measurements as JUnit properties, for CI services that chart them: the device, peak memory, and per
+    measured call its steady step and first step times (`fit_1_steady_step_s`, ...); then each regression."""
+    found = []
+    if cell.get("device_used"):
+        found.append(("device_used", cell["device_used"]))
+    if cell.get("peak_memory_mb") is not None:
+        found.append(("peak_memory_mb", f"{cell['peak_memory_mb']:g}"))
+    counts: dict[str, int] = {}
+    for call in cell.get("calls") or []:
+        counts[call["method"]] = counts.get(call["method"], 0) + 1
+        prefix = f"{call['method']}_{counts[call['method']]}"
+        for key in ("steady_step_s", "first_step_s"):
+            if call.get(key) is not None:
+                found.append((f"{prefix}_{key}", f"{call[key]:.6g}"))
+    found += [(f"regression_{number}", item["detail"]) for number, item in enumerate(regressions, 1)]
+    return found
 
 
 def to_bytes(payload: dict) -> bytes:

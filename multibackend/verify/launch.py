@@ -13,8 +13,8 @@ from multibackend.runtime.children import ChildResult
 from multibackend.runtime.jobs import from_fields, run_job
 from multibackend.verify import cells as cell_plans
 from multibackend.verify import containment, environment
-from multibackend.verify.child import ChildReport, ChildRun, job_request
-from multibackend.verify.model import VerifyOptions
+from multibackend.verify.child import ChildRun, job_request
+from multibackend.verify.model import ChildReport, VerifyOptions
 from multibackend.verify.sandbox import SandboxSettings
 
 
@@ -51,6 +51,7 @@ def child_run(path: Path, backend: str, reports: Path, options: VerifyOptions) -
         shell=options.shell,
         executed=executed,
         keep_going=options.keep_going,
+        device=options.device,
     )
 
 

@@ -20,7 +20,7 @@ from multibackend.runtime.backend import BACKENDS, INSTALL_HINTS, installed_back
 from multibackend.runtime.children import end_all_children
 from multibackend.runtime.errors import UsageError
 from multibackend.runtime.outputs import check_output_files, write_together
-from multibackend.verify import containment, junit, shards, verdicts
+from multibackend.verify import comparison, containment, junit, shards, verdicts
 from multibackend.verify.files import (
     collect_files,
     framework_backend,
@@ -30,6 +30,7 @@ from multibackend.verify.files import (
 )
 from multibackend.verify.judge import run_file, where
 from multibackend.verify.model import NOT_FAILURES, Run, VerifyOptions, VerifyReport
+from multibackend.verify.regressions import Tracking, check_comparable, find_regressions
 from multibackend.verify.render import html_matrix, markdown_matrix
 from multibackend.verify.shards import Shard
 from multibackend.verify.state import RunState
@@ -46,6 +47,8 @@ def verify(
     shard: Shard | None = None,
     durations: dict[tuple[str, str], float] | None = None,
     state: RunState | None = None,
+    tracking: Tracking | None = None,
+    csv_path: str | None = None,
 ) -> dict:
     """Runs every file under every backend; writes `verify.json`, `verify.md` and `verify.html` to `out_dir`.
 
@@ -59,46 +62,44 @@ def verify(
         shard: Run only this share of the (file, backend) runs (see `shards`); verdicts wait for the merge.
         durations: Seconds per (file, backend) from an earlier run, to balance the shares.
         state: The passed runs of earlier invocations (`--state`): those whose inputs are unchanged are not run.
+        tracking: The earlier commit's measurements to compare with (`--baseline`), if any.
+        csv_path: Where to write every measured call as CSV, if anywhere.
 
     Returns:
         The payload: cells, verdicts, warnings and `passed`.
     """
     options = dataclasses.replace(options or VerifyOptions(), kept_dir=str(Path(out_dir) / KEPT_FOLDER))
-    files, chosen, available, warnings = _checked_inputs(paths, backends, options, Path(out_dir), junit_xml, progress)
+    outputs = (Path(out_dir), junit_xml, csv_path)
+    files, chosen, available, warnings = _checked_inputs(paths, backends, options, outputs, tracking, progress)
     contained = containment.available()  # probed here, once: the runs' threads would each probe at their first run
-    runs, plan = planned_runs(files, chosen, shard, durations)
-    if shard is not None:
-        progress(f"shard {shard}: {len(runs)} of {len(files) * len(chosen)} runs")
+    runs, plan = planned_runs(files, chosen, shard, durations, progress)
     run = lambda path, backend: run_file(path, backend, options)  # noqa: E731
     done = run_matrix(runs, available, jobs=options.jobs, progress=progress, run=state.reusing(run) if state else run)
     rows = [asdict(run) for run in done]
     # A shard sees part of each file's runs: its verdicts would be about that part.
-    found = file_findings(files, rows, chosen, options) if shard is None else {"verdicts": {}, "details": {}}
-    for warning in found.setdefault("warnings", []):
-        progress(f"warning: {warning}")
-    report = VerifyReport(
+    found = file_findings(files, rows, chosen, options, progress) if shard is None else {}
+    payload = VerifyReport(
         **options.recorded(),
         backends=chosen,
         files=[str(path) for path in files],
         cells=rows,
-        verdicts=found["verdicts"],
-        verdict_details=found["details"],
-        warnings=warnings + found["warnings"],
-        passed=all(run.status in NOT_FAILURES for run in done),
+        verdicts=found.get("verdicts", {}),
+        verdict_details=found.get("details", {}),
+        warnings=warnings + found.get("warnings", []),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         shard={"index": shard.index, "count": shard.count} if shard else None,
         plan=plan,
         contained=contained,
-    )
-    payload = report.to_json()
-    write_outputs(payload, Path(out_dir), junit_xml)
+        **tracked({**options.recorded(), "cells": rows}, all(run.status in NOT_FAILURES for run in done), tracking),
+    ).to_json()
+    write_outputs(payload, *outputs)
     if state is not None:
         state.save()
     return payload
 
 
 def planned_runs(
-    files: list[Path], chosen: list[str], shard: Shard | None, durations: dict | None
+    files: list[Path], chosen: list[str], shard: Shard | None, durations: dict | None, progress=print
 ) -> tuple[list[tuple[Path, str]], list[dict]]:
     """The (file, backend) runs this invocation makes (a shard's share, or all) and the whole course's plan."""
     runs = [(path, backend) for path in files for backend in chosen]
@@ -106,11 +107,17 @@ def planned_runs(
     if shard is not None:
         mine = {(entry["file"], entry["backend"]) for entry in plan if entry["shard"] == shard.index}
         runs = [(path, backend) for path, backend in runs if (str(path), backend) in mine]
+        progress(f"shard {shard}: {len(runs)} of {len(files) * len(chosen)} runs")
     return runs, plan
 
 
 def _checked_inputs(
-    paths: list[str], backends: list[str] | None, options: VerifyOptions, out: Path, junit_xml: str | None, progress
+    paths: list[str],
+    backends: list[str] | None,
+    options: VerifyOptions,
+    outputs: tuple[Path, str | None, str | None],
+    tracking: Tracking | None,
+    progress,
 ) -> tuple[list[Path], list[str], set[str], list[str]]:
     """Everything that is bad input, refused before anything runs: options, files, outputs, data, backends.
 
@@ -122,7 +129,10 @@ def _checked_inputs(
     if options.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     files = collect_files(paths)
-    check_outputs(out, junit_xml, inputs=files)
+    out, junit_xml, csv_path = outputs
+    check_outputs(out, junit_xml, inputs=files, csv_path=csv_path)
+    if tracking is not None:
+        check_comparable(options.recorded(), tracking)
     for path in files:
         source_of(path)  # an unreadable script or notebook is bad input: one line, before anything runs
     chosen = list(backends or BACKENDS)
@@ -139,7 +149,15 @@ def _checked_inputs(
     return files, chosen, available, warnings
 
 
-def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str | None = None, progress=print) -> dict:
+def merge_runs(
+    folders: list[str],
+    *,
+    out_dir: str = "results",
+    junit_xml: str | None = None,
+    progress=print,
+    tracking: Tracking | None = None,
+    csv_path: str | None = None,
+) -> dict:
     """Joins the `verify.json` of shards run on many machines into one matrix, written as `verify` writes one.
 
     Args:
@@ -147,6 +165,8 @@ def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str |
         out_dir: The folder for the merged `verify.json`, `verify.md` and `verify.html`.
         junit_xml: Where to write a JUnit XML file of the merged matrix, if anywhere.
         progress: Called with lines of text (warnings).
+        tracking: The earlier commit's measurements to compare the merged course with (`--baseline`), if any.
+        csv_path: Where to write every measured call as CSV, if anywhere.
 
     Returns:
         The merged payload; its verdicts are the whole course's.
@@ -155,16 +175,14 @@ def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str |
         UsageError: for an unreadable file, shards of different runs, a run given twice or a shard missing.
     """
     given = [Path(folder) / "verify.json" if Path(folder).is_dir() else Path(folder) for folder in folders]
-    check_outputs(Path(out_dir), junit_xml, inputs=given)
+    check_outputs(Path(out_dir), junit_xml, inputs=given, csv_path=csv_path)
     sources = [(folder, shards.read_verify_file(Path(folder), "verify merge:")) for folder in folders]
     merged = shards.merge(sources)
     # A run's optional fields (pins, gated cells, ...) as a run without them has them: an older or hand-made shard.
     merged["cells"] = [{**asdict(Run("", "", "", 0.0)), **cell} for cell in merged["cells"]]
     files = [Path(file) for file in merged["files"]]
     options = VerifyOptions(respect_pins=bool(merged.get("respect_backend_pins")))
-    found = file_findings(files, merged["cells"], merged["backends"], options)
-    for warning in found["warnings"]:
-        progress(f"warning: {warning}")
+    found = file_findings(files, merged["cells"], merged["backends"], options, progress)
     earlier = [warning for _, payload in sources for warning in payload["warnings"]]
     merged = VerifyReport.from_json(
         {
@@ -172,26 +190,44 @@ def merge_runs(folders: list[str], *, out_dir: str = "results", junit_xml: str |
             "verdicts": found["verdicts"],
             "verdict_details": found["details"],
             "warnings": list(dict.fromkeys(earlier + found["warnings"])),
-            "passed": all(cell["status"] in NOT_FAILURES for cell in merged["cells"]),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **tracked(merged, all(cell["status"] in NOT_FAILURES for cell in merged["cells"]), tracking),
         }
     ).to_json()
-    write_outputs(merged, Path(out_dir), junit_xml)
+    write_outputs(merged, Path(out_dir), junit_xml, csv_path)
     return merged
+
+
+def tracked(payload: dict, passed: bool, tracking: Tracking | None) -> dict:
+    """`passed`, and with a baseline the `baseline` and `regressions` fields (which fail the course with `fail`)."""
+    if tracking is None:
+        return {"passed": passed}
+    check_comparable(payload, tracking)
+    found = find_regressions(payload, tracking)
+    return {
+        "passed": passed and not (tracking.fail and found),
+        "baseline": {
+            "source": tracking.source,
+            "max_slowdown": tracking.max_slowdown,
+            "fail_on_regression": tracking.fail,
+        },
+        "regressions": found,
+    }
 
 
 OUTPUT_NAMES = ("verify.json", "verify.md", "verify.html")
 KEPT_FOLDER = "executed"  # in --out: executed notebooks and output tails (--keep-executed; after a timeout)
 
 
-def check_outputs(out: Path, junit_xml: str | None, inputs: list[Path]) -> None:
+def check_outputs(out: Path, junit_xml: str | None, inputs: list[Path], csv_path: str | None = None) -> None:
     """Refuses, before any work, outputs that could not be written or would overwrite an input or each other."""
-    paths = [out / name for name in OUTPUT_NAMES] + ([Path(junit_xml)] if junit_xml else [])
+    paths = [out / name for name in OUTPUT_NAMES] + [Path(path) for path in (junit_xml, csv_path) if path]
     check_output_files(paths, inputs, role="verify: output")
 
 
-def write_outputs(payload: dict, out: Path, junit_xml: str | None) -> None:
-    """Writes `verify.json`, `verify.md`, `verify.html` to `out`, and the JUnit XML file when asked, as one set."""
+def write_outputs(payload: dict, out: Path, junit_xml: str | None, csv_path: str | None = None) -> None:
+    """Writes `verify.json`, `verify.md`, `verify.html` to `out`, and the JUnit XML and CSV files when asked, as one
+    set."""
     files = {
         out / "verify.json": json.dumps(strict_json(payload), indent=2, allow_nan=False) + "\n",
         out / "verify.md": markdown_matrix(payload) + "\n",
@@ -199,12 +235,14 @@ def write_outputs(payload: dict, out: Path, junit_xml: str | None) -> None:
     }
     if junit_xml:
         files[Path(junit_xml)] = junit.to_bytes(payload)
+    if csv_path:
+        files[Path(csv_path)] = comparison.csv_text(payload)
     write_together(files)
 
 
-def file_findings(files: list[Path], rows: list[dict], chosen: list[str], options: VerifyOptions) -> dict:
+def file_findings(files: list[Path], rows: list[dict], chosen: list[str], options: VerifyOptions, progress) -> dict:
     """Per file: its verdict with the line that explains it, and warnings (KERAS_BACKEND assignments, cells run
-    nowhere)."""
+    nowhere), each warning also told to `progress`."""
     result: dict = {"verdicts": {}, "details": {}, "warnings": []}
     for path in files:
         own = [row for row in rows if row["file"] == str(path)]
@@ -223,6 +261,8 @@ def file_findings(files: list[Path], rows: list[dict], chosen: list[str], option
             )
             result["warnings"].append(f"{path}: sets KERAS_BACKEND={value} ({place}); {consequence}")
         result["warnings"] += verdicts.cells_run_nowhere(str(path), own, chosen)
+    for warning in result["warnings"]:
+        progress(f"warning: {warning}")
     return result
 
 

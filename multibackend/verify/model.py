@@ -1,5 +1,5 @@
-"""verify's data: how a file runs (`VerifyOptions`), the outcome of one (file, backend) run (`Run`), and
-`verify.json` as a typed record (`VerifyReport`)."""
+"""verify's data: how a file runs (`VerifyOptions`), what a run's process reports (`ChildReport`), the outcome of
+one (file, backend) run (`Run`), and `verify.json` as a typed record (`VerifyReport`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Run:
     """The outcome of one file under one backend (a row of `verify.json`'s `cells`).
 
     Attributes:
-        status: passed | failed | output differs | timed out | not installed | wrong backend | pinned.
+        status: passed | failed | output differs | timed out | not installed | wrong backend | wrong device | pinned.
         backend_used: The backend Keras used in the run's process ("" when the file never imported Keras).
         code_cells_ran: Code cells run (a script counts as one).
         code_cells_gated: Cells gated to another backend: `{cell, backend}`.
@@ -31,6 +31,11 @@ class Run:
         trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
         downloads: Files the run asked Keras to download: `{origin, file, downloaded, missing}` (downloaded False: the
             cache had it, or it was missing offline).
+        calls: Each `fit`, `evaluate` and `predict` call measured: where (`cell` or `line`), batch size, epochs,
+            steps, seconds, the first step (compilation included) and the steady step time, the final logs.
+        device_used: The device the run's model weights lived on, as the framework named it in the run.
+        peak_memory_mb: The verified process's peak resident memory.
+        peak_gpu_memory_mb: The backend's peak GPU memory (None: no GPU used).
         unchanged_since: When the run passed with the same inputs (`--state`): it was not run again ("" it ran).
         last_line: The last printed line with a number from a cell that trained or evaluated.
     """
@@ -52,7 +57,66 @@ class Run:
     pins: list[dict] = field(default_factory=list)
     trained: list[int] = field(default_factory=list)
     downloads: list[dict] = field(default_factory=list)
+    calls: list[dict] = field(default_factory=list)
+    device_used: str = ""
+    peak_memory_mb: float | None = None
+    peak_gpu_memory_mb: float | None = None
     unchanged_since: str = ""
+
+
+@dataclass(frozen=True)
+class ChildReport:
+    """What one run did, as the job's reply carries it.
+
+    Attributes:
+        kind: "script" or "notebook".
+        ran: Code cells run, by number (a script is cell 1).
+        gated: Cells gated to another backend: `{cell, backend}`.
+        skipped: Cells not run: `{cell, reason}`.
+        failed_cell: The cell that failed (None: none, or not known); with `keep_going`, the first.
+        failed_cells: With `keep_going`, every cell that failed: `{cell, error, after_earlier_error}` (a `NameError`
+            for a name that an earlier failing cell would have bound fails only after that earlier error).
+        error: `ErrorType: message` of the failure ("" when the file ran through).
+        sandbox: Whether the sandbox reported from the verified process (else the fields below are empty).
+        python: The interpreter that ran the file.
+        backend_used: The backend Keras used ("" when the file never imported Keras).
+        framework_version: That framework's version.
+        keras_version: Keras's version.
+        pins: Assignments of KERAS_BACKEND to another backend: `{value, cell}` or `{value, line}`.
+        trained: Cells (notebooks) or lines (scripts) that trained or evaluated a Keras model.
+        datasets_loaded: Cells or lines where a served dataset was first loaded.
+        downloads: The files Keras's `get_file` was asked for: `{origin, file, downloaded}` (False: from the cache).
+        shell_failures: Shell commands (`!cmd`) that exited non-zero: `{command, exit, cell}`.
+        calls: Each `fit`, `evaluate` and `predict` call measured (`measure.CallTiming`, its place as `cell` or
+            `line`).
+        device_used: The device the measured calls' weights lived on (`cpu: <model>`, `gpu: <name>`; "" none).
+        peak_memory_mb: The verified process's peak resident memory (the notebook's kernel for a notebook).
+        peak_gpu_memory_mb: The backend's peak GPU memory (None: no GPU).
+        device_asked: The device the run's process was fixed to (`cpu` or `gpu`; "" not known).
+    """
+
+    kind: str
+    ran: list[int] = field(default_factory=list)
+    gated: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    failed_cell: int | None = None
+    failed_cells: list[dict] = field(default_factory=list)
+    error: str = ""
+    sandbox: bool = False
+    python: str = ""
+    backend_used: str = ""
+    framework_version: str = ""
+    keras_version: str = ""
+    pins: list[dict] = field(default_factory=list)
+    trained: list[int] = field(default_factory=list)
+    datasets_loaded: list[int] = field(default_factory=list)
+    downloads: list[dict] = field(default_factory=list)
+    shell_failures: list[dict] = field(default_factory=list)
+    calls: list[dict] = field(default_factory=list)
+    device_used: str = ""
+    peak_memory_mb: float | None = None
+    peak_gpu_memory_mb: float | None = None
+    device_asked: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +129,8 @@ class VerifyReport(JsonRecord):
         verdicts: Per file: portable, not verified, fails everywhere, backend-specific or single-backend by design.
         shard: `{index, count}` for a shard's share of the runs; None for a whole run and a merge.
         merged_from: The shards a merge joined.
+        baseline: The earlier verify.json the measurements were compared with (`--baseline`), and how.
+        regressions: Per file and backend, what got slower or worse than in the baseline.
     """
 
     SCHEMA: ClassVar[str] = "verify"
@@ -96,6 +162,9 @@ class VerifyReport(JsonRecord):
     contained: bool | None = None
     pass_env: list[str] | None = None
     merged_from: list[str] | None = None
+    device: str | None = None
+    baseline: dict | None = None
+    regressions: list[dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +196,8 @@ class VerifyOptions:
         keep_executed: Keep every run's executed notebook and output tail in `kept_dir` (after a timeout, always).
         kept_dir: Where (`OUT/executed`; "" keeps nothing).
         pass_env: More of the caller's variables that each run gets (names or fnmatch patterns; see `environment`).
+        device: auto (the GPU where a backend finds one), cpu or gpu: a run that asked for the GPU and ran on the CPU
+            is "wrong device".
     """
 
     timeout: float = 600
@@ -144,11 +215,13 @@ class VerifyOptions:
     offline_downloads: bool = False
     keep_executed: bool = False
     kept_dir: str = ""
+    device: str = "auto"
 
     def recorded(self) -> dict:
         """The settings as `verify.json` records them (a merge compares all but the machine's: `shards.RUN_SETTINGS`)."""
         return {
             "smoke": self.smoke,
+            "device": self.device,
             "smoke_sample": list(self.smoke_sample) if self.smoke_sample else None,
             "seed": self.seed,
             "offline_datasets": self.offline,

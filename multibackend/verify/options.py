@@ -56,6 +56,16 @@ class RunOption:
 
 RUN_OPTIONS = (
     RunOption(
+        "device",
+        {
+            "choices": ("auto", "cpu", "gpu"),
+            "default": "auto",
+            "help": "where each run's backend computes: auto, the GPU where the backend finds one (its own device "
+            "logic decides), else the CPU; a run that asked for the GPU and ran on the CPU is 'wrong device', "
+            "never passed (default: auto)",
+        },
+    ),
+    RunOption(
         "timeout", {"type": positive_float, "default": 600, "help": "seconds per file and backend (default: 600)"}
     ),
     RunOption(
@@ -241,6 +251,7 @@ def build_options(value: Callable[[str], object], *, jobs: int):
         UsageError: for options that do not go together, or a `--durations-from` file that cannot be used.
     """
     from multibackend.course.offline import resolve_option
+    from multibackend.runtime.devices import nvidia_driver_present
     from multibackend.verify.model import OutputCheck, VerifyOptions
     from multibackend.verify.shards import earlier_durations
 
@@ -249,6 +260,8 @@ def build_options(value: Callable[[str], object], *, jobs: int):
     if value("smoke_sample") and not value("smoke"):
         raise UsageError("--smoke-sample needs --smoke (a full run serves the whole dataset)")
     durations = earlier_durations(value("durations_from")) if value("durations_from") else None
+    if value("device") == "gpu" and not nvidia_driver_present():
+        raise UsageError("--device gpu: this machine has no NVIDIA GPU driver (use --device auto or cpu)")
     offline = resolve_option(value("offline_datasets"))
     if value("smoke_sample") and not offline:
         raise UsageError("--smoke-sample needs the offline datasets (--offline-datasets on): only those are sliced")
@@ -265,6 +278,7 @@ def build_options(value: Callable[[str], object], *, jobs: int):
         offline_downloads=value("offline"),
         keep_executed=value("keep_executed"),
         shell=value("shell"),
+        device=value("device"),
         pass_env=tuple(dict.fromkeys(value("pass_env") or ())),
         check=OutputCheck(value("compare_outputs"), rtol=value("rtol"), atol=value("atol")),
     )

@@ -167,6 +167,7 @@ class CourseRun(pytest.Item):
     def runtest(self) -> None:
         from multibackend.runtime.backend import INSTALL_HINTS, installed_backends
         from multibackend.verify.judge import run_file
+        from multibackend.verify.junit import measured_properties
 
         if self.backend not in installed_backends():
             pytest.skip(f"{self.backend} is not installed ({INSTALL_HINTS[self.backend]})")
@@ -178,6 +179,7 @@ class CourseRun(pytest.Item):
             ("code_cells_gated", len(cell.code_cells_gated)),
             ("code_cells_skipped", len(cell.code_cells_skipped)),
             ("result", cell.last_line),
+            *measured_properties(dataclasses.asdict(cell), []),
         ]
         if cell.status == "pinned":
             pytest.skip(cell.error)

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict
 
 from multibackend.runtime import templating
-from multibackend.verify import outputs
+from multibackend.verify import comparison, outputs
 from multibackend.verify.model import OTHER_SHARD, Run
 
 MISSING_DOWNLOAD = re.compile(r"dataset missing: (\S+) \(not in the cache")
@@ -61,6 +61,7 @@ def _context(payload: dict) -> dict:
         "smoke_sample": payload.get("smoke_sample"),
         "shard": payload.get("shard"),
         "merged_from": payload.get("merged_from"),
+        **comparison.context(payload),
     }
 
 
@@ -84,7 +85,9 @@ def markdown_matrix(payload: dict) -> str:
 def html_matrix(payload: dict) -> str:
     """The verdicts and the matrix as a self-contained HTML page: status and seconds per cell, the result lines,
     the differences."""
-    return templating.render("multibackend.verify", "verify.html.j2", _context(payload))
+    context = _context(payload)
+    context["ratios_plot"] = comparison.plot_data_uri(context["comparisons"])
+    return templating.render("multibackend.verify", "verify.html.j2", context)
 
 
 def datasets_asked(payload: dict) -> list[str]:

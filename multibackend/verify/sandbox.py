@@ -18,6 +18,8 @@ Keras modules only when the course file imports them (see `runtime.import_hooks`
 - **Smoke runs.** Keras's own cap (`KERAS_MAX_STEPS_PER_EPOCH`, set here before Keras is imported)
   shortens every epoch of `fit` and every `evaluate`; `predict` runs uncapped, since course code
   compares its predictions with labels of the input's length. `MULTIBACKEND_SMOKE=1` tells the file.
+- **Measured.** Each `fit`, `evaluate` and `predict` call's steps are timed by a callback added to the call's
+  own (`measure`); the run's peak memory and the device its weights lived on are reported.
 - **Offline datasets**, sliced if asked (`course.offline`).
 - **One download cache for every run** (`downloads`): Keras's `get_file` fills and reads the cache verify names,
   one run at a time per file; offline, a file the cache lacks fails at once by name.
@@ -32,6 +34,8 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from multibackend.verify import measure
 
 # A smoke run: Keras's own debugging cap, every epoch of fit and every evaluate at most this many steps. The epochs
 # stay as written: course code plots its histories against the epochs it asked for (`range(1, 11)` in Deep Learning
@@ -94,6 +98,8 @@ class _Record:
     trained: list[int] = field(default_factory=list)
     datasets_loaded: list[int] = field(default_factory=list)
     shell_failures: list[dict] = field(default_factory=list)
+    calls: list[measure.CallTiming] = field(default_factory=list)
+    devices: set[str] = field(default_factory=set)
 
 
 class _Cells:
@@ -190,6 +196,10 @@ def _uncapped(method):
 
 def _watch_training(module) -> None:
     model = module.Model
+    for name in measure.MEASURED_METHODS:
+        method = getattr(model, name, None)
+        if method is not None and not getattr(method, "__multibackend_recorded__", False):
+            setattr(model, name, measure.measured(method, _place, _record.calls, _record.devices))
     for name in TRAINING_METHODS:
         method = getattr(model, name, None)
         if method is not None and not getattr(method, "__multibackend_recorded__", False):
@@ -300,6 +310,10 @@ def write_report(path: str | os.PathLike | None = None) -> None:
         "datasets_loaded": [place(run) for run in _record.datasets_loaded],
         "downloads": _downloads_asked(),
         "shell_failures": [{**failure, "place": place(failure["place"])} for failure in _record.shell_failures],
+        "calls": measure.as_json(_record.calls, place),
+        "device_used": measure.device_used(_record.devices),
+        "peak_memory_mb": measure.peak_memory_mb(),
+        "peak_gpu_memory_mb": measure.peak_gpu_memory_mb(),
     }
     target = Path(path or (_settings.report if _settings else "sandbox.json"))
     target.write_text(json.dumps(report))

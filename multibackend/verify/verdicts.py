@@ -184,4 +184,6 @@ def _why_not(name: str, row: dict | None, verified: list[str]) -> str:
         return f"{name} not installed"
     if row["status"] in ("wrong backend", "pinned"):
         return f"{name}'s run used {row.get('backend_used') or 'another backend'}"
+    if row["status"] == "wrong device":
+        return f"{name}'s run ran on {row.get('device_used') or 'another device'}"
     return f"{name}'s run {row['status']} before it"

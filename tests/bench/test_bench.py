@@ -75,7 +75,14 @@ def test_native_loop_of_this_backend_learns():
 
 def stub_worker(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     """What a bench worker prints, made up: the harness's bookkeeping is tested, not the machine."""
-    speed = {"native": 1.0, "keras-fit": 2.0, "keras-fit-steps32": 1.5, "keras-loop": 1.1, "run-mnist": 2.1}
+    speed = {
+        "native": 1.0,
+        "keras-fit": 2.0,
+        "keras-fit-measured": 2.02,
+        "keras-fit-steps32": 1.5,
+        "keras-loop": 1.1,
+        "run-mnist": 2.1,
+    }
     if trainer == "alternating":
         trainers = [name for name in TRAINERS[backend] if name != "run-mnist"]
         return {
@@ -131,7 +138,14 @@ def test_bench_harness_numbers_are_consistent(tmp_path, monkeypatch, backend_nam
         )
         assert row["paired_by"] == ("round" if trainer in alternating_trainers(BACKEND) else "repeat")
         assert row["paired_time_ratio_to_native"] == pytest.approx(
-            {"native": 1.0, "keras-fit": 2.0, "keras-fit-steps32": 1.5, "keras-loop": 1.1, "run-mnist": 2.1}[trainer]
+            {
+                "native": 1.0,
+                "keras-fit": 2.0,
+                "keras-fit-measured": 2.02,
+                "keras-fit-steps32": 1.5,
+                "keras-loop": 1.1,
+                "run-mnist": 2.1,
+            }[trainer]
         )
         assert row["processes"] == 2 and row["processes_on_huge_pages"] == 2
         assert row["best_epoch_seconds"] == min(row["all_epoch_seconds"]) <= row["median_epoch_seconds"]
@@ -144,6 +158,8 @@ def test_bench_harness_numbers_are_consistent(tmp_path, monkeypatch, backend_nam
     markdown = (tmp_path / "bench.md").read_text()
     assert "| keras-fit |" in markdown and f"- {BACKEND}: fastest Keras path" in markdown
     assert "x by round |" in markdown and "x by repeat |" in markdown
+    assert rows["keras-fit-measured"]["paired_time_ratio_to_fit"] == pytest.approx(1.01)
+    assert f"- {BACKEND}: `fit` measured as verify measures it takes 1.010x the time" in markdown
 
 
 @pytest.mark.backend

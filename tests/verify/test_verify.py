@@ -116,16 +116,35 @@ def test_failing_script_reports_its_error_line(tmp_path):
 
 
 @pytest.mark.backend
-def test_unseen_notebook_passes_under_this_backend(tmp_path):
+def test_unseen_notebook_passes_under_this_backend_and_each_keras_call_is_measured(tmp_path):
     notebook = write_notebook(
         tmp_path / "unseen.ipynb",
         "import keras\nimport numpy as np\nprint(keras.backend.backend())",
         "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])\nassert model.count_params() == 8",
+        "x = np.random.default_rng(0).random((100, 3)).astype('float32')\ny = np.stack([x.sum(1), x[:, 0]], 1)\n"
+        "model.compile('sgd', 'mse')\nmodel.fit(x, y, batch_size=10, epochs=3, validation_split=0.2, verbose=0)",
+        "model.evaluate(x, y, batch_size=25, verbose=0)\nprediction = model.predict(x, verbose=0)",
     )
-    result = run_cli("verify", str(notebook), "--backends", BACKEND, "--out", str(tmp_path / "out"))
+    csv_path = tmp_path / "calls.csv"
+    result = run_cli(
+        "verify", str(notebook), "--backends", BACKEND, "--out", str(tmp_path / "out"), "--csv", str(csv_path)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     [row] = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
-    assert row["status"] == "passed" and row["backend_used"] == BACKEND and row["code_cells_ran"] == 2
+    assert row["status"] == "passed" and row["backend_used"] == BACKEND and row["code_cells_ran"] == 4
+    # fit: 80 training rows in batches of 10, 3 epochs; evaluate: 100 rows by 25; predict: Keras's batch of 32.
+    calls = [(c["method"], c["cell"], c["batch_size"], c["epochs"], c["steps"]) for c in row["calls"]]
+    assert calls == [("fit", 3, 10, 3, 24), ("evaluate", 4, 25, 1, 4), ("predict", 4, 32, 1, 4)]
+    fit = row["calls"][0]
+    assert 0 < fit["steady_step_s"] and 0 < fit["first_step_s"] < fit["seconds"]
+    assert {"loss", "val_loss"} <= set(fit["logs"])
+    assert row["device_used"].startswith("cpu: ") and row["peak_memory_mb"] > 50
+    assert [line.split(",")[6] for line in csv_path.read_text().splitlines()] == [
+        "method",
+        "fit",
+        "evaluate",
+        "predict",
+    ]
 
 
 @pytest.mark.cross_backend
@@ -414,3 +433,55 @@ def test_keep_executed_keeps_each_run_s_notebook_and_output_and_a_timeout_keeps_
     run_cli("verify", str(hangs), "--backends", BACKEND, "--timeout", "10", "--out", str(tmp_path / "timed"))
     [tail] = (tmp_path / "timed" / "executed").glob(f"*hangs-{BACKEND}.log")  # without --keep-executed
     assert "timed out" in tail.read_text() and "started" in tail.read_text()
+
+
+PLANTED_SLOWDOWN = """import time
+import numpy as np
+import keras
+
+PLANTED = {planted}
+
+
+class Slow(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.03)
+
+
+x = np.random.default_rng(0).random((100, 3)).astype("float32")
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+model.compile("sgd", "mse")
+slow = [Slow()] if PLANTED and keras.backend.backend() == "torch" else []
+model.fit(x, x.sum(1), batch_size=10, epochs=3, verbose=0, callbacks=slow)
+"""
+
+
+@pytest.mark.cross_backend
+def test_a_slowdown_planted_under_one_backend_is_flagged_against_the_baseline(tmp_path):
+    if not {"torch", "jax"} <= set(installed_backends()):
+        pytest.skip("needs torch and jax")
+    script = tmp_path / "course.py"
+    script.write_text(PLANTED_SLOWDOWN.format(planted=False))
+    common = ("--backends", "torch,jax", "--jobs", "1", "--seed", "0")
+    before = run_cli("verify", str(script), *common, "--out", str(tmp_path / "before"))
+    assert before.returncode == 0, before.stdout + before.stderr
+    script.write_text(PLANTED_SLOWDOWN.format(planted=True))  # 30 steps x 30 ms more, under torch only
+    tracked = (*common, "--baseline", str(tmp_path / "before"), "--junit-xml", str(tmp_path / "junit.xml"))
+    flagged = run_cli("verify", str(script), *tracked, "--out", str(tmp_path / "after"))
+    assert flagged.returncode == 0, flagged.stdout + flagged.stderr  # listed, not failing, without the flag
+    payload = json.loads((tmp_path / "after" / "verify.json").read_text())
+    assert [(item["backend"], item["kind"]) for item in payload["regressions"]] == [("torch", "slower")]
+    assert payload["baseline"] == {
+        "source": str(tmp_path / "before"),
+        "max_slowdown": 1.25,
+        "fail_on_regression": False,
+    }
+    assert f"{script} under torch: slower: steady time of the same 1 call" in flagged.stdout
+    properties = {
+        (case.get("name"), prop.get("name")): prop.get("value")
+        for case in ElementTree.parse(tmp_path / "junit.xml").iter("testcase")
+        for prop in case.iter("property")
+    }
+    assert properties[("torch", "regression_1")].startswith("steady time of the same 1 call")
+    assert ("jax", "regression_1") not in properties and float(properties[("jax", "fit_1_steady_step_s")]) > 0
+    failing = run_cli("verify", str(script), *tracked, "--fail-on-regression", "--out", str(tmp_path / "failing"))
+    assert failing.returncode == 1 and "1 regression (failing the course)" in failing.stdout

@@ -105,8 +105,9 @@ def test_a_broken_notebook_fails_naming_its_cell_and_the_backend_that_ran(tmp_pa
     course.mkdir()
     write_notebook(
         course / "lesson.ipynb",
-        "import keras\nprint(keras.ops.sum(keras.ops.ones(3)))",
-        "print('second cell')",
+        "import keras\nimport numpy as np\nprint(keras.ops.sum(keras.ops.ones(3)))",
+        "model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\nmodel.compile('sgd', 'mse')\n"
+        "model.fit(np.ones((8, 2)), np.ones((8, 1)), batch_size=2, epochs=2, verbose=0)\nprint('second cell')",
         "raise ValueError('the third cell is broken')",
     )
     result = run_pytest(tmp_path, f"--multibackend={BACKEND}", "course", "--junitxml=out.xml")
@@ -116,6 +117,7 @@ def test_a_broken_notebook_fails_naming_its_cell_and_the_backend_that_ran(tmp_pa
     root = ElementTree.parse(tmp_path / "out.xml").getroot()
     properties = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert properties["backend_used"] == BACKEND and properties["code_cells_ran"] == "3"
+    assert properties["device_used"].startswith("cpu: ") and float(properties["fit_1_steady_step_s"]) > 0
 
 
 @pytest.mark.adversarial

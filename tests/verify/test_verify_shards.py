@@ -274,9 +274,11 @@ def test_the_course_workflow_commands_split_and_merge_a_course(tmp_path):
             artifact = tmp_path / "shards" / f"verify-{backend}-{shard}"
             artifact.mkdir(parents=True)
             shutil.copy(tmp_path / f"verify-{backend}-{shard}" / "verify.json", artifact)
-    merged = subprocess.run(["bash", "-c", merge_step["run"]], env=env, cwd=tmp_path, capture_output=True, text=True)
+    merge = filled(merge_step["run"], {"inputs.regression-args": "--max-slowdown 1.5"})
+    merged = subprocess.run(["bash", "-c", merge], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert merged.returncode == 1, merged.stderr  # the broken script
     payload = json.loads((tmp_path / "verify" / "verify.json").read_text())
+    assert "baseline" not in payload and (tmp_path / "verify" / "calls.csv").read_text().startswith("file,backend,")
     assert payload["backends"] == ["torch", "jax"] and len(payload["cells"]) == 10
     assert payload["verdicts"][str(course / "broken.py")] == "fails everywhere"
     assert (tmp_path / "verify" / "junit.xml").read_text().count("<testcase") == 10
@@ -284,6 +286,13 @@ def test_the_course_workflow_commands_split_and_merge_a_course(tmp_path):
     assert json.loads((tmp_path / ".verify-state" / "verify-state.json").read_text())[
         "runs"
     ]  # what actions/cache keeps
+    (tmp_path / "verify-baseline").mkdir()  # as actions/cache restores the default branch's last matrix
+    shutil.copy(tmp_path / "verify" / "verify.json", tmp_path / "verify-baseline")
+    again = subprocess.run(["bash", "-c", merge], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 1, again.stderr
+    payload = json.loads((tmp_path / "verify" / "verify.json").read_text())
+    assert payload["baseline"]["source"] == "verify-baseline" and payload["baseline"]["max_slowdown"] == 1.5
+    assert payload["regressions"] == []  # the same runs: nothing slower
 
 
 @pytest.mark.backend

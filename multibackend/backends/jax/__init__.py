@@ -38,6 +38,14 @@ def variable_device(value) -> str:
     return ",".join(sorted(str(device) for device in value.devices()))
 
 
+def peak_gpu_memory_bytes() -> int | None:
+    import jax
+
+    gpus = [device for device in jax.local_devices() if device.platform == "gpu"]
+    stats = (gpus[0].memory_stats() or {}) if gpus else {}
+    return int(stats["peak_bytes_in_use"]) if "peak_bytes_in_use" in stats else None
+
+
 def set_tf32(enabled: bool) -> None:
     import jax
 

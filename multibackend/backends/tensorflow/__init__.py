@@ -38,6 +38,14 @@ def variable_device(value) -> str:
     return str(value.device)
 
 
+def peak_gpu_memory_bytes() -> int | None:
+    import tensorflow as tf
+
+    if not tf.config.list_logical_devices("GPU"):
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
 def set_tf32(enabled: bool) -> None:
     import tensorflow as tf
 

@@ -37,6 +37,12 @@ def variable_device(value) -> str:
     return str(value.device)
 
 
+def peak_gpu_memory_bytes() -> int | None:
+    import torch
+
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_initialized() else None
+
+
 def set_tf32(enabled: bool) -> None:
     import torch
 
