@@ -87,7 +87,7 @@ def test_the_folder_alone_lists_it_after_the_others_and_gives_it_no_loop_and_no_
     where, names, loop, trainers = json.loads(listed.stdout)
     assert where.startswith(str(planted))  # the planted copy, not this checkout
     assert names == ["torch", "tensorflow", "jax", "numpy"] and loop is False
-    assert trainers == ["keras-fit", "run-mnist"]  # no framework loop, no native baseline: neither is benchmarked
+    assert trainers == ["keras-fit", "keras-fit-measured", "run-mnist"]  # no framework loop, no native baseline
 
 
 def test_the_noxfile_finds_it_as_the_package_does(planted):

@@ -34,7 +34,7 @@ class CallTiming:
         place: Where it was called (a notebook's cell run or a script's line; turned into cell or line later).
         batch_size: The call's batch size (None: not given for a dataset, or not known).
         epochs: Epochs run (1 for evaluate and predict).
-        steps: Steps run, in all epochs.
+        steps: Steps run, in all epochs (with `steps_per_execution` above 1: executions, as Keras calls callbacks).
         seconds: The whole call, as the caller waited for it.
         first_step_s: The first step's time: tracing and compilation included (None: no step ran).
         steady_step_s: The median over epochs of an epoch's time per step, without the first step (None: one step).
