@@ -131,10 +131,9 @@ def tracking_of(args: argparse.Namespace):
     from multibackend.verify.regressions import Tracking, read_baseline
 
     if not args.baseline:
-        given = [name for name, on in (("--fail-on-regression", args.fail_on_regression),
-                                       ("--max-slowdown", args.max_slowdown != DEFAULT_MAX_SLOWDOWN)) if on]  # fmt: skip
-        if given:
-            raise UsageError(f"{given[0]} needs --baseline (the earlier verify.json to compare with)")
+        if args.fail_on_regression or args.max_slowdown != DEFAULT_MAX_SLOWDOWN:
+            flag = "--fail-on-regression" if args.fail_on_regression else "--max-slowdown"
+            raise UsageError(f"{flag} needs --baseline (the earlier verify.json to compare with)")
         return None
     return Tracking(read_baseline(args.baseline), args.baseline, args.max_slowdown, args.fail_on_regression)
 

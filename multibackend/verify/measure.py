@@ -7,9 +7,9 @@ test and predict phases' begin and end), so it leaves Keras's asynchronous dispa
 
 The first step of a call holds its tracing and compilation; the steady step time is the median over epochs of an
 epoch's time per step (the first epoch without its first step). An epoch's time ends when its validation begins (once
-its steps have computed: the smallest weight is read back), or at the epoch's end (Keras has read the logs back). Per-batch intervals are not used: JAX dispatches steps asynchronously, so a batch may begin before
-the previous one computed (on this machine the median interval was 2.0 ms where an epoch took 5.6 ms a step); the
-epoch's end waits for its steps.
+its steps have computed: the smallest weight is read back), or at the epoch's end (Keras has read the logs back).
+Per-batch intervals are not used: JAX dispatches steps asynchronously, so a batch may begin before the previous one
+computed (on this machine the median interval was 2.0 ms where an epoch took 5.6 ms a step).
 """
 
 from __future__ import annotations
@@ -87,7 +87,6 @@ def timer_callback(keras, method: str):
             super().__init__()
             self.epochs: list[_Epoch] = []
             self.logs: dict = {}
-            self._in_fit = method == "fit"
 
         def _begin_epoch(self, *args, **kwargs) -> None:
             self.epochs.append(_Epoch())
@@ -156,6 +155,9 @@ def _numbers(logs) -> dict:
     return values
 
 
+_active: list[str] = []  # the measured call running now (the verified process runs one at a time)
+
+
 def measured(method, place_of, timings: list[CallTiming], devices: set[str]):
     """`method` (a Model's fit, evaluate or predict) measured into `timings`; its weights' device into `devices`.
 
@@ -193,9 +195,6 @@ def measured(method, place_of, timings: list[CallTiming], devices: set[str]):
 
     call.__wrapped__ = method
     return call
-
-
-_active: list[str] = []  # the measured call running now (the verified process runs one at a time)
 
 
 def _batch_size(arguments: dict) -> int | None:

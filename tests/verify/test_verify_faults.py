@@ -432,3 +432,49 @@ def test_a_bad_data_dir_variable_is_named_as_such(tmp_path, capsys, monkeypatch)
         f"MULTIBACKEND_DATA_DIR={tmp_path / 'nowhere'} is not a folder" in line
         and "--data-dir" not in line.split(";")[0]
     )
+
+
+def baseline_payload(**settings) -> dict:
+    """A minimal verify.json that its schema accepts, as an earlier commit's."""
+    return {
+        "backends": ["torch"],
+        "files": ["s.py"],
+        "cells": [{"file": "s.py", "backend": "torch", "status": "passed", "seconds": 1.0, "error": ""}],
+        "warnings": [],
+        "passed": True,
+        "created": "2026-12-01T00:00:00+00:00",
+        **settings,
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (["--fail-on-regression"], "--fail-on-regression needs --baseline"),
+        (["--max-slowdown", "2"], "--max-slowdown needs --baseline"),
+        (["--baseline", "BASE", "--max-slowdown", "1"], "--max-slowdown: must be a ratio above 1"),
+        (["--baseline", "BASE", "--max-slowdown", "nan"], "--max-slowdown: must be a ratio above 1"),
+        (["--baseline", "NOWHERE"], "--baseline"),
+        (["--baseline", "BROKEN"], "--baseline"),
+        (["--baseline", "SMOKED"], "it ran with smoke true, this run with smoke false"),
+        (["--csv", "OUT/verify.json"], "would overwrite"),
+    ],
+)
+def test_a_baseline_and_its_options_are_checked_before_any_run(tmp_path, capsys, given, named):
+    script = tmp_path / "s.py"
+    script.write_text("print(1)\n")
+    for name, payload in (("base", baseline_payload(smoke=False)), ("smoked", baseline_payload(smoke=True))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "verify.json").write_text(json.dumps(payload))
+    (tmp_path / "broken.json").write_text('{"cells": "not a list"}')
+    places = {
+        "BASE": tmp_path / "base",
+        "SMOKED": tmp_path / "smoked",
+        "NOWHERE": tmp_path / "nowhere",
+        "BROKEN": tmp_path / "broken.json",
+        "OUT/verify.json": tmp_path / "out" / "verify.json",
+    }
+    arguments = [str(places.get(arg, arg)) for arg in given]
+    line = one_line_error(capsys, "verify", str(script), "--out", str(tmp_path / "out"), *arguments)
+    assert named in line
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing written
