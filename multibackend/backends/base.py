@@ -57,6 +57,11 @@ class Backend(Protocol):
         """Optional: the most GPU memory the framework held in this process (None: no GPU used)."""
         ...
 
+    def wait_for_steps(self, model) -> None:
+        """Optional: waits until the training steps dispatched so far have computed (frameworks that dispatch ahead of
+        the computation: a step time read before it would be the dispatch's)."""
+        ...
+
     def set_tf32(self, enabled: bool) -> None:
         """Turns TensorFloat-32 matmuls on or off."""
         ...

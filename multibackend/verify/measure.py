@@ -6,10 +6,10 @@ call's own callbacks. Its hooks are the ones Keras runs in the calling thread (a
 test and predict phases' begin and end), so it leaves Keras's asynchronous dispatch of batch ends as it was.
 
 The first step of a call holds its tracing and compilation; the steady step time is the median over epochs of an
-epoch's time per step (the first epoch without its first step). An epoch's time ends when its validation begins (once
-its steps have computed: the smallest weight is read back), or at the epoch's end (Keras has read the logs back).
-Per-batch intervals are not used: JAX dispatches steps asynchronously, so a batch may begin before the previous one
-computed (on this machine the median interval was 2.0 ms where an epoch took 5.6 ms a step).
+epoch's time per step, without the first epoch's first step and each epoch's last (a partial batch is traced and
+compiled again): it ends when the last step begins, once the steps before it have computed (the backend's
+`wait_for_steps`). Per-batch intervals are not used: JAX dispatches steps asynchronously, so a batch may begin before
+the previous one computed (on this machine the median interval was 2.0 ms where an epoch took 5.6 ms a step).
 """
 
 from __future__ import annotations
@@ -54,8 +54,11 @@ class CallTiming:
 
 @dataclass
 class _Epoch:
+    """An epoch's step begins, when its steps before the last had computed, and its end."""
+
     begins: list[float] = field(default_factory=list)
     end: float | None = None
+    before_last: float | None = None
 
     def closed(self, now: float) -> None:
         if self.end is None:
@@ -63,7 +66,11 @@ class _Epoch:
 
 
 def summarize(epochs: list[_Epoch]) -> tuple[int, float | None, float | None]:
-    """Steps, first step time and steady step time of a call's epochs (see the module's docstring)."""
+    """Steps, first step time and steady step time of a call's epochs (see the module's docstring).
+
+    An epoch's last step is left out of its steady time where the epoch says when the steps before it had computed:
+    a last, partial batch has a shape of its own, which JAX and TensorFlow trace and compile again.
+    """
     epochs = [epoch for epoch in epochs if epoch.begins and epoch.end is not None]
     if not epochs:
         return 0, None, None
@@ -71,9 +78,13 @@ def summarize(epochs: list[_Epoch]) -> tuple[int, float | None, float | None]:
     first = epochs[0]
     first_step = (first.begins[1] if len(first.begins) > 1 else first.end) - first.begins[0]
     per_step = []
-    if len(first.begins) > 1:
-        per_step.append((first.end - first.begins[1]) / (len(first.begins) - 1))
-    per_step += [(epoch.end - epoch.begins[0]) / len(epoch.begins) for epoch in epochs[1:]]
+    for number, epoch in enumerate(epochs):
+        begin, counted = (1, len(epoch.begins) - 1) if number == 0 else (0, len(epoch.begins))
+        end = epoch.end
+        if epoch.before_last is not None and counted > 1:
+            end, counted = epoch.before_last, counted - 1
+        if counted > 0:
+            per_step.append((end - epoch.begins[begin]) / counted)
     return steps, first_step, statistics.median(per_step) if per_step else None
 
 
@@ -91,10 +102,14 @@ def timer_callback(keras, method: str):
         def _begin_epoch(self, *args, **kwargs) -> None:
             self.epochs.append(_Epoch())
 
-        def _begin_step(self, *args, **kwargs) -> None:
+        def _begin_step(self, batch=None, logs=None) -> None:
             if not self.epochs:
                 self.epochs.append(_Epoch())
-            self.epochs[-1].begins.append(time.perf_counter())
+            epoch = self.epochs[-1]
+            if batch is not None and batch == (self.params or {}).get("steps", 0) - 1 and len(epoch.begins) > 2:
+                _wait_for(self.model)  # the epoch's last step: the ones before it are the steady ones
+                epoch.before_last = time.perf_counter()
+            epoch.begins.append(time.perf_counter())
 
         def _end_phase(self, batch_or_logs=None, logs=None) -> None:
             if self.epochs:
@@ -135,12 +150,13 @@ def timer_callback(keras, method: str):
 
 
 def _wait_for(model) -> None:
-    """Waits until the steps dispatched so far have computed (JAX dispatches them ahead: validation would begin
-    before the epoch's last steps ran): reads the smallest weight back, once per epoch."""
-    variables = getattr(model, "trainable_variables", None) or []
-    if variables:
-        smallest = min(variables, key=lambda variable: math.prod(int(size or 1) for size in variable.shape))
-        sys.modules["keras"].ops.convert_to_numpy(smallest)
+    """Waits until the steps dispatched so far have computed (the backend's `wait_for_steps`: JAX dispatches steps
+    ahead of their computation, CUDA runs kernels behind Python's back)."""
+    from multibackend import backends
+
+    wait = getattr(backends.backend(sys.modules["keras"].backend.backend()), "wait_for_steps", None)
+    if wait is not None:
+        wait(model)
 
 
 def _numbers(logs) -> dict:

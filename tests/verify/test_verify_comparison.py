@@ -48,6 +48,14 @@ def test_a_call_s_first_step_is_apart_and_its_steady_step_is_the_median_over_epo
     assert summarize([_Epoch([], None)]) == (0, None, None)
 
 
+def test_an_epoch_s_last_step_is_left_out_where_the_steps_before_it_are_known_to_have_computed():
+    # A last, partial batch is traced again (JAX, TensorFlow): 0.8 s here, where a step takes 0.1 s.
+    epochs = [_Epoch([0.0, 1.0, 1.1, 1.2], 2.0, before_last=1.2), _Epoch([3.0, 3.1, 3.2], 4.0, before_last=3.2)]
+    assert summarize(epochs) == (7, pytest.approx(1.0), pytest.approx(0.1))
+    without = [_Epoch(epoch.begins, epoch.end) for epoch in epochs]
+    assert summarize(without)[2] == pytest.approx(1 / 3)
+
+
 def test_ratios_name_the_fastest_and_average_geometrically():
     assert ranked({"torch": 3.0, "jax": 1.5, "tensorflow": None}) == [("jax", 1.5, 1.0), ("torch", 3.0, 2.0)]
     assert speed_text({"torch": 3.0, "jax": 1.5}, "s/epoch") == "fastest **jax** at 1.5 s/epoch (slower: torch 2.0x)"

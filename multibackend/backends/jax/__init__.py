@@ -46,6 +46,14 @@ def peak_gpu_memory_bytes() -> int | None:
     return int(stats["peak_bytes_in_use"]) if "peak_bytes_in_use" in stats else None
 
 
+def wait_for_steps(model) -> None:
+    """Keras's JAX trainer keeps the training state off the model until an epoch ends: the state's arrays are the
+    last dispatched step's outputs."""
+    import jax
+
+    jax.block_until_ready(getattr(model, "_jax_state", None) or [v.value for v in model.trainable_variables])
+
+
 def set_tf32(enabled: bool) -> None:
     import jax
 

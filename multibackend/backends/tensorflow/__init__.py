@@ -46,6 +46,17 @@ def peak_gpu_memory_bytes() -> int | None:
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
 
+def wait_for_steps(model) -> None:
+    """A step's outputs are read back (the smallest weight): TensorFlow's GPU ops run behind Python's back."""
+    import math
+
+    import keras
+
+    variables = model.trainable_variables
+    if variables:
+        keras.ops.convert_to_numpy(min(variables, key=lambda variable: math.prod(variable.shape)))
+
+
 def set_tf32(enabled: bool) -> None:
     import tensorflow as tf
 

@@ -43,6 +43,14 @@ def peak_gpu_memory_bytes() -> int | None:
     return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_initialized() else None
 
 
+def wait_for_steps(model) -> None:
+    """CUDA runs kernels behind Python's back; on the CPU a step has computed when it returns."""
+    import torch
+
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def set_tf32(enabled: bool) -> None:
     import torch
 
