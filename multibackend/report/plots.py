@@ -168,7 +168,7 @@ def plot_ratios(plt, subjects: dict[str, dict[str, float]], path: Path, title: s
     axis.invert_yaxis()
     axis.axvline(1.0, color="black", linewidth=0.8)
     axis.set(title=title, xlabel="time / the fastest backend's (1.0 = fastest)")
-    axis.legend(fontsize=8, loc="lower right")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
