@@ -3,9 +3,10 @@
 The verdicts, in the order they are decided:
 
 - *portable*: passed on every backend it was verified under;
-- *not verified*: every run stopped for want of something the environment
-  lacks (a package: `ModuleNotFoundError`; a dataset: a download that failed),
-  named; the file's own code was not judged;
+- *not verified*: no run passed, and the environment stopped every run, or
+  some runs, for want of something it lacks (a package: `ModuleNotFoundError`;
+  a dataset: a download that failed), named; the file's own code was not
+  judged there (the others' failures are named beside it);
 - *fails everywhere*: failed on every backend with the same error: a problem of
   the file (NumPy 2's removed `np.Inf`), not of a backend;
 - *single-backend by design*: pinned to one backend (`--respect-backend-pins`),
@@ -71,6 +72,14 @@ def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
             NOT_VERIFIED,
             f"not verified ({'; '.join(named)}) on {_names(r['backend'] for r in failing)}: the environment stopped "
             "every run before the file's code could be judged",
+        )
+    if not passing and any(missing):  # some runs stopped by the environment, the others failed on their own
+        stopped = [row["backend"] for row, why in zip(failing, missing) if why]
+        judged = [row for row, why in zip(failing, missing) if not why]
+        return Verdict(
+            NOT_VERIFIED,
+            f"not verified ({'; '.join(sorted(set(filter(None, missing))))}) on {_names(stopped)}; "
+            + _outcome([], judged),
         )
     errors = {normalize(row.get("error", "")) for row in failing}
     if not passing and len(errors) == 1 and all(row["status"] in ("failed", "timed out") for row in failing):

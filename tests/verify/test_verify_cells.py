@@ -242,6 +242,19 @@ def row(backend, status, error="", **fields):
             "fails everywhere",
             "the same error on torch, jax",
         ),
+        # keras-io's training guide: pydot stopped torch and tensorflow, jax failed on its own first: nothing passed.
+        (
+            [
+                row("torch", "failed", "ImportError: You must install pydot (`pip install pydot`) for `plot_model`"),
+                row(
+                    "tensorflow", "failed", "ImportError: You must install pydot (`pip install pydot`) for `plot_model`"
+                ),
+                row("jax", "failed", "ValueError: Triggering __jax_array__() during abstractification"),
+            ],
+            "",
+            "not verified",
+            "not verified (package missing: pydot) on torch, tensorflow; fails on jax: failed (ValueError: Triggering",
+        ),
         (
             [row("torch", "passed"), row("jax", "failed", "ModuleNotFoundError: No module named 'jax_extra'")],
             "",
