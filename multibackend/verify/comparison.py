@@ -28,7 +28,8 @@ class BackendTimes:
     """One backend's share of a file's comparison.
 
     Attributes:
-        steady_s: The compared calls' steady time: each call's steady step time times its steps.
+        steady_s: The compared calls' steady time: each call's steady step time times its steps (the fewest any
+            compared backend ran, where an early stop made them differ).
         compile_s: What the calls' first steps took beyond a steady step (tracing and compilation).
         peak_memory_mb: The run's peak resident memory.
         device_used: The device its weights lived on.
@@ -67,35 +68,43 @@ class FileComparison:
         return min(self.ratios, key=self.ratios.get)
 
 
-def call_key(call: dict, index: int) -> tuple:
-    """A call's identity within a run: method, place, and its number among that place's calls of that method."""
-    return call["method"], call.get("cell") or call.get("line"), index
+def by_place(call: dict) -> tuple:
+    """A call's place in its file: its method and cell or line (runs of one commit, on different backends)."""
+    return call["method"], call.get("cell") or call.get("line")
 
 
-def keyed_calls(calls: list[dict], methods: tuple[str, ...]) -> dict[tuple, dict]:
-    """The calls of `methods` by `call_key`."""
+def by_order(call: dict) -> tuple:
+    """A call's method and batch size (runs of different commits, whose lines move: matched in order)."""
+    return call["method"], call.get("batch_size")
+
+
+def keyed_calls(calls: list[dict], methods: tuple[str, ...], identity=by_place) -> dict[tuple, dict]:
+    """The calls of `methods` by their `identity` and their number among the calls of that identity."""
     seen: dict[tuple, int] = {}
     keyed = {}
     for call in calls:
         if call["method"] not in methods:
             continue
-        place = call["method"], call.get("cell") or call.get("line")
-        seen[place] = seen.get(place, -1) + 1
-        keyed[call_key(call, seen[place])] = call
+        key = identity(call)
+        seen[key] = seen.get(key, -1) + 1
+        keyed[(*key, seen[key])] = call
     return keyed
 
 
-def common_calls(runs: dict[str, list[dict]]) -> tuple[str, list[tuple], dict[str, dict[tuple, dict]]]:
-    """The calls every run made at the same places: the `fit` calls, else the `evaluate` and `predict` ones.
+def common_calls(
+    runs: dict[str, list[dict]], identity=by_place
+) -> tuple[str, list[tuple], dict[str, dict[tuple, dict]]]:
+    """The calls every run made (the same `identity`): the `fit` calls, else the `evaluate` and `predict` ones.
 
     Args:
         runs: Per backend (or per run), its measured calls.
+        identity: What makes two runs' calls the same call (`by_place`, `by_order`).
 
     Returns:
         The method compared, the common keys in call order, and each run's calls by key.
     """
     for label, methods in (("fit", ("fit",)), ("evaluate/predict", ("evaluate", "predict"))):
-        keyed = {name: keyed_calls(calls, methods) for name, calls in runs.items()}
+        keyed = {name: keyed_calls(calls, methods, identity) for name, calls in runs.items()}
         first = next(iter(keyed.values()), {})
         common = [key for key in first if all(key in calls for calls in keyed.values())]
         if common:
@@ -103,9 +112,11 @@ def common_calls(runs: dict[str, list[dict]]) -> tuple[str, list[tuple], dict[st
     return "", [], {}
 
 
-def steady_seconds(calls: list[dict]) -> float:
-    """The calls' steady time: steady step time times steps (a one-step call: its whole time)."""
-    return sum((call["steady_step_s"] or call["seconds"] / call["steps"]) * call["steps"] for call in calls)
+def steady_seconds(calls: list[dict], steps: list[int] | None = None) -> float:
+    """The calls' steady time: each one's steady step time (a one-step call: its whole time) times its steps, or
+    times `steps` (the same work for runs whose calls ran different numbers of steps: an early stop)."""
+    steps = steps or [call["steps"] for call in calls]
+    return sum((call["steady_step_s"] or call["seconds"] / call["steps"]) * count for call, count in zip(calls, steps))
 
 
 def compare_file(file: str, cells: list[dict]) -> FileComparison | None:
@@ -114,12 +125,17 @@ def compare_file(file: str, cells: list[dict]) -> FileComparison | None:
     method, common, keyed = common_calls({name: cell["calls"] for name, cell in measured.items()})
     if not common:
         return None
+    steps = [min(keyed[name][key]["steps"] for name in measured) for key in common]
     backends = {}
     for name, cell in measured.items():
         calls = [keyed[name][key] for key in common]
         compile_s = sum(max(0.0, (call["first_step_s"] or 0.0) - (call["steady_step_s"] or 0.0)) for call in calls)
         backends[name] = BackendTimes(
-            steady_seconds(calls), compile_s, cell.get("peak_memory_mb"), cell.get("device_used", ""), calls[-1]["logs"]
+            steady_seconds(calls, steps),
+            compile_s,
+            cell.get("peak_memory_mb"),
+            cell.get("device_used", ""),
+            calls[-1]["logs"],
         )
     order = ratios.ranked({name: times.steady_s for name, times in backends.items()})
     return FileComparison(

@@ -1,5 +1,6 @@
 """A course's measurements against an earlier commit's (`verify --baseline OLD`): per file and backend, the same
-calls slower than `--max-slowdown` times before, or a final metric worse beyond the output tolerance.
+calls slower than `--max-slowdown` times before, or (in seeded runs) a final metric worse beyond the output
+tolerance.
 
 CI runners are noisy: the default 1.25 lets a step time wander by a quarter before it is called a regression, and a
 slowdown under `MIN_SLOWER_SECONDS` is never one.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multibackend.runtime.errors import UsageError
-from multibackend.verify.comparison import COMPARED_STATUSES, common_calls, steady_seconds
+from multibackend.verify.comparison import COMPARED_STATUSES, by_order, common_calls, steady_seconds
 
 DEFAULT_MAX_SLOWDOWN = 1.25
 # A slowdown smaller than this in seconds is timer and scheduler noise on any machine, whatever its ratio (a smoke
@@ -71,23 +72,28 @@ def check_comparable(settings: dict, tracking: Tracking) -> None:
 def find_regressions(payload: dict, tracking: Tracking) -> list[dict]:
     """Per file and backend measured in both, what got slower or worse: `{file, backend, kind, detail}`.
 
-    A final metric is worse beyond the run's output tolerance (its `atol` + `rtol` * |the baseline's value|).
+    Calls are matched in order, by method and batch size (lines move between commits); a time is compared over the
+    baseline's steps. Final metrics are compared only in seeded runs (`--seed`): otherwise each run starts from other
+    random weights and data, and its metrics differ by chance. A metric is worse beyond the run's output tolerance
+    (its `atol` + `rtol` * |the baseline's value|).
     """
     tolerance = (payload.get("atol") or 0.0, payload.get("rtol") or 0.0)
+    seeded = payload.get("seed") is not None
     earlier = {(cell["file"], cell["backend"]): cell for cell in tracking.baseline["cells"]}
     found = []
     for cell in payload["cells"]:
         old = earlier.get((cell["file"], cell["backend"]))
         if old is None or not _measured(cell) or not _measured(old):
             continue
-        _, common, keyed = common_calls({"now": cell["calls"], "before": old["calls"]})
+        _, common, keyed = common_calls({"now": cell["calls"], "before": old["calls"]}, by_order)
         if not common:
             continue
         now = [keyed["now"][key] for key in common]
         before = [keyed["before"][key] for key in common]
+        worse = _worse(now[-1]["logs"], before[-1]["logs"], tolerance) if seeded else []
         found += [
             {"file": cell["file"], "backend": cell["backend"], **finding}
-            for finding in _slower(now, before, tracking) + _worse(now[-1]["logs"], before[-1]["logs"], tolerance)
+            for finding in _slower(now, before, tracking) + worse
         ]
     return found
 
@@ -97,7 +103,8 @@ def _measured(cell: dict) -> bool:
 
 
 def _slower(now: list[dict], before: list[dict], tracking: Tracking) -> list[dict]:
-    seconds, earlier = steady_seconds(now), steady_seconds(before)
+    steps = [call["steps"] for call in before]
+    seconds, earlier = steady_seconds(now, steps), steady_seconds(before)
     if earlier <= 0 or seconds <= earlier * tracking.max_slowdown or seconds - earlier < MIN_SLOWER_SECONDS:
         return []
     return [

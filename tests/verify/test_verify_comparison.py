@@ -127,17 +127,30 @@ def test_a_regression_is_a_slower_steady_time_or_a_worse_final_metric():
             cell("jax", [call(steady=0.12)]),  # 1.2x: within 1.25x
         ],
         "smoke": False,
+        "seed": 0,
         "atol": 0.012,
         "rtol": 0.0,
     }
-    found = regressions.find_regressions(now, tracking(before))
+    found = regressions.find_regressions(now, tracking(before, seed=0))
     assert [(item["backend"], item["kind"], item.get("metric")) for item in found] == [
         ("torch", "slower", None),
         ("torch", "metric worse", "accuracy"),
         ("torch", "metric worse", "loss"),
     ]
     assert found[0]["ratio"] == pytest.approx(2.0) and "allowed 1.25x" in found[0]["detail"]
-    assert regressions.find_regressions({**now, "atol": 0.5}, tracking(before))[1:] == []  # within the tolerance
+    assert regressions.find_regressions({**now, "atol": 0.5}, tracking(before, seed=0))[1:] == []  # tolerated
+    unseeded = regressions.find_regressions({**now, "seed": None}, tracking(before))
+    assert [item["kind"] for item in unseeded] == ["slower"]  # other random starts: metrics differ by chance
+
+
+def test_calls_are_matched_in_order_across_commits_and_timed_over_the_baseline_s_steps():
+    before = [cell("torch", [call(line=5, steps=48, steady=0.1)])]
+    # The file was edited above the call (line 9 now), and an early stop ran twice the steps at the same speed.
+    now = {"cells": [cell("torch", [call(line=9, steps=96, steady=0.1)])], "smoke": False}
+    assert regressions.find_regressions(now, tracking(before)) == []
+    slower = {"cells": [cell("torch", [call(line=9, steps=96, steady=0.2)])], "smoke": False}
+    [found] = regressions.find_regressions(slower, tracking(before))
+    assert found["ratio"] == pytest.approx(2.0)
 
 
 def test_a_tiny_slowdown_is_noise_and_a_baseline_with_other_settings_is_refused():
