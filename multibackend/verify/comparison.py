@@ -138,6 +138,8 @@ def compare_file(file: str, cells: list[dict]) -> FileComparison | None:
             calls[-1]["logs"],
         )
     order = ratios.ranked({name: times.steady_s for name, times in backends.items()})
+    if not order:  # no time to rank (calls that took no measurable time)
+        return None
     return FileComparison(
         file, method, len(common), backends, {name: ratio for name, _, ratio in order}, _spread(backends)
     )
