@@ -34,7 +34,10 @@ NOT_RUN = "not installed"
 # Errors that say the environment stopped the run, not the file's code: what is missing, by the error's words.
 PACKAGE_MISSING = re.compile(
     r"ModuleNotFoundError: No module named '([^']+)'|ImportError: .*?[Yy]ou must install `?([A-Za-z][\w.-]*)"
+    r"|TBNotInstalledError: (TensorBoard) is not installed"
 )
+# A download by a shell command that failed before the failing cell (`judge` names it): the data never came.
+DOWNLOAD_FAILED = re.compile(r"after a failed shell command in cell \d+: !(?:wget|curl)\b.*?(https?://\S+)")
 DATASET_MISSING = re.compile(
     r"(?:URL fetch failure on (\S+?):?\s|Failed to download\S* (\S+)|dataset missing: (\S+)|"
     r"(Name or service not known|Temporary failure in name resolution|Network is unreachable))"
@@ -97,19 +100,32 @@ def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
 
 def _run_stopped_by(row: dict) -> str:
     """What stopped a run, when only the environment did: its first error names something missing, and every other
-    failing cell (`--keep-going`) does too or fails only after an earlier error; "" otherwise."""
+    failing cell (`--keep-going`) does too, fails only after an earlier error, or misses a file (the data that the
+    missing package or download would have brought: `train/cat.0.jpg` after `kagglehub`); "" otherwise."""
     first = environment_missing(row.get("error", ""))
     others = row.get("failed_cells", [])[1:]
-    if first and all(cell.get("after_earlier_error") or environment_missing(cell["error"]) for cell in others):
+    if first and all(_after_the_environment(cell) for cell in others):
         return first
     return ""
+
+
+def _after_the_environment(cell: dict) -> bool:
+    return bool(
+        cell.get("after_earlier_error")
+        or environment_missing(cell["error"])
+        or cell["error"].startswith("FileNotFoundError")
+    )
 
 
 def environment_missing(error: str) -> str:
     """What a run's error says the environment lacks ("package missing: pydot", "dataset missing: URL"), or ""."""
     package = PACKAGE_MISSING.search(error)
     if package:
-        return f"package missing: {(package.group(1) or package.group(2)).split('.')[0]}"
+        named = package.group(1) or package.group(2) or package.group(3).lower()  # TensorBoard: the module's name
+        return f"package missing: {named.split('.')[0]}"
+    download = DOWNLOAD_FAILED.search(error)
+    if download:
+        return f"dataset missing: {download.group(1)}"
     dataset = DATASET_MISSING.search(error)
     if dataset:
         named = next((group for group in dataset.groups()[:3] if group), "")

@@ -242,6 +242,49 @@ def row(backend, status, error="", **fields):
             "fails everywhere",
             "the same error on torch, jax",
         ),
+        # The book's chapter 13: `!wget` found no network, the next cell no file; every later one fails after it.
+        (
+            [
+                row(
+                    name,
+                    "failed",
+                    "cell 9: FileNotFoundError: [Errno 2] No such file or directory: 'jena_climate_2009_2016.csv' "
+                    "(after a failed shell command in cell 8: !wget https://host/jena_climate_2009_2016.csv.zip "
+                    "exited 4)",
+                    failed_cells=[
+                        {"cell": 9, "error": "FileNotFoundError: [Errno 2] No such file or directory"},
+                        {"cell": 10, "error": "NameError: name 'lines' is not defined", "after_earlier_error": True},
+                    ],
+                )
+                for name in ("torch", "jax")
+            ],
+            "",
+            "not verified",
+            "not verified (dataset missing: https://host/jena_climate_2009_2016.csv.zip) on torch, jax",
+        ),
+        # The book's chapter 7 (pydot, then TensorBoard) and chapter 9 (kagglehub, then the files it would have
+        # fetched): every failing cell is the environment's.
+        (
+            [
+                row(
+                    name,
+                    "failed",
+                    "cell 35: ImportError: You must install pydot (`pip install pydot`) for `plot_model` to work.",
+                    failed_cells=[
+                        {"cell": 35, "error": "ImportError: You must install pydot (`pip install pydot`)"},
+                        {"cell": 66, "error": "TBNotInstalledError: TensorBoard is not installed, missing tf.summary"},
+                        {
+                            "cell": 70,
+                            "error": "FileNotFoundError: [Errno 2] No such file or directory: 'train/cat.0.jpg'",
+                        },
+                    ],
+                )
+                for name in ("torch", "jax")
+            ],
+            "",
+            "not verified",
+            "not verified (package missing: pydot) on torch, jax",
+        ),
         # keras-io's training guide: pydot stopped torch and tensorflow, jax failed on its own first: nothing passed.
         (
             [
