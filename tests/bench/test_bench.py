@@ -73,16 +73,20 @@ def test_native_loop_of_this_backend_learns():
     assert result["loss"][1] < result["loss"][0] and result["test_accuracy"] >= 0.9
 
 
+# The made-up seconds per epoch of each trainer (native 1.0): so also each one's ratio to native.
+STUB_SECONDS_PER_EPOCH = {
+    "native": 1.0,
+    "keras-fit": 2.0,
+    "keras-fit-measured": 2.02,
+    "keras-fit-steps32": 1.5,
+    "keras-loop": 1.1,
+    "run-mnist": 2.1,
+}
+
+
 def stub_worker(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     """What a bench worker prints, made up: the harness's bookkeeping is tested, not the machine."""
-    speed = {
-        "native": 1.0,
-        "keras-fit": 2.0,
-        "keras-fit-measured": 2.02,
-        "keras-fit-steps32": 1.5,
-        "keras-loop": 1.1,
-        "run-mnist": 2.1,
-    }
+    speed = STUB_SECONDS_PER_EPOCH
     if trainer == "alternating":
         trainers = [name for name in TRAINERS[backend] if name != "run-mnist"]
         return {
@@ -137,16 +141,7 @@ def test_bench_harness_numbers_are_consistent(tmp_path, monkeypatch, backend_nam
             row["median_epoch_seconds"] / baseline["median_epoch_seconds"]
         )
         assert row["paired_by"] == ("round" if trainer in alternating_trainers(BACKEND) else "repeat")
-        assert row["paired_time_ratio_to_native"] == pytest.approx(
-            {
-                "native": 1.0,
-                "keras-fit": 2.0,
-                "keras-fit-measured": 2.02,
-                "keras-fit-steps32": 1.5,
-                "keras-loop": 1.1,
-                "run-mnist": 2.1,
-            }[trainer]
-        )
+        assert row["paired_time_ratio_to_native"] == pytest.approx(STUB_SECONDS_PER_EPOCH[trainer])
         assert row["processes"] == 2 and row["processes_on_huge_pages"] == 2
         assert row["best_epoch_seconds"] == min(row["all_epoch_seconds"]) <= row["median_epoch_seconds"]
         assert row["best_time_ratio_to_native"] == pytest.approx(
