@@ -307,6 +307,30 @@ def test_a_trial_killed_inside_ask_does_not_hold_its_place_for_ever(tmp_path, mo
     assert requeued.system_attrs["fixed_params"] == params_of(32)
 
 
+def test_a_trial_marked_as_a_workers_is_found_stale_if_killed_before_optunas_first_beat(tmp_path):
+    # Optuna's heartbeat thread may beat after the objective marks the trial as its worker's; a worker killed in
+    # between left a running trial that no heartbeat ever named stale, and a resume in CI waited on it until its
+    # budget (600 s). The objective beats first itself, on the storage the study really has (Optuna's cache).
+    import sqlite3
+
+    import optuna
+
+    from multibackend.evolve.objective import Objective
+
+    db = tmp_path / "s.db"
+    study = optuna.create_study(
+        storage=evolve_storage.make_storage(f"sqlite:///{db}"), directions=["maximize", "minimize"]
+    )
+    killed = study.ask()  # outside `optimize`: no heartbeat thread, as when the worker dies before it beats
+    config = evolve_config.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=1)
+    Objective(config, {}, tmp_path).admit(killed)
+    assert study.trials[killed.number].user_attrs["worker"]
+    with sqlite3.connect(db) as connection:  # the worker dies: its last beat grows older than the grace period
+        connection.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'")
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[killed.number].state.name == "FAIL"
+
+
 def test_a_resume_queues_every_owed_genome_again_the_baseline_first(tmp_path):
     from optuna.trial import TrialState
 
