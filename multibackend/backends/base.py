@@ -30,8 +30,8 @@ class Backend(Protocol):
     MODULES: tuple[str, ...]  # the top-level modules of its framework
     DATA_PIPELINES: tuple[str, ...]  # optional: its data-pipeline modules, which Keras 3 accepts on every backend
     STEPS_PER_EXECUTION_COMPILED: bool  # whether Keras runs `steps_per_execution` steps in one compiled call
-    # Whether its loop steps through Keras's stateless API as `fit` does, and so also trains `LAYERS_WITH_STATE` and
-    # `CATEGORICAL_CROSSENTROPY` (see `check_trainable`).
+    # Whether its loop carries the layers' own state as `fit` does (the stateless API's, or the layers' own `call`),
+    # and so also trains `LAYERS_WITH_STATE` and `CATEGORICAL_CROSSENTROPY` (see `check_trainable`).
     LOOP_TRAINS_LAYER_STATE: bool
     # Names (fnmatch patterns) of its framework's settings among the caller's variables: every verified run gets them.
     PASSED_ENVIRONMENT: tuple[str, ...]
@@ -81,7 +81,7 @@ SPARSE_CROSSENTROPY = "sparse_categorical_crossentropy"
 # Crossentropy on one-hot labels (with any label smoothing): a loop that trains it makes them from the class indices.
 CATEGORICAL_CROSSENTROPY = "categorical_crossentropy"
 # Layers with state that training changes but the optimizer does not (a batch normalization's statistics, a random
-# layer's seed): a loop that steps through Keras's stateless API (`stateless_call`) carries it.
+# layer's seed): a loop that steps through Keras's stateless API, or runs such a layer's own `call`, carries it.
 LAYERS_WITH_STATE = ("BatchNormalization", "RandomShift")
 ACCURACY_METRICS = ("accuracy", "sparse_categorical_accuracy")
 # Dense settings whose effect (extra loss terms, projections, low-rank updates) the loops do not compute.
@@ -124,7 +124,7 @@ def check_trainable(model, *, layer_state: bool = False) -> str:
 
     Args:
         model: A Keras model.
-        layer_state: Whether the loop steps through Keras's stateless API (see `Backend.LOOP_TRAINS_LAYER_STATE`):
+        layer_state: Whether the loop carries the layers' own state (see `Backend.LOOP_TRAINS_LAYER_STATE`):
             it also trains the `LAYERS_WITH_STATE` and `CATEGORICAL_CROSSENTROPY`.
 
     Returns:

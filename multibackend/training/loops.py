@@ -6,11 +6,11 @@ generality every step (callbacks, metric objects, data adapters, per-layer
 dispatch in Python); for a compiled stack of Dense and Dropout layers with a
 softmax output and sparse categorical crossentropy, these loops train the very
 same Keras model the way each framework runs fastest: PyTorch steps eagerly on
-the layers' own `torch.nn.Parameter`s; JAX compiles a whole epoch of the
-steps `fit` takes (the model's `compute_loss_and_updates` in a `lax.scan`), so
-it also trains a batch normalization, `models.RandomShift` and a categorical
-crossentropy with label smoothing; TensorFlow runs a whole epoch as one
-`tf.function`.
+the layers' own `torch.nn.Parameter`s (a layer with state of its own through
+its own `call`); JAX compiles a whole epoch of the steps `fit` takes (the
+model's `compute_loss_and_updates` in a `lax.scan`). Both also train a batch
+normalization, `models.RandomShift` and a categorical crossentropy with label
+smoothing; TensorFlow runs a whole epoch as one `tf.function`.
 
 They honour `model.compile`: the compiled optimizer is the one that trains
 (JAX and TensorFlow call its own update; PyTorch computes plain RMSprop as

@@ -112,7 +112,15 @@ def test_what_a_loop_cannot_train_is_refused(mnist_arrays, change, message):
         fit_with_loop(model, mnist_arrays[0][:128], mnist_arrays[1][:128], 1, 128, 0, verbose=0)
 
 
-@pytest.mark.skipif(BACKEND == "jax", reason="the JAX loop trains one-hot crossentropy and layers with state")
+def loop_trains_layer_state() -> bool:
+    from multibackend.backends import backend
+
+    return bool(getattr(backend(BACKEND), "LOOP_TRAINS_LAYER_STATE", False))
+
+
+@pytest.mark.skipif(
+    loop_trains_layer_state(), reason="this backend's loop trains one-hot crossentropy and layers with state"
+)
 def test_loops_that_compute_their_own_loss_refuse_one_hot_crossentropy_and_layers_with_state(mnist_arrays):
     import keras
 
@@ -131,8 +139,8 @@ def test_loops_that_compute_their_own_loss_refuse_one_hot_crossentropy_and_layer
         check_loop_trains(normalized)
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="the JAX loop steps through Keras's stateless API, as fit does")
-def test_the_jax_loop_trains_batch_normalization_shifts_and_label_smoothing_exactly_as_fit(mnist_arrays):
+@pytest.mark.skipif(not loop_trains_layer_state(), reason="this backend's loop trains Dense and Dropout layers only")
+def test_the_loop_trains_batch_normalization_shifts_and_label_smoothing_exactly_as_fit(mnist_arrays):
     import keras
 
     from multibackend.course.networks import DenseNetworkSpec, initial_weights
@@ -152,7 +160,10 @@ def test_the_jax_loop_trains_batch_normalization_shifts_and_label_smoothing_exac
         )
         models.append(model)
     with_fit, with_loop = models
+    # Unseeded dropouts draw from the framework's global generator on torch: each training starts from one state.
+    keras.utils.set_random_seed(11)
     fit_logs = with_fit.fit(x, keras.utils.to_categorical(y, 10), batch_size=96, epochs=2, shuffle=False, verbose=0)
+    keras.utils.set_random_seed(11)
     loop_logs = fit_with_loop(with_loop, x, y, 2, 96, seed=0, shuffle=False, verbose=0)
     # The same steps: weights, the normalizations' moving statistics, the shifts' and dropouts' seeds, Adam's state.
     for fit_variable, loop_variable in zip(with_fit.variables, with_loop.variables):
@@ -265,12 +276,12 @@ def test_profile_script_splits_fit_and_loop_into_kernels_and_python():
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch loop computes the loss from the logits itself")
-def test_torch_loop_needs_a_softmax_output_and_matches_keras_loss_at_the_clipping_bounds():
+def test_torch_loop_needs_a_softmax_output_and_matches_keras_losses_at_the_clipping_bounds():
     import keras
     import torch
 
     from multibackend.backends.base import LoopUnsupported
-    from multibackend.backends.torch.loop import logits_function, sparse_crossentropy_from_logits
+    from multibackend.backends.torch.loop import crossentropy_from_logits, logits_function
 
     sigmoid_output = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
     sigmoid_output.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
@@ -279,10 +290,17 @@ def test_torch_loop_needs_a_softmax_output_and_matches_keras_loss_at_the_clippin
     # Confident right, confident wrong and unsure rows: Keras clips probabilities to [1e-7, 1 - 1e-7].
     logits = torch.tensor([[30.0, 0.0, 0.0], [-30.0, 0.0, 0.0], [0.2, 0.1, -0.3]], requires_grad=True)
     labels = torch.tensor([0, 0, 2])
-    ours = sparse_crossentropy_from_logits(logits, labels)
+    ours = crossentropy_from_logits(logits, labels)
     keras_loss = keras.losses.SparseCategoricalCrossentropy()(labels, torch.softmax(logits, dim=1))
     assert ours.item() == pytest.approx(keras_loss.item(), rel=1e-6)
     (ours_grad,) = torch.autograd.grad(ours, logits)
     (keras_grad,) = torch.autograd.grad(keras_loss, logits)
     assert torch.allclose(ours_grad, keras_grad, atol=1e-6)
     assert float(ours_grad[1].abs().max()) == 0.0  # clipped: a confident wrong row gives no gradient, as in Keras
+    smoothed = crossentropy_from_logits(logits, labels, smoothing=0.2)
+    one_hot = torch.nn.functional.one_hot(labels, 3).float()
+    keras_smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(one_hot, torch.softmax(logits, dim=1))
+    assert smoothed.item() == pytest.approx(keras_smoothed.item(), rel=1e-6)
+    (smoothed_grad,) = torch.autograd.grad(smoothed, logits)
+    (keras_smoothed_grad,) = torch.autograd.grad(keras_smoothed, logits)
+    assert torch.allclose(smoothed_grad, keras_smoothed_grad, atol=1e-6)
