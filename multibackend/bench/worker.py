@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
-import resource
 import sys
 import tempfile
 import threading
@@ -28,6 +27,7 @@ from multibackend.course import data
 from multibackend.course.networks import DEFAULT_SEED, MNIST, initial_weights
 from multibackend.runtime.backend import import_keras
 from multibackend.runtime.errors import UsageError
+from multibackend.runtime.memory import peak_rss_bytes
 
 # Trainers per backend: Keras `fit`; `fit` measured as `verify` measures every call (its overhead);
 # `fit` with 32 steps per compiled call
@@ -130,7 +130,7 @@ def run(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
         "warmup_seconds": seconds[:warmup],
         "test_accuracy": accuracy,
         "epochs_trained": len(seconds),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "huge_page_bytes": watcher.stop(),
     }
 

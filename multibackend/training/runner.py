@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ from multibackend.results import SCHEMA_VERSION, RunResult, results_path, write_
 from multibackend.runtime import backend as backend_choice
 from multibackend.runtime import devices
 from multibackend.runtime.errors import CheckFailed, UsageError
+from multibackend.runtime.memory import peak_rss_bytes
 from multibackend.runtime.outputs import check_output_files
 
 DEFAULT_XOR_SEEDS = 10
@@ -292,7 +292,7 @@ def _result(config: RunConfig, example: Example, device: str, trained: _Trained,
         first_epoch_seconds=trained.epoch_seconds[0],
         train_seconds=trained.train_seconds,
         steps_per_second=steps_per_epoch / median_epoch,
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        peak_rss_bytes=peak_rss_bytes(),
         gates=[gate.to_dict() for gate in gates],
         passed=all(gate.passed for gate in gates),
         command=" ".join(["multibackend", *sys.argv[1:]]),

@@ -38,26 +38,7 @@ def judge(path: Path, backend: str, options: VerifyOptions, outcome: ChildOutcom
     stored = stored_notebook(path) if options.check.mode != "off" else None
     finished, progress, new = outcome.finished, outcome.progress, outcome.executed
     report = outcome.report or ChildReport("notebook" if path.suffix == ".ipynb" else "script")
-    run = Run(
-        str(path),
-        backend,
-        "passed",
-        finished.seconds,
-        backend_used=report.backend_used,
-        framework_version=report.framework_version,
-        code_cells_ran=len(report.ran),
-        code_cells_gated=report.gated,
-        code_cells_skipped=report.skipped,
-        failed_cell=report.failed_cell,
-        failed_cells=report.failed_cells,
-        pins=report.pins,
-        trained=report.trained,
-        downloads=report.downloads,
-        calls=report.calls,
-        device_used=report.device_used,
-        peak_memory_mb=report.peak_memory_mb,
-        peak_gpu_memory_mb=report.peak_gpu_memory_mb,
-    )
+    run = Run(str(path), backend, "passed", finished.seconds, **report.run_fields())
     run.last_line = _result_line(new, finished.stdout, run.trained)
     if finished.timed_out:
         run.failed_cell = int(progress) if progress.isdigit() else (1 if path.suffix == ".py" else None)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import inspect
 import math
-import resource
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+
+from multibackend.runtime.memory import peak_rss_bytes
 
 MEASURED_METHODS = ("fit", "evaluate", "predict")
 
@@ -253,9 +254,8 @@ def device_used(devices: set[str]) -> str:
 
 
 def peak_memory_mb() -> float:
-    """This process's peak resident memory in MiB (Linux reports KiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / 1024 if sys.platform != "darwin" else peak / 2**20, 1)
+    """This process's peak resident memory in MiB."""
+    return round(peak_rss_bytes() / 2**20, 1)
 
 
 def peak_gpu_memory_mb() -> float | None:

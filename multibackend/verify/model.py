@@ -3,7 +3,7 @@ one (file, backend) run (`Run`), and `verify.json` as a typed record (`VerifyRep
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from multibackend.results import JsonRecord
@@ -117,6 +117,25 @@ class ChildReport:
     peak_memory_mb: float | None = None
     peak_gpu_memory_mb: float | None = None
     device_asked: str = ""
+
+    # The report's fields that a `Run` keeps under another name; every field that both have is kept as it is.
+    RUN_NAMES: ClassVar[dict[str, str]] = {
+        "gated": "code_cells_gated",
+        "skipped": "code_cells_skipped",
+    }
+    # Fields of both that the judge sets itself: a run's error is worded from this one and the process's exit.
+    JUDGED: ClassVar[tuple[str, ...]] = ("error",)
+
+    def run_fields(self) -> dict:
+        """What a `Run` of this report carries from it, by the `Run`'s field names: one place, so that a field added to
+        both is carried without a second edit."""
+        run_names = {item.name for item in fields(Run)}
+        carried = {
+            self.RUN_NAMES.get(item.name, item.name): getattr(self, item.name)
+            for item in fields(self)
+            if item.name not in self.JUDGED
+        }
+        return {"code_cells_ran": len(self.ran)} | {name: value for name, value in carried.items() if name in run_names}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -478,3 +479,21 @@ def test_a_baseline_and_its_options_are_checked_before_any_run(tmp_path, capsys,
     line = one_line_error(capsys, "verify", str(script), "--out", str(tmp_path / "out"), *arguments)
     assert named in line
     assert not (tmp_path / "out").exists()  # nothing ran, nothing written
+
+
+def test_a_run_carries_every_field_its_process_reported_that_a_run_has():
+    # The judge once copied the report's fields one by one: a field added to both was dropped until a second edit.
+    import dataclasses
+
+    from multibackend.verify.judge import judge
+    from multibackend.verify.launch import ChildOutcome
+    from multibackend.verify.model import ChildReport, Run, VerifyOptions
+
+    values = {"int": 7, "str": "x", "list[int]": [3], "list[dict]": [{"cell": 3}], "float | None": 1.5}
+    reported = {item.name: values[item.type] for item in dataclasses.fields(ChildReport) if item.type in values}
+    report = ChildReport(**{**reported, "kind": "script", "sandbox": True, "failed_cell": 2, "error": "E: e"})
+    finished = types.SimpleNamespace(seconds=1.0, stdout="", stderr="", returncode=0, timed_out=False)
+    run = judge(Path("a.py"), "torch", VerifyOptions(), ChildOutcome(finished, report, "", "", None))
+    shared = {item.name for item in dataclasses.fields(Run)} & set(reported) - set(ChildReport.JUDGED)
+    assert shared and all(getattr(run, name) == getattr(report, name) for name in shared)
+    assert run.code_cells_ran == 1 and run.code_cells_gated == report.gated and run.failed_cell == 2
