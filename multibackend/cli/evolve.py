@@ -67,8 +67,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         choices=("loop", "fit"),
         default="loop",
         help="how a trial trains: loop: FAST PATH, the framework loop over the compiled Keras model (checked "
-        "against fit by `multibackend parity`) where it trains the genome exactly as fit would (jax, torch: every genome; "
-        "tensorflow: no batch normalization, shifts or label smoothing), else Keras fit; fit: Keras fit for "
+        "against fit by `multibackend parity`) where it trains the genome exactly as fit would (every genome of the space on "
+        "jax, torch and tensorflow), else Keras fit; fit: Keras fit for "
         "every trial. Either trains on the images that fill whole batches. The final retraining always uses fit on "
         "every image (default: loop)",
     )

@@ -83,8 +83,7 @@ def train_genome(
         arrays: `x_train`, `y_train` (integer labels).
         seed: Seed of the initial weights, the dropout and shift draws and the sample order.
         fast_path: Train with the active backend's framework loop when it trains the model exactly as `fit` would
-            (`training.loops.loop_trains`: on jax and torch every genome, on tensorflow those of Dense and Dropout
-            layers on plain crossentropy).
+            (`training.loops.loop_trains`: every genome of the search space, on every backend).
         whole_batches: Train on the first images that fill whole batches (at most `batch_size - 1` fewer): a
             search's trials, which then compile one training step, not a second one for a short last batch.
         callbacks: Keras callbacks, called at each epoch's end by either trainer.

@@ -8,9 +8,10 @@ softmax output and sparse categorical crossentropy, these loops train the very
 same Keras model the way each framework runs fastest: PyTorch steps eagerly on
 the layers' own `torch.nn.Parameter`s (a layer with state of its own through
 its own `call`); JAX compiles a whole epoch of the steps `fit` takes (the
-model's `compute_loss_and_updates` in a `lax.scan`). Both also train a batch
-normalization, `models.RandomShift` and a categorical crossentropy with label
-smoothing; TensorFlow runs a whole epoch as one `tf.function`.
+model's `compute_loss_and_updates` in a `lax.scan`); TensorFlow runs a whole
+epoch of the model's own call and `compute_loss` as one `tf.function`. All
+three also train a batch normalization, `models.RandomShift` and a categorical
+crossentropy with label smoothing.
 
 They honour `model.compile`: the compiled optimizer is the one that trains
 (JAX and TensorFlow call its own update; PyTorch computes plain RMSprop as

@@ -118,29 +118,29 @@ def loop_trains_layer_state() -> bool:
     return bool(getattr(backend(BACKEND), "LOOP_TRAINS_LAYER_STATE", False))
 
 
-@pytest.mark.skipif(
-    loop_trains_layer_state(), reason="this backend's loop trains one-hot crossentropy and layers with state"
-)
-def test_loops_that_compute_their_own_loss_refuse_one_hot_crossentropy_and_layers_with_state(mnist_arrays):
+def test_a_loop_that_does_not_carry_layer_state_refuses_one_hot_crossentropy_and_layers_with_state():
+    # Every backend's loop carries it now; a new backend's loop may not (`Backend.LOOP_TRAINS_LAYER_STATE`).
     import keras
 
-    from multibackend.backends.base import LoopUnsupported
-    from multibackend.training.loops import check_loop_trains
+    from multibackend.backends.base import LoopUnsupported, check_trainable
 
     smoothed = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     smoothed.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
     with pytest.raises(LoopUnsupported, match="trains sparse_categorical_crossentropy on integer labels"):
-        check_loop_trains(smoothed)
+        check_trainable(smoothed, layer_state=False)
+    assert check_trainable(smoothed, layer_state=True) == "accuracy"
     normalized = keras.Sequential(
         [keras.Input((4,)), keras.layers.BatchNormalization(), keras.layers.Dense(3, activation="softmax")]
     )
     normalized.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with pytest.raises(LoopUnsupported, match="trains Dense, Dropout layers, not BatchNormalization"):
-        check_loop_trains(normalized)
+        check_trainable(normalized, layer_state=False)
+    check_trainable(normalized, layer_state=True)
 
 
 @pytest.mark.skipif(not loop_trains_layer_state(), reason="this backend's loop trains Dense and Dropout layers only")
-def test_the_loop_trains_batch_normalization_shifts_and_label_smoothing_exactly_as_fit(mnist_arrays):
+@pytest.mark.parametrize("optimizer", ["Adam", "AdamW"])
+def test_the_loop_trains_batch_normalization_shifts_and_label_smoothing_exactly_as_fit(mnist_arrays, optimizer):
     import keras
 
     from multibackend.course.networks import DenseNetworkSpec, initial_weights
@@ -154,7 +154,7 @@ def test_the_loop_trains_batch_normalization_shifts_and_label_smoothing_exactly_
         keras.utils.set_random_seed(7)  # the seeds of the dropouts and the shifts
         model = build_dense(spec, weights=initial_weights(spec, 7), input_dropout=0.1, batch_norm=True, shift=0.1)
         model.compile(
-            optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, 20)),
+            optimizer=getattr(keras.optimizers, optimizer)(keras.optimizers.schedules.CosineDecay(3e-3, 20)),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
             metrics=["accuracy"],
         )

@@ -10,7 +10,7 @@ COLOR = "#ff8f00"  # in plots
 DATA_PIPELINES = ("tensorflow.data",)
 MODULES = ("tensorflow",)  # what the benchmark hides from the others
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
-LOOP_TRAINS_LAYER_STATE = False  # its loop computes sparse crossentropy on Dense and Dropout layers
+LOOP_TRAINS_LAYER_STATE = True  # its loop steps with the model's own call and compute_loss, as fit does
 # The caller's variables that reach every verified run: this framework's own settings.
 PASSED_ENVIRONMENT = ("TF_*",)
 

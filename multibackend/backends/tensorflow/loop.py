@@ -1,13 +1,15 @@
 """A TensorFlow training loop for a compiled Keras model on the tensorflow backend: one `tf.function` per epoch.
 
-It calls the compiled optimizer's own `apply`, so any Keras optimizer trains as under `fit`."""
+Each step is the one `fit` takes on TensorFlow: the model's own call (which carries a batch normalization's
+statistics and a random layer's seed), its `compute_loss` (the compiled loss, label smoothing included) and the
+compiled optimizer's own `apply`, so any Keras optimizer trains as under `fit`."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from multibackend.backends.base import SPARSE_CROSSENTROPY, require_backend
+from multibackend.backends.base import one_hot_labels, require_backend
 
 
 class EpochTrainer:
@@ -15,14 +17,18 @@ class EpochTrainer:
 
     def __init__(self, model, x_train: np.ndarray, y_train: np.ndarray, batch_size: int):
         require_backend("tensorflow")
-        import keras
-
         optimizer = model.optimizer  # the compiled one: its state is the model's after training
         variables = model.trainable_variables
         if not optimizer.built:
             optimizer.build(variables)
-        loss_function = keras.losses.get(SPARSE_CROSSENTROPY)
+        classes = model.output_shape[-1] if one_hot_labels(model) else None
         inputs, labels = tf.constant(x_train), tf.constant(y_train.astype(np.int32))
+
+        def targets(y):
+            return y if classes is None else tf.one_hot(y, classes, dtype=inputs.dtype)
+
+        # The compiled loss builds itself on its first call: eagerly here, not inside the traced epoch.
+        model.compute_loss(y=targets(labels[:1]), y_pred=model(inputs[:1], training=False), training=False)
 
         @tf.function
         def epoch_function(order):
@@ -32,7 +38,7 @@ class EpochTrainer:
                 x, y = tf.gather(inputs, index), tf.gather(labels, index)
                 with tf.GradientTape() as tape:
                     probabilities = model(x, training=True)
-                    loss = tf.reduce_mean(loss_function(y, probabilities))
+                    loss = model.compute_loss(x=x, y=targets(y), y_pred=probabilities, training=True)
                 optimizer.apply(tape.gradient(loss, variables), variables)
                 total_loss += loss * tf.cast(tf.shape(index)[0], tf.float32)
                 predicted = tf.argmax(probabilities, axis=1, output_type=tf.int32)

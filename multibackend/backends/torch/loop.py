@@ -3,20 +3,21 @@
 On the torch backend a Keras model's weights are `torch.nn.Parameter`s, so a
 plain PyTorch loop can train the very same model in place. It skips `fit`'s
 per-step Python machinery (callbacks, metric objects, data adapters, tree
-flattening) and Keras's per-layer call overhead: Dense and unseeded Dropout
-layers run as torch operations on the layers' own variables, a layer with
-state of its own (a batch normalization's statistics, a random layer's seed
-generator) through its own `call`, as `fit`'s step calls it, and the loss as
-Keras's clipped crossentropy (label smoothing included) from the logits. The
-compiled optimizer trains: plain RMSprop (the course's) is stepped with
-Keras's formula, fused, on that optimizer's own velocities and `iterations`;
-any other optimizer through its own `apply`. After training, the Keras model
-holds the trained weights, statistics and optimizer state and evaluates,
-predicts, saves and trains on as usual.
+flattening) and Keras's per-layer call overhead: Dense, unseeded Dropout and
+plain BatchNormalization layers and `models.RandomShift` run as the torch
+operations Keras's torch backend runs for them, on the layers' own variables
+(a batch normalization's moving statistics updated as its `call` updates them,
+a shift's offsets drawn from its own seed generator), any other layer with
+state through its own `call`, and the loss as Keras's clipped crossentropy
+(label smoothing included) from the logits. The compiled optimizer trains, on
+its own slots and `iterations` (`optimizers.optimizer_step`). After training,
+the Keras model holds the trained weights, statistics and optimizer state and
+evaluates, predicts, saves and trains on as usual.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from multibackend.backends.base import LoopUnsupported, check_trainable, one_hot_labels, require_backend
+from multibackend.backends.torch.optimizers import optimizer_step
 
 # Keras clips probabilities to [epsilon, 1 - epsilon] before the log; clipping
 # log-probabilities to the logs of those bounds is the same function.
@@ -53,40 +55,89 @@ def logits_function(model):
             name = "linear" if layer is layers[-1] else layer.activation.__name__
             if name not in ACTIVATIONS:
                 raise LoopUnsupported(f"the PyTorch loop does not know activation {name!r}")
-            steps.append(("dense", layer.kernel.value, layer.bias.value, ACTIVATIONS[name]))
+            steps.append(dense_step(layer.kernel.value, layer.bias.value, ACTIVATIONS[name]))
         elif isinstance(layer, keras.layers.Dropout) and layer.seed_generator._initial_seed is None:
             # Keras's torch backend drops an unseeded Dropout's units with torch's own generator, as here.
-            steps.append(("dropout", layer.rate))
+            steps.append(functools.partial(F.dropout, p=layer.rate))
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            _check_batch_normalization(layer)
+            steps.append(functools.partial(batch_normalization_step, layer))
+        elif type(layer).__name__ == "RandomShift":
+            steps.append(ShiftStep(layer))
         else:
-            _check_own_call(layer)
-            steps.append(("layer", layer))
+            steps.append(functools.partial(layer.call))
 
     def logits(x: torch.Tensor, training: bool) -> torch.Tensor:
         for step in steps:
-            if step[0] == "dense":
-                x = step[3](torch.addmm(step[2], x, step[1]))
-            elif step[0] == "dropout":
-                x = F.dropout(x, step[1], training)
-            else:
-                x = step[1].call(x, training=training)
+            x = step(x, training=training)
         return x
 
     return logits
 
 
-def _check_own_call(layer) -> None:
-    """Refuses a batch normalization whose `call` the loop would not run as `fit` does (renormalization, another
-    axis, synchronized statistics, penalties that the compiled loss adds)."""
-    import keras
+def dense_step(kernel: torch.Tensor, bias: torch.Tensor, activation):
+    def step(x: torch.Tensor, training: bool) -> torch.Tensor:
+        return activation(torch.addmm(bias, x, kernel))
 
-    if not isinstance(layer, keras.layers.BatchNormalization):
-        return
+    return step
+
+
+def _check_batch_normalization(layer) -> None:
+    """Refuses a batch normalization whose `call` the loop does not compute as `fit` does (renormalization, another
+    axis, synchronized statistics, penalties that the compiled loss adds, a frozen layer)."""
     penalties = [name for name in ("beta_regularizer", "gamma_regularizer") if getattr(layer, name) is not None]
     if layer.renorm or layer.synchronized or layer.axis not in (-1, 1) or penalties or not layer.trainable:
         raise LoopUnsupported(
             f"the PyTorch loop trains a plain BatchNormalization on the last axis, not {layer.name!r} "
             "(renorm, synchronized, another axis, a regularizer or frozen)"
         )
+
+
+def batch_normalization_step(layer, x: torch.Tensor, training: bool) -> torch.Tensor:
+    """`BatchNormalization.call` on 2-D inputs as Keras's torch backend computes it (`ops.moments`, the moving
+    statistics' update, `ops.batch_normalization`), without its per-call casts and dispatch."""
+    if training:
+        mean = x.mean(dim=0, keepdim=True)
+        variance = x.square().mean(dim=0, keepdim=True) - mean.square()
+        mean, variance = mean.squeeze(0), variance.squeeze(0)
+        momentum = layer.momentum
+        with torch.no_grad():
+            moving_mean, moving_variance = layer.moving_mean.value, layer.moving_variance.value
+            moving_mean.copy_(moving_mean * momentum + mean * (1.0 - momentum))
+            moving_variance.copy_(moving_variance * momentum + variance * (1.0 - momentum))
+    else:
+        mean, variance = layer.moving_mean.value, layer.moving_variance.value
+    scale = variance.add(layer.epsilon).rsqrt_()
+    if layer.gamma is not None:
+        scale = scale.mul(layer.gamma.value)
+    shifted = x.subtract(mean).mul_(scale)
+    return shifted.add_(layer.beta.value) if layer.beta is not None else shifted
+
+
+class ShiftStep:
+    """`models.RandomShift.call` as torch operations: the offsets drawn from the layer's own seed generator as its
+    `call` draws them, the padding and the gather without Keras's per-operation dispatch."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.margin = layer.max_pixels
+        self.pixels = None
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        import keras
+
+        margin = self.margin
+        if not training or margin == 0:
+            return x
+        side = int(round(x.shape[-1] ** 0.5))
+        wide = side + 2 * margin
+        if self.pixels is None:
+            pixels = torch.arange(side * side, device=x.device)
+            self.pixels = (pixels // side + margin) * wide + pixels % side + margin
+        padded = F.pad(x.reshape(-1, side, side), (margin, margin, margin, margin)).reshape(-1, wide * wide)
+        offsets = keras.random.randint((2, padded.shape[0]), -margin, margin + 1, seed=self.layer.generator)
+        index = self.pixels[None, :] - offsets[0][:, None] * wide - offsets[1][:, None]
+        return torch.take_along_dim(padded, index.long(), dim=1)
 
 
 def crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
@@ -125,12 +176,11 @@ class EpochTrainer:
         require_backend("torch")
         self.device = model.trainable_variables[0].value.device
         self.logits = logits_function(model)
-        self.variables = list(model.trainable_variables)
-        self.parameters = [variable.value for variable in self.variables]
-        self.optimizer = model.optimizer
-        if not self.optimizer.built:
-            self.optimizer.build(self.variables)
-        self.velocities = plain_rmsprop_velocities(self.optimizer, self.variables)
+        variables = list(model.trainable_variables)
+        self.parameters = [variable.value for variable in variables]
+        if not model.optimizer.built:
+            model.optimizer.build(variables)
+        self.optimizer_step = optimizer_step(model.optimizer, variables)
         self.inputs = torch.from_numpy(np.ascontiguousarray(x_train)).to(self.device)
         self.labels = torch.from_numpy(y_train.astype(np.int64)).to(self.device)
         self.smoothing = label_smoothing(model)
@@ -140,9 +190,6 @@ class EpochTrainer:
         order = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(self.device)
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        # Read once an epoch: a callback may change the rate between epochs, as under fit.
-        learning_rate = float(self.optimizer.learning_rate) if self.velocities is not None else None
-        steps = 0
         draw_as_fit_does()
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
@@ -151,58 +198,12 @@ class EpochTrainer:
             for parameter in self.parameters:
                 parameter.grad = None
             loss.backward()
-            if self.velocities is None:
-                self.optimizer.apply([parameter.grad for parameter in self.parameters], self.variables)
-            else:
-                self._rmsprop_step(learning_rate)
-                steps += 1
+            self.optimizer_step([parameter.grad for parameter in self.parameters])
             # Running sums, not lists reduced at the end: 2 x 469 small tensors kept alive through
             # an epoch fragmented the heap here (peak memory +60 to +120 MiB).
             total_loss += loss.detach() * len(batch)
             correct += (logits.argmax(1) == labels).sum()
-        if steps:
-            self.optimizer.iterations.assign(self.optimizer.iterations + steps)
         return float(total_loss) / len(order), float(correct) / len(order)
 
-    @torch.no_grad()
-    def _rmsprop_step(self, learning_rate: float) -> None:
-        """Keras's RMSprop update, `v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + eps)`, on the compiled
-        optimizer's own velocities, without `apply`'s per-step Python bookkeeping.
-
-        Fused (`addcmul`, `addcdiv`) where Keras's torch backend spends five passes over the weights:
-        the same math to float32 rounding (parity checks it), and three fewer memory passes a step,
-        which cost this loop about 15% of an epoch here.
-        """
-        grads = [parameter.grad for parameter in self.parameters]
-        rho = self.optimizer.rho
-        torch._foreach_mul_(self.velocities, rho)
-        torch._foreach_addcmul_(self.velocities, grads, grads, value=1 - rho)
-        denominators = torch._foreach_add(self.velocities, self.optimizer.epsilon)
-        torch._foreach_sqrt_(denominators)
-        torch._foreach_addcdiv_(self.parameters, grads, denominators, value=-learning_rate)
-
     def sync_model(self) -> None:
-        """Nothing to do: the loop updates the model's own Parameters and the optimizer's own slots."""
-
-
-def plain_rmsprop_velocities(optimizer, variables) -> list[torch.Tensor] | None:
-    """The velocity tensors of `optimizer` when it is RMSprop with nothing but a learning rate, rho and
-    epsilon set (so the fast step computes exactly what `apply` would); None for any other optimizer."""
-    import keras
-
-    if type(optimizer).__name__ != "RMSprop" or not isinstance(optimizer, keras.optimizers.RMSprop):
-        return None
-    extras = (
-        optimizer.momentum,
-        optimizer.centered,
-        optimizer.weight_decay,
-        optimizer.clipnorm,
-        optimizer.clipvalue,
-        optimizer.global_clipnorm,
-        optimizer.use_ema,
-        optimizer.gradient_accumulation_steps,
-        getattr(optimizer, "loss_scale_factor", None),
-    )
-    if any(extras) or not isinstance(optimizer._learning_rate, keras.Variable):
-        return None
-    return [optimizer._velocities[optimizer._get_variable_index(variable)].value for variable in variables]
+        """Nothing to do: the loop updates the model's own Parameters, statistics and the optimizer's own slots."""
