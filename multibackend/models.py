@@ -82,6 +82,12 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "max_pixels": self.max_pixels, "seed": self.seed}
 
 
+def shift_pixels(shift: float, input_size: int) -> int:
+    """The largest move, in pixels, of a square image of `input_size` pixels shifted by `shift` of its side (at
+    least 1 pixel when `shift` is positive; 0: no shifts)."""
+    return max(1, round(shift * input_size**0.5)) if shift > 0 else 0
+
+
 def build_dense(
     spec: DenseNetworkSpec,
     *,
@@ -122,7 +128,7 @@ def build_dense(
 
     layers: list[keras.layers.Layer] = [keras.Input(shape=(spec.input_size,))]
     if shift > 0:
-        layers.append(RandomShift(max(1, round(shift * spec.input_size**0.5))))
+        layers.append(RandomShift(shift_pixels(shift, spec.input_size)))
     if input_dropout > 0:
         layers.append(keras.layers.Dropout(input_dropout))
     for index, (units, activation) in enumerate(spec.hidden):

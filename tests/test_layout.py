@@ -209,7 +209,11 @@ def test_every_option_the_docs_name_exists():
     add_run_options(declare, prefix="multibackend-")
     noxfile = set(re.findall(r'"(--[a-z][a-z0-9-]+)"', (PACKAGE.parent / "noxfile.py").read_text()))
     job = {"--reply"}  # `python -m multibackend.runtime.job REQUEST --reply PATH`
-    known = parser_options(build_parser()) | parser_options(bench_parser()) | plugin | noxfile | job
+    # The standalone script `evolve` exports for each final network.
+    exported = set(
+        re.findall(r'add_argument\(\s*"(--[a-z-]+)"', (PACKAGE / "evolve" / "templates" / "winner.py.j2").read_text())
+    )
+    known = parser_options(build_parser()) | parser_options(bench_parser()) | plugin | noxfile | job | exported
     docs = [PACKAGE.parent / "README.md", *sorted((PACKAGE.parent / "docs").rglob("*.md"))]
     named = {
         (option, path.relative_to(PACKAGE.parent).as_posix())

@@ -9,8 +9,10 @@ network" is a statement about means over seeds, not about one lucky start.
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 from multibackend.course import data
+from multibackend.evolve.export import export_network
 from multibackend.evolve.fitness import accuracy, train_genome
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params
 
@@ -44,14 +46,22 @@ def final_candidates(front: list[dict], limit: int) -> list[dict]:
     return chosen[:limit]
 
 
-def seeded_test_accuracies(genome: Genome, seeds: list[int], arrays: dict, print_line=print) -> list[float]:
-    """Trains `genome` once per seed on `arrays`' training images; returns the test accuracy of each."""
-    accuracies = []
+def seeded_test_accuracies(
+    genome: Genome, seeds: list[int], arrays: dict, print_line=print
+) -> tuple[list[float], object]:
+    """Trains `genome` once per seed on `arrays`' training images.
+
+    Returns:
+        The test accuracy of each seed, and the model trained with the first.
+    """
+    accuracies, first = [], None
     for seed in seeds:
         model, _ = train_genome(genome, arrays, seed)  # Keras fit, every epoch: the network's true score
+        if first is None:
+            first = model
         accuracies.append(accuracy(model, arrays["x_test"], arrays["y_test"]))
         print_line(f"  final: {genome.describe()} seed {seed}: test {accuracies[-1]:.4f}")
-    return accuracies
+    return accuracies, first
 
 
 def _scored(label: str, genome: Genome, accuracies: list[float], trial: int | None = None) -> dict:
@@ -66,12 +76,25 @@ def _scored(label: str, genome: Genome, accuracies: list[float], trial: int | No
     }
 
 
+def _final_arrays(train_images: int) -> dict:
+    """The first `train_images` training images and the 10,000 test images, preprocessed as the course does."""
+    (x_train, y_train), (x_test, y_test) = data.load_mnist()
+    return {
+        "x_train": data.preprocess_images(x_train[:train_images]),
+        "y_train": y_train[:train_images],
+        "x_test": data.preprocess_images(x_test),
+        "y_test": y_test,
+    }
+
+
 def final_comparison(
     front: list[dict],
     seeds: int,
     limit: int,
     print_line=print,
     *,
+    export_dir: Path | None = None,
+    study: str = "",
     train_images: int = 60_000,
     baseline_epochs: int = 20,
 ) -> dict:
@@ -82,34 +105,44 @@ def final_comparison(
         seeds: Seeds per network (0, 1, ..., seeds - 1: the same for every network).
         limit: How many front networks to retrain.
         print_line: Progress output.
+        export_dir: Where each network's standalone script and first-seed model go (`export.export_network`);
+            None: nowhere.
+        study: The search's study name, quoted in the scripts.
         train_images: Training images (all 60,000 but in the tests).
         baseline_epochs: The course network's epochs (its 20 but in the tests).
 
     Returns:
-        The baseline and candidates with their test accuracies, mean and sd, and which beat the baseline's mean.
+        The baseline and candidates with their test accuracies, mean and sd, which beat the baseline's mean, and
+        their exported files (`files`: names in `export_dir`, named by `networks_dir`).
     """
-    (x_train, y_train), (x_test, y_test) = data.load_mnist()
-    x_train, y_train = x_train[:train_images], y_train[:train_images]
-    arrays = {
-        "x_train": data.preprocess_images(x_train),
-        "y_train": y_train,
-        "x_test": data.preprocess_images(x_test),
-        "y_test": y_test,
-    }
+    arrays = _final_arrays(train_images)
     seed_list = list(range(seeds))
-    baseline_genome = course_baseline(baseline_epochs)
-    baseline = _scored(
-        "course network", baseline_genome, seeded_test_accuracies(baseline_genome, seed_list, arrays, print_line)
-    )
+
+    def retrained(label: str, genome: Genome, trial: int | None = None) -> dict:
+        accuracies, model = seeded_test_accuracies(genome, seed_list, arrays, print_line)
+        scored = _scored(label, genome, accuracies, trial)
+        if export_dir is not None:
+            import keras
+
+            scored["files"] = export_network(
+                model,
+                genome,
+                export_dir,
+                label=label,
+                study=study,
+                backend=keras.backend.backend(),
+                seeds=seed_list,
+                accuracies=accuracies,
+            )
+        return scored
+
+    baseline = retrained("course network", course_baseline(baseline_epochs))
     candidates = []
     for entry in final_candidates(front, limit):
-        genome = genome_from_params(entry["genome_params"])
-        scored = _scored(
-            f"trial {entry['trial']}",
-            genome,
-            seeded_test_accuracies(genome, seed_list, arrays, print_line),
-            entry["trial"],
-        )
+        scored = retrained(f"trial {entry['trial']}", genome_from_params(entry["genome_params"]), entry["trial"])
         scored["beats_baseline"] = scored["mean"] > baseline["mean"]
         candidates.append(scored)
-    return {"seeds": seed_list, "train_images": len(x_train), "baseline": baseline, "candidates": candidates}
+    final = {"seeds": seed_list, "train_images": train_images, "baseline": baseline, "candidates": candidates}
+    if export_dir is not None:
+        final["networks_dir"] = export_dir.name
+    return final

@@ -138,7 +138,14 @@ def run_search(config: EvolveConfig, print_line=print) -> Summary:
             f"final: the course network and the best smaller front networks, {config.final_seeds} seeds each, "
             "all 60,000 training images"
         )
-        final = final_comparison(summary.front, config.final_seeds, config.final_candidates, print_line)
+        final = final_comparison(
+            summary.front,
+            config.final_seeds,
+            config.final_candidates,
+            print_line,
+            export_dir=Path(config.report_dir) / f"evolve-{config.study_name}-networks",
+            study=config.study_name,
+        )
         summary = dataclasses.replace(summary, final=final)
     write_json_atomic(Path(config.results_dir) / f"evolve-{config.study_name}.json", checked_summary(summary))
     from multibackend.evolve.report import write_evolve_report

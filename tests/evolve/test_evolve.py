@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -246,20 +247,48 @@ def test_final_candidates_are_the_best_smaller_front_network_of_each_size_class(
 
 
 @pytest.mark.backend
-def test_final_step_retrains_the_course_network_and_a_front_network_with_the_same_seeds():
+def test_final_step_retrains_the_course_network_and_a_front_network_with_the_same_seeds_and_exports_them(tmp_path):
     from multibackend.evolve.final import final_comparison
 
-    small = Genome((32,), "relu", "adam", 1e-3, 128, 0.0, 1)
+    # Every gene, so that the exported script must reproduce each random draw: weights, shifts, dropouts, shuffling.
+    small = Genome(
+        (32,), "relu", "adamw", 2e-3, 128, 0.2, 1, "cosine", input_dropout=0.1, batch_norm=True,
+        weight_decay=1e-3, label_smoothing=0.1, shift=0.05,
+    )  # fmt: skip
     front = [{"trial": 7, "params": small.params, "validation_accuracy": 0.9, "genome_params": small.to_params()}]
-    final = final_comparison(front, 2, 3, print_line=lambda line: None, train_images=2000, baseline_epochs=1)
-    assert final["seeds"] == [0, 1] and final["train_images"] == 2000
+    networks = tmp_path / "networks"
+    final = final_comparison(
+        front, 2, 3, print_line=lambda line: None, export_dir=networks, study="s", train_images=2000, baseline_epochs=1
+    )
+    assert final["seeds"] == [0, 1] and final["train_images"] == 2000 and final["networks_dir"] == "networks"
     assert final["baseline"]["params"] == 407_050 and len(final["baseline"]["test_accuracies"]) == 2
     [candidate] = final["candidates"]
-    assert candidate["trial"] == 7 and candidate["params"] == 25_450 and len(candidate["test_accuracies"]) == 2
+    assert candidate["trial"] == 7 and candidate["params"] == 25_578 and len(candidate["test_accuracies"]) == 2
     assert candidate["beats_baseline"] == (candidate["mean"] > final["baseline"]["mean"])
-    assert all(
-        0.5 < accuracy <= 1.0 for accuracy in candidate["test_accuracies"] + final["baseline"]["test_accuracies"]
+    assert all(0.5 < accuracy <= 1.0 for accuracy in final["baseline"]["test_accuracies"])
+    assert all(0.2 < accuracy <= 1.0 for accuracy in candidate["test_accuracies"])  # chance: 0.1; 1 epoch, 16 steps
+    assert candidate["files"] == {"script": "trial-7.py", "model": "trial-7.keras"}
+    assert final["baseline"]["files"] == {"script": "course-network.py", "model": "course-network.keras"}
+    assert "multibackend" not in "".join(
+        line for line in (networks / "trial-7.py").read_text().splitlines() if "import" in line
     )
+
+    # The script alone (keras and NumPy, this backend) trains the network to the final step's accuracy for a seed,
+    # and scores the model the final step saved (its first seed's).
+    (x_train, y_train), (x_test, y_test) = data.load_mnist()
+    mnist = tmp_path / "mnist.npz"
+    np.savez(mnist, x_train=x_train[:2000], y_train=y_train[:2000], x_test=x_test, y_test=y_test)
+    environment = {**os.environ, "KERAS_BACKEND": BACKEND, "PYTHONPATH": ""}
+    for extra, expected in (
+        (["--seed", "1", "--train-images", "2000"], candidate["test_accuracies"][1]),
+        (["--evaluate", str(networks / "trial-7.keras")], candidate["test_accuracies"][0]),
+    ):
+        result = subprocess.run(
+            [sys.executable, "trial-7.py", "--data", str(mnist), *extra],
+            cwd=networks, capture_output=True, text=True, env=environment, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == f"test accuracy {expected:.4f} ({BACKEND})"
 
 
 def test_the_full_preset_is_the_course_budget_and_options_override_it():
@@ -295,3 +324,14 @@ def test_a_report_without_a_trained_baseline_says_so_and_counts_reused_genomes(t
     assert "is above --max-params 200,000: the search does not train it" in report
     assert "(256 trials completed in this invocation's 31.7 minutes, jax; 8 of them a genome already trained" in report
     assert "\n\n## Retrained" in report and "| course network | 407,050 | 0.9840, 0.9843, 0.9841 |" in report
+    assert "Each network as files to take" not in report  # a summary from before the export names no files
+    assert (
+        "by `fit` (the framework's generator, seeded as above)" in report and "seeds 0, 1, 2) on all 60,000" in report
+    )
+
+    final = dict(summary.final, networks_dir="evolve-x-networks")
+    for entry in [final["baseline"], *final["candidates"]]:
+        entry["files"] = {"script": f"{entry['label']}.py", "model": f"{entry['label']}.keras"}
+    summary = dataclasses.replace(summary, final=final)
+    report = write_evolve_report(study, summary, tmp_path, summary.population).read_text()
+    assert "trial 385: [`trial 385.py`](evolve-x-networks/trial 385.py)" in report
