@@ -4,6 +4,7 @@ the final step did (only `keras` and NumPy), and the model the final step traine
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from pathlib import Path
 
@@ -60,11 +61,24 @@ def winner_script(
         "filename": filename,
         "model_file": model_file,
         "keras_version": keras.__version__,
-        "py": {name: repr(value) for name, value in {"backend": backend, **_settings(genome)}.items()},
+        "py": {name: python_literal(value) for name, value in {"backend": backend, **_settings(genome)}.items()},
         "given_values_source": inspect.getsource(GivenValues),
         "random_shift_source": inspect.getsource(RandomShift),
     }
     return templating.render("multibackend.evolve", "winner.py.j2", context)
+
+
+def python_literal(value) -> str:
+    """`value` (numbers, strings, booleans, None, and lists and tuples of them) as Python source in the style the
+    project formats its code (strings in double quotes)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        items = ", ".join(python_literal(item) for item in value)
+        if isinstance(value, list):
+            return f"[{items}]"
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    return repr(value)
 
 
 def _settings(genome: Genome) -> dict:
