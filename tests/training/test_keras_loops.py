@@ -139,7 +139,7 @@ def test_a_loop_that_does_not_carry_layer_state_refuses_one_hot_crossentropy_and
 
 
 @pytest.mark.skipif(not loop_trains_layer_state(), reason="this backend's loop trains Dense and Dropout layers only")
-@pytest.mark.parametrize("optimizer", ["Adam", "AdamW"])
+@pytest.mark.parametrize("optimizer", ["Adam", "AdamW", "SGD"])
 def test_the_loop_trains_batch_normalization_shifts_and_label_smoothing_exactly_as_fit(mnist_arrays, optimizer):
     import keras
 
@@ -304,3 +304,24 @@ def test_torch_loop_needs_a_softmax_output_and_matches_keras_losses_at_the_clipp
     (smoothed_grad,) = torch.autograd.grad(smoothed, logits)
     (keras_smoothed_grad,) = torch.autograd.grad(keras_smoothed, logits)
     assert torch.allclose(smoothed_grad, keras_smoothed_grad, atol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch loop's own optimizer steps")
+def test_torch_loop_steps_plain_optimizers_itself_and_hands_any_other_setting_to_apply():
+    import keras
+
+    from multibackend.backends.torch.optimizers import optimizer_step
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    for optimizer, step in [
+        (keras.optimizers.Adam(), "AdamStep"),
+        (keras.optimizers.AdamW(weight_decay=1e-3), "AdamStep"),
+        (keras.optimizers.SGD(0.1), "SGDStep"),
+        (keras.optimizers.RMSprop(), "RMSpropStep"),
+        (keras.optimizers.Adam(clipnorm=1.0), "function"),
+        (keras.optimizers.Adam(amsgrad=True), "function"),
+        (keras.optimizers.SGD(0.1, momentum=0.9), "function"),
+        (keras.optimizers.RMSprop(centered=True), "function"),
+    ]:
+        optimizer.build(model.trainable_variables)
+        assert type(optimizer_step(optimizer, model.trainable_variables)).__name__ == step, optimizer.get_config()

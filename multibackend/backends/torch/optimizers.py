@@ -31,7 +31,8 @@ def optimizer_step(optimizer, variables: list):
         variables: The model's trainable variables.
 
     Returns:
-        The fastest exact step: fused RMSprop, Adam or AdamW as Keras's torch backend computes them, else `apply`.
+        The fastest exact step: RMSprop (fused), Adam, AdamW or plain SGD as Keras's torch backend computes them,
+        else `apply`.
     """
     import keras
 
@@ -45,7 +46,24 @@ def optimizer_step(optimizer, variables: list):
     if plain and isinstance(optimizer, keras.optimizers.Adam) and kind.__name__ in ("Adam", "AdamW"):
         if not optimizer.amsgrad:
             return AdamStep(optimizer, variables)
+    if plain and isinstance(optimizer, keras.optimizers.SGD) and kind.__name__ == "SGD":
+        if not (optimizer.momentum or optimizer.weight_decay):
+            return SGDStep(optimizer, variables)
     return lambda grads: optimizer.apply(grads, variables)
+
+
+class SGDStep:
+    """Keras's plain SGD update on the torch backend (`torch_sgd`, no momentum): `w -= lr g`."""
+
+    def __init__(self, optimizer, variables: list):
+        self.optimizer = optimizer
+        self.values = [variable.value for variable in variables]
+
+    @torch.no_grad()
+    def __call__(self, grads: list[torch.Tensor]) -> None:
+        optimizer = self.optimizer
+        torch._foreach_add_(self.values, grads, alpha=-optimizer._get_current_learning_rate())
+        optimizer.iterations.value.add_(1)
 
 
 class AdamStep:
