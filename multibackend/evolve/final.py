@@ -142,7 +142,7 @@ def final_comparison(
         scored = retrained(f"trial {entry['trial']}", genome_from_params(entry["genome_params"]), entry["trial"])
         scored["beats_baseline"] = scored["mean"] > baseline["mean"]
         candidates.append(scored)
-    final = {"seeds": seed_list, "train_images": train_images, "baseline": baseline, "candidates": candidates}
+    final = {"seeds": seed_list, "train_images": len(arrays["x_train"]), "baseline": baseline, "candidates": candidates}
     if export_dir is not None:
         final["networks_dir"] = export_dir.name
     return final
