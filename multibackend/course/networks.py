@@ -58,10 +58,7 @@ def dense_param_count(layer_sizes: list[int] | tuple[int, ...]) -> int:
 
 
 def initial_weights(spec: DenseNetworkSpec, seed: int) -> list[np.ndarray]:
-    """Draws Keras-style initial weights in NumPy, identical on every backend.
-
-    Kernels are Glorot-uniform (Keras's default), biases zero, all float32, in
-    the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
+    """Draws Keras-style initial weights in NumPy, identical on every backend (`glorot_uniform_weights`).
 
     Args:
         spec: The network.
@@ -70,9 +67,22 @@ def initial_weights(spec: DenseNetworkSpec, seed: int) -> list[np.ndarray]:
     Returns:
         The list of weight arrays.
     """
+    return glorot_uniform_weights(spec.layer_sizes, seed)
+
+
+def glorot_uniform_weights(sizes, seed: int) -> list:
+    """Glorot-uniform kernels (Keras's default) and zero biases drawn in NumPy, identical on every backend, all
+    float32, in the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
+
+    Args:
+        sizes: Sizes of all layers, input first.
+        seed: Seed of NumPy's default generator.
+
+    Returns:
+        The list of weight arrays.
+    """
     rng = np.random.default_rng(seed)
     weights = []
-    sizes = spec.layer_sizes
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         weights.append(rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(np.float32))

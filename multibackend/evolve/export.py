@@ -30,9 +30,10 @@ def winner_script(
 ) -> str:
     """The text of a standalone Keras script that builds, trains and scores `genome` as the final step does.
 
-    The script's model code is the project's own: `GivenValues` and `RandomShift` are copied from
-    `multibackend.models` by their source, and the layers are built in `build_dense`'s order, so the random draws
-    (weights in NumPy, then the dropouts', the shifts' and `fit`'s) come in the same order.
+    The script's code is the project's own where it can be: `GivenValues` and `RandomShift` (`multibackend.models`),
+    the NumPy initial weights, the images' preprocessing and the accuracy are copied by their source, and the layers
+    are built in `build_dense`'s order, so the random draws (weights in NumPy, then the dropouts', the shifts' and
+    `fit`'s) come in the same order.
 
     Args:
         genome: The network and how it trains.
@@ -49,6 +50,9 @@ def winner_script(
     """
     import keras
 
+    from multibackend.course.data import preprocess_images
+    from multibackend.course.networks import glorot_uniform_weights
+    from multibackend.evolve.fitness import accuracy
     from multibackend.models import GivenValues, RandomShift
 
     context = {
@@ -64,6 +68,9 @@ def winner_script(
         "py": {name: python_literal(value) for name, value in {"backend": backend, **_settings(genome)}.items()},
         "given_values_source": inspect.getsource(GivenValues),
         "random_shift_source": inspect.getsource(RandomShift),
+        "initial_weights_source": inspect.getsource(glorot_uniform_weights),
+        "preprocess_source": inspect.getsource(preprocess_images),
+        "accuracy_source": inspect.getsource(accuracy),
     }
     return templating.render("multibackend.evolve", "winner.py.j2", context)
 

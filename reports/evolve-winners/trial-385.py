@@ -102,8 +102,17 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "max_pixels": self.max_pixels, "seed": self.seed}
 
 
-def initial_weights(sizes, seed):
-    """Glorot-uniform kernels and zero biases drawn in NumPy: the same on every backend."""
+def glorot_uniform_weights(sizes, seed: int) -> list:
+    """Glorot-uniform kernels (Keras's default) and zero biases drawn in NumPy, identical on every backend, all
+    float32, in the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
+
+    Args:
+        sizes: Sizes of all layers, input first.
+        seed: Seed of NumPy's default generator.
+
+    Returns:
+        The list of weight arrays.
+    """
     rng = np.random.default_rng(seed)
     weights = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
@@ -113,10 +122,22 @@ def initial_weights(sizes, seed):
     return weights
 
 
+def preprocess_images(images: np.ndarray) -> np.ndarray:
+    """Flattens 28x28 uint8 images to 784 float32 values in [0, 1], as the course does."""
+    return images.reshape((len(images), 28 * 28)).astype("float32") / 255
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    """The share of `x` whose most probable class is `y` (integer labels): the same for every loss and trainer."""
+    # One batch up to 10,000 images: the 10,000 validation or test images compile one prediction step, not two.
+    predicted = np.asarray(model.predict(x, batch_size=min(len(x), 10_000), verbose=0)).argmax(axis=1)
+    return float(np.mean(predicted == y))
+
+
 def build(seed, train_images):
     """The compiled network, in the order of layers and random draws the final step used."""
     keras.utils.set_random_seed(seed)
-    weights = initial_weights([784] + [units for units, _ in HIDDEN] + [10], seed)
+    weights = glorot_uniform_weights([784] + [units for units, _ in HIDDEN] + [10], seed)
     layers = [keras.Input(shape=(784,))]
     if SHIFT_PIXELS:
         layers.append(RandomShift(SHIFT_PIXELS))
@@ -162,11 +183,6 @@ def load_mnist(path):
         return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
 
 
-def test_accuracy(model, x_test, y_test):
-    predicted = np.asarray(model.predict(x_test, batch_size=len(x_test), verbose=0)).argmax(axis=1)
-    return float(np.mean(predicted == y_test))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and draws (default: %(default)s)")
@@ -176,18 +192,18 @@ def main():
     parser.add_argument("--evaluate", metavar="MODEL", help="score this trained .keras model instead of training")
     args = parser.parse_args()
     (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
-    x_test = x_test.reshape((len(x_test), 784)).astype("float32") / 255
+    x_test = preprocess_images(x_test)
     if args.evaluate:
         model = keras.saving.load_model(args.evaluate)
     else:
-        x_train = x_train[: args.train_images].reshape((-1, 784)).astype("float32") / 255
+        x_train = preprocess_images(x_train[: args.train_images])
         y_train = y_train[: args.train_images]
         model = build(args.seed, len(x_train))
         labels = keras.utils.to_categorical(y_train, 10) if LABEL_SMOOTHING else y_train
         model.fit(x_train, labels, epochs=EPOCHS, batch_size=BATCH_SIZE, verbose=2)
         if args.save:
             model.save(args.save)
-    print(f"test accuracy {test_accuracy(model, x_test, y_test):.4f} ({keras.backend.backend()})")
+    print(f"test accuracy {accuracy(model, x_test, y_test):.4f} ({keras.backend.backend()})")
 
 
 if __name__ == "__main__":
