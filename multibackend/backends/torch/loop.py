@@ -119,13 +119,14 @@ class ShiftStep:
     `call` draws them, the padding and the gather without Keras's per-operation dispatch."""
 
     def __init__(self, layer):
+        import keras
+
         self.layer = layer
         self.margin = layer.max_pixels
         self.pixels = None
+        self.randint = keras.random.randint
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        import keras
-
         margin = self.margin
         if not training or margin == 0:
             return x
@@ -135,7 +136,7 @@ class ShiftStep:
             pixels = torch.arange(side * side, device=x.device)
             self.pixels = (pixels // side + margin) * wide + pixels % side + margin
         padded = F.pad(x.reshape(-1, side, side), (margin, margin, margin, margin)).reshape(-1, wide * wide)
-        offsets = keras.random.randint((2, padded.shape[0]), -margin, margin + 1, seed=self.layer.generator)
+        offsets = self.randint((2, padded.shape[0]), -margin, margin + 1, seed=self.layer.generator)
         index = self.pixels[None, :] - offsets[0][:, None] * wide - offsets[1][:, None]
         return torch.take_along_dim(padded, index.long(), dim=1)
 

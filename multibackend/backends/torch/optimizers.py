@@ -71,7 +71,10 @@ class AdamStep:
     decoupled weight decay first, then the moments and the step, with the rate its schedule gives once per step."""
 
     def __init__(self, optimizer, variables: list):
+        import keras
+
         self.optimizer = optimizer
+        self.cast = keras.ops.cast
         self.values = [variable.value for variable in variables]
         index = optimizer._get_variable_index
         self.momentums = [optimizer._momentums[index(variable)].value for variable in variables]
@@ -84,14 +87,12 @@ class AdamStep:
 
     @torch.no_grad()
     def __call__(self, grads: list[torch.Tensor]) -> None:
-        import keras
-
         optimizer = self.optimizer
         learning_rate = optimizer._get_current_learning_rate()
         if self.decayed:
             torch._foreach_mul_(self.decayed, 1 - optimizer.weight_decay * learning_rate)
         dtype = self.values[0].dtype
-        rate = keras.ops.cast(learning_rate, dtype)  # a schedule's tensor or the rate's variable, as Keras casts it
+        rate = self.cast(learning_rate, dtype)  # a schedule's tensor or the rate's variable, as Keras casts it
         local_step = torch.as_tensor(optimizer.iterations.value + 1, dtype=dtype)
         beta_1_power = torch.pow(torch.as_tensor(optimizer.beta_1, dtype=dtype), local_step)
         beta_2_power = torch.pow(torch.as_tensor(optimizer.beta_2, dtype=dtype), local_step)
