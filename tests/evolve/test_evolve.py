@@ -289,6 +289,12 @@ def test_final_step_retrains_the_course_network_and_a_front_network_with_the_sam
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[-1] == f"test accuracy {expected:.4f} ({BACKEND})"
+    for bad in (["--data", str(tmp_path / "absent.npz")], ["--data", str(mnist), "--evaluate", str(mnist)]):
+        result = subprocess.run(
+            [sys.executable, "trial-7.py", *bad], cwd=networks, capture_output=True, text=True, env=environment, timeout=300
+        )  # fmt: skip
+        assert result.returncode == 2 and result.stderr.startswith("trial-7.py: error: cannot ")
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_the_full_preset_is_the_course_budget_and_options_override_it():
