@@ -19,6 +19,7 @@ Written by `multibackend evolve`'s final step.
 import argparse
 import math
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -183,6 +184,12 @@ def load_mnist(path):
         return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
 
 
+def fail(message):
+    """One line on stderr and exit status 2: a bad input is not a crash."""
+    print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and draws (default: %(default)s)")
@@ -191,10 +198,16 @@ def main():
     parser.add_argument("--save", help="save the trained model to this .keras file")
     parser.add_argument("--evaluate", metavar="MODEL", help="score this trained .keras model instead of training")
     args = parser.parse_args()
-    (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
+    try:
+        (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
+    except (OSError, KeyError, ValueError) as error:
+        fail(f"cannot read MNIST from {args.data or 'keras.datasets.mnist'} ({error})")
     x_test = preprocess_images(x_test)
     if args.evaluate:
-        model = keras.saving.load_model(args.evaluate)
+        try:
+            model = keras.saving.load_model(args.evaluate)
+        except (OSError, ValueError) as error:
+            fail(f"cannot load the model {args.evaluate} ({str(error).splitlines()[0] if str(error) else error!r})")
     else:
         x_train = preprocess_images(x_train[: args.train_images])
         y_train = y_train[: args.train_images]
