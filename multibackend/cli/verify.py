@@ -10,6 +10,7 @@ from multibackend.runtime.errors import UsageError
 from multibackend.runtime.numbers import number_type
 from multibackend.verify.options import add_run_options, build_options
 from multibackend.verify.regressions import DEFAULT_MAX_SLOWDOWN
+from multibackend.verify.state import RERUN_MODES, RunState
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -64,15 +65,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--state",
         type=output_folder,
         metavar="DIR",
-        help="incremental verification: keep each passed run's inputs here (the file's code, the settings, the "
-        "backend's and Keras's versions, the downloads it read); a run whose inputs are unchanged is shown as "
-        "unchanged since its pass, not run again (a folder for CI to cache)",
+        help="incremental verification: keep each run's inputs and outcome here (the file's code, the settings, the "
+        "backend's and Keras's versions, the downloads it read, what the environment lacked); a run whose inputs "
+        "are unchanged is shown with its earlier outcome, unchanged since then, not run again; a timed-out run always "
+        "runs again (a folder for CI to cache)",
     )
     parser.add_argument(
         "--rerun",
-        choices=("changed", "all"),
-        default="changed",
-        help="with --state: run only the runs whose inputs changed, or all of them (default: changed)",
+        choices=RERUN_MODES,
+        default=RERUN_MODES[0],
+        help="with --state: run the runs whose inputs changed (changed), those and every run that did not pass "
+        "(failed), or every run (all) (default: changed)",
     )
     parser.add_argument(
         "--list-datasets",
@@ -143,7 +146,6 @@ def handle(args: argparse.Namespace) -> int:
     from multibackend.runtime.cores import available_cores
     from multibackend.verify import containment
     from multibackend.verify.matrix import verify
-    from multibackend.verify.state import RunState
 
     if args.paths[0] == "merge":
         return handle_merge(args)

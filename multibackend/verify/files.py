@@ -267,7 +267,7 @@ def missing_packages(path: Path) -> list[MissingPackage]:
         else:
             continue
         for module in modules:
-            if module not in found and not _importable(module, path.parent):
+            if module not in found and not importable(module, path.parent):
                 found[module] = lines[node.lineno - 1][0]
     return [MissingPackage(module, place) for module, place in found.items()]
 
@@ -290,7 +290,7 @@ def _catches_import_errors(node: ast.Try) -> bool:
     return False
 
 
-def _importable(module: str, folder: Path) -> bool:
+def importable(module: str, folder: Path) -> bool:
     """Whether `module` can be imported here or from the file's folder, found without importing anything: a
     namespace package's parts (`google.colab`, beside protobuf's `google`) are looked for in its folders."""
     import importlib.util

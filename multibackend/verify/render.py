@@ -19,9 +19,11 @@ def _cell_text(cell: dict) -> str:
         return "in another shard"
     if status == "not installed":
         return f"not installed ({cell['error']})"
+    shown = status if status in ("passed", "pinned") else status.upper()
     if cell.get("unchanged_since"):
-        return f"passed (unchanged since {cell['unchanged_since'][:16].replace('T', ' ')})" + _ran_text(cell)
-    text = f"{status if status in ('passed', 'pinned') else status.upper()} ({cell['seconds']:.1f} s)"
+        text = f"{shown} (unchanged since {cell['unchanged_since'][:16].replace('T', ' ')}: not run)"
+    else:
+        text = f"{shown} ({cell['seconds']:.1f} s)"
     if status not in ("passed",):
         text += f": {cell['error']}"
     return text + _ran_text(cell)

@@ -117,12 +117,17 @@ def _after_the_environment(cell: dict) -> bool:
     )
 
 
+def missing_modules(error: str) -> list[str]:
+    """The top-level modules an error says are not installed, in its order."""
+    named = (match.group(1) or match.group(2) or match.group(3).lower() for match in PACKAGE_MISSING.finditer(error))
+    return [module.split(".")[0] for module in named]  # TensorBoard's error names the package: its module's name
+
+
 def environment_missing(error: str) -> str:
     """What a run's error says the environment lacks ("package missing: pydot", "dataset missing: URL"), or ""."""
-    package = PACKAGE_MISSING.search(error)
-    if package:
-        named = package.group(1) or package.group(2) or package.group(3).lower()  # TensorBoard: the module's name
-        return f"package missing: {named.split('.')[0]}"
+    modules = missing_modules(error)
+    if modules:
+        return f"package missing: {modules[0]}"
     download = DOWNLOAD_FAILED.search(error)
     if download:
         return f"dataset missing: {download.group(1)}"

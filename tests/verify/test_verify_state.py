@@ -1,4 +1,4 @@
-"""Incremental verification (`--state`): a run whose inputs are unchanged since it passed is not run again."""
+"""Incremental verification (`--state`): a run whose inputs are unchanged since it last ran is not run again."""
 
 import json
 import xml.etree.ElementTree as ElementTree
@@ -59,7 +59,7 @@ def test_the_inputs_are_the_code_the_settings_the_backend_and_the_downloads_read
     (cache / "datasets").mkdir(parents=True)
     (cache / "datasets" / "imdb.npz").write_bytes(b"one")
     options = VerifyOptions(data_cache=str(cache))
-    read = [{"origin": "https://host/imdb.npz", "file": "imdb.npz", "downloaded": False}]
+    read = {"downloads": [{"origin": "https://host/imdb.npz", "file": "imdb.npz", "downloaded": False}]}
     digest = inputs_digest(script, BACKEND, options, read)
     assert digest == inputs_digest(script, BACKEND, VerifyOptions(data_cache=str(cache), jobs=4), read)  # machine's
     assert digest != inputs_digest(script, BACKEND, VerifyOptions(data_cache=str(cache), smoke=True), read)
@@ -68,15 +68,40 @@ def test_the_inputs_are_the_code_the_settings_the_backend_and_the_downloads_read
     assert digest != inputs_digest(script, BACKEND, options, read)
 
 
-def test_a_run_that_failed_always_runs_again(tmp_path):
+def test_a_failure_is_kept_until_its_inputs_change_and_a_timeout_always_runs_again(tmp_path):
     course = tmp_path / "course"
     course.mkdir()
     broken = course / "broken.py"
-    broken.write_text(COUNTING_SCRIPT.format(version=1) + "raise SystemExit(3)\n")
+    broken.write_text("open(__file__ + '.runs', 'a').write('ran\\n')\nraise SystemExit(3)\n")  # no Keras: quick
+    slow = course / "slow.py"
+    slow.write_text("open(__file__ + '.runs', 'a').write('ran\\n')\nimport time\ntime.sleep(60)\n")
     for name in ("one", "two"):
-        result, cells, _ = verify_course(course, tmp_path, name)
-        assert result.returncode == 1 and cells["broken.py"]["unchanged_since"] == ""
-    assert runs_of(broken) == 2
+        result, cells, _ = verify_course(course, tmp_path, name, "--timeout", "3")
+        assert result.returncode == 1 and cells["slow.py"]["status"] == "timed out"
+    assert runs_of(slow) == 2 and cells["slow.py"]["unchanged_since"] == ""
+    assert runs_of(broken) == 1 and cells["broken.py"]["status"] == "failed" and cells["broken.py"]["unchanged_since"]
+    assert "FAILED (unchanged since " in (tmp_path / "two" / "verify.md").read_text()
+    slow.unlink()
+    result, cells, _ = verify_course(
+        course, tmp_path, "failed", "--rerun", "failed", "--junit-xml", str(tmp_path / "j")
+    )
+    assert result.returncode == 1 and runs_of(broken) == 2 and cells["broken.py"]["unchanged_since"] == ""
+    assert ElementTree.parse(tmp_path / "j").getroot().find(".//testcase/failure") is not None
+
+
+def test_a_run_stopped_by_a_missing_module_runs_again_once_it_can_be_imported(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    script = course / "needs.py"
+    script.write_text(COUNTING_SCRIPT.format(version=1) + "import course_helper\nprint(course_helper.VALUE)\n")
+    result, cells, _ = verify_course(course, tmp_path, "missing")
+    assert cells["needs.py"]["error"] == "ModuleNotFoundError: No module named 'course_helper'"
+    result, cells, _ = verify_course(course, tmp_path, "still_missing")
+    assert runs_of(script) == 1 and cells["needs.py"]["unchanged_since"]
+    (course / "course_helper.py").write_text("VALUE = 7\n")  # now importable: the environment changed
+    result, cells, _ = verify_course(course, tmp_path, "found")
+    assert result.returncode == 0 and runs_of(script) == 2, result.stdout + result.stderr
+    assert cells["needs.py"]["status"] == "passed" and cells["needs.py"]["unchanged_since"] == ""
 
 
 def test_a_state_file_that_cannot_be_used_is_one_line(tmp_path):
