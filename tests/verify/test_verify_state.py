@@ -112,3 +112,13 @@ def test_a_state_file_that_cannot_be_used_is_one_line(tmp_path):
     result = run_cli("verify", str(script), "--backends", BACKEND, "--state", str(tmp_path / "state"))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "verify-state.json cannot be used" in result.stderr
+
+
+def test_a_state_of_the_first_format_is_read_as_empty(tmp_path):
+    # Its digests leave out what the environment lacked: a kept failure there would never run again.
+    from multibackend.verify.model import VerifyOptions
+    from multibackend.verify.state import RunState
+
+    entry = {"inputs": "0" * 64, "passed": "2026-12-01T00:00:00+00:00", "run": {"status": "passed"}}
+    (tmp_path / "verify-state.json").write_text(json.dumps({"format": 1, "runs": {"a.py\0torch": entry}}))
+    assert RunState(tmp_path, VerifyOptions()).runs == {}
