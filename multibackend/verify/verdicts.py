@@ -38,6 +38,11 @@ PACKAGE_MISSING = re.compile(
 )
 # A download by a shell command that failed before the failing cell (`judge` names it): the data never came.
 DOWNLOAD_FAILED = re.compile(r"after a failed shell command in cell \d+: !(?:wget|curl)\b.*?(https?://\S+)")
+# A file that the missing data, or a cell that failed for want of it, would have made: Python's own error, Keras's
+# `load_model` of a model that an earlier cell would have saved, `image_dataset_from_directory` on an empty folder.
+FILE_MISSING = re.compile(
+    r"FileNotFoundError|ValueError: File not found: filepath=|ValueError: No images found in directory"
+)
 DATASET_MISSING = re.compile(
     r"(?:URL fetch failure on (\S+?):?\s|Failed to download\S* (\S+)|dataset missing: (\S+)|"
     r"(Name or service not known|Temporary failure in name resolution|Network is unreachable))"
@@ -101,7 +106,8 @@ def file_verdict(rows: list[dict], imports_framework: str = "") -> Verdict:
 def _run_stopped_by(row: dict) -> str:
     """What stopped a run, when only the environment did: its first error names something missing, and every other
     failing cell (`--keep-going`) does too, fails only after an earlier error, or misses a file (the data that the
-    missing package or download would have brought: `train/cat.0.jpg` after `kagglehub`); "" otherwise."""
+    missing package or download would have brought: `train/cat.0.jpg` after `kagglehub`, or a model that a cell
+    training on that data would have saved); "" otherwise."""
     first = environment_missing(row.get("error", ""))
     others = row.get("failed_cells", [])[1:]
     if first and all(_after_the_environment(cell) for cell in others):
@@ -111,9 +117,7 @@ def _run_stopped_by(row: dict) -> str:
 
 def _after_the_environment(cell: dict) -> bool:
     return bool(
-        cell.get("after_earlier_error")
-        or environment_missing(cell["error"])
-        or cell["error"].startswith("FileNotFoundError")
+        cell.get("after_earlier_error") or environment_missing(cell["error"]) or FILE_MISSING.match(cell["error"])
     )
 
 

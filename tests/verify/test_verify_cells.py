@@ -285,6 +285,39 @@ def row(backend, status, error="", **fields):
             "not verified",
             "not verified (package missing: pydot) on torch, jax",
         ),
+        # The book's chapter 8: kagglehub missing, then no images in the folder it would have filled, then no model
+        # that the cells training on them would have saved.
+        (
+            [
+                row(
+                    name,
+                    "failed",
+                    "cell 20: ModuleNotFoundError: No module named 'kagglehub'",
+                    failed_cells=[
+                        {"cell": 20, "error": "ModuleNotFoundError: No module named 'kagglehub'"},
+                        {
+                            "cell": 23,
+                            "error": "NameError: name 'kagglehub' is not defined",
+                            "after_earlier_error": True,
+                        },
+                        {
+                            "cell": 29,
+                            "error": "ValueError: No images found in directory dogs_vs_cats_small/train. Allowed "
+                            "formats: ('.bmp', '.gif', '.jpeg', '.jpg', '.png')",
+                        },
+                        {
+                            "cell": 39,
+                            "error": "ValueError: File not found: filepath=convnet_from_scratch.keras. Please ensure "
+                            "the file is an accessible `.keras` zip file.",
+                        },
+                    ],
+                )
+                for name in ("torch", "jax")
+            ],
+            "",
+            "not verified",
+            "not verified (package missing: kagglehub) on torch, jax",
+        ),
         # keras-io's training guide: pydot stopped torch and tensorflow, jax failed on its own first: nothing passed.
         (
             [
