@@ -122,9 +122,10 @@ def _after_the_environment(cell: dict) -> bool:
 
 
 def missing_modules(error: str) -> list[str]:
-    """The top-level modules an error says are not installed, in its order."""
-    named = (match.group(1) or match.group(2) or match.group(3).lower() for match in PACKAGE_MISSING.finditer(error))
-    return [module.split(".")[0] for module in named]  # TensorBoard's error names the package: its module's name
+    """The modules an error says cannot be imported, in its order: as Python names them, the first missing part of
+    a dotted name (`google.colab` beside protobuf's `google` namespace; `kagglehub` for `import kagglehub.auth`)."""
+    # TensorBoard's error names the package: its module's name.
+    return [match.group(1) or match.group(2) or match.group(3).lower() for match in PACKAGE_MISSING.finditer(error)]
 
 
 def environment_missing(error: str) -> str:

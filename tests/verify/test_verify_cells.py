@@ -204,11 +204,11 @@ def row(backend, status, error="", **fields):
         (
             [
                 row("torch", "failed", "cell 4: Exception: URL fetch failure on https://host/imdb.npz: None -- x"),
-                row("jax", "failed", "cell 4: ModuleNotFoundError: No module named 'kagglehub.auth'"),
+                row("jax", "failed", "cell 4: ModuleNotFoundError: No module named 'google.colab'"),
             ],
             "",
             "not verified",
-            "dataset missing: https://host/imdb.npz; package missing: kagglehub",
+            "dataset missing: https://host/imdb.npz; package missing: google.colab",
         ),
         (
             [
