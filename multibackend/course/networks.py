@@ -70,7 +70,7 @@ def initial_weights(spec: DenseNetworkSpec, seed: int) -> list[np.ndarray]:
     return glorot_uniform_weights(spec.layer_sizes, seed)
 
 
-def glorot_uniform_weights(sizes, seed: int) -> list:
+def glorot_uniform_weights(sizes: list[int] | tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Glorot-uniform kernels (Keras's default) and zero biases drawn in NumPy, identical on every backend, all
     float32, in the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
 
