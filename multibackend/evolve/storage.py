@@ -118,11 +118,18 @@ def _from_storage(error: BaseException) -> bool:
     return False
 
 
+# Seconds a SQLite write waits for another process's lock before it fails. SQLite's own default, 5 s, was crossed
+# on a loaded CI machine while two workers and a reader shared one file, and the search stopped as if its disk had.
+SQLITE_LOCK_WAIT_S = 120
+
+
 def _rdb_storage(url: str):
     import optuna
 
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_WAIT_S}} if url.startswith("sqlite:") else {}
     return optuna.storages.RDBStorage(
         url,
+        engine_kwargs=engine_kwargs,
         heartbeat_interval=5,
         grace_period=15,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),

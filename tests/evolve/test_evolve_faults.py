@@ -203,6 +203,31 @@ def test_after_sigterm_to_two_workers_a_resume_trains_every_killed_genome(tmp_pa
         assert any(done.params == trial.params for done in complete), f"trial {trial.number}'s genome never trained"
 
 
+def test_a_sqlite_write_waits_out_a_lock_held_longer_than_sqlites_default(tmp_path):
+    # Two workers and a reader share one SQLite file: on a loaded CI machine a lock outlived SQLite's default 5 s and
+    # a heartbeat's write failed, which stopped the search as if its disk had failed.
+    import sqlite3
+    import threading
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=evolve_storage.make_storage(url), directions=["maximize", "minimize"])
+    trial = study.ask()
+    holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(7.0, holder.execute, args=("COMMIT",))
+    release.start()
+    try:
+        started = time.monotonic()
+        trial.set_user_attr("place", "training")  # Optuna tries such a write once (it retries a new trial's)
+        assert time.monotonic() - started >= 6.5  # it did wait on the lock
+    finally:
+        release.join()
+        holder.close()
+    assert study.trials[0].user_attrs == {"place": "training"}
+
+
 def params_of(units: int) -> dict:
     from multibackend.evolve.genome import Genome
 
