@@ -137,7 +137,7 @@ def settings_of(args: argparse.Namespace) -> dict:
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
     from multibackend.evolve.config import EvolveConfig, validate
-    from multibackend.evolve.study import join_study, run_search
+    from multibackend.evolve.study import check_study_settings, join_study, run_search
     from multibackend.evolve.summary import format_summary
     from multibackend.runtime.backend import import_keras, select_backend
     from multibackend.runtime.cores import thread_limits
@@ -155,6 +155,7 @@ def handle(args: argparse.Namespace) -> int:
         **settings_of(args),
     )
     validate(config)
+    check_study_settings(config)
     if config.workers > 1:  # set before the backend is imported, and inherited by the helper workers
         os.environ.update(thread_limits(config.workers))
     select_backend(args.backend, "cpu")

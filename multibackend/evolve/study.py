@@ -78,32 +78,66 @@ def open_study(config: EvolveConfig):
         load_if_exists=True,
         directions=["maximize", "minimize"],
     )
-    settings = study_settings(config)
-    stored = study.user_attrs.get("settings")
-    if stored is None and study.user_attrs.get("search_space") is not None:  # a study of an earlier version
-        stored = {"search_space": study.user_attrs["search_space"], "population": study.user_attrs.get("population")}
-        settings = {key: settings[key] for key in stored}
+    stored = _stored_settings(study)
     if stored is None:
-        study.set_user_attr("settings", settings)
+        study.set_user_attr("settings", study_settings(config))
         if baseline_trained(config):
             study.enqueue_trial(course_baseline(config.max_epochs).to_params(), user_attrs={"baseline": True})
-    elif stored == settings:
-        requeue_owed_genomes(study, config)
     else:
-        differs = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
-        if "search_space" in differs:
-            space, old = settings["search_space"], stored.get("search_space") or {}
-            differs = [key for key in differs if key != "search_space"] + sorted(
-                key for key in set(old) | set(space) if old.get(key) != space.get(key)
-            )
-        raise UsageError(
-            f"study {config.study_name!r} was created with other settings (differs in: {', '.join(differs)}); "
-            "use the same settings or a new --study name"
-        )
+        _refuse_other_settings(config, stored, "settings" not in study.user_attrs)
+        requeue_owed_genomes(study, config)
     study.sampler = optuna.samplers.NSGAIISampler(
         population_size=config.population, seed=sampler_seed(config.seed, len(study.trials))
     )
     return study
+
+
+def check_study_settings(config: EvolveConfig) -> None:
+    """Refuses a study stored with other settings before the backend is imported: a refusal then takes a second,
+    not the backend's import. A study that does not exist yet passes."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=config.study_name, storage=make_storage(config.storage_url))
+    except KeyError:
+        return
+    stored = _stored_settings(study)
+    if stored is not None:
+        _refuse_other_settings(config, stored, "settings" not in study.user_attrs)
+
+
+def _stored_settings(study) -> dict | None:
+    """The settings the study was made with; None for a new study.
+
+    An earlier version kept only the search space and the population, as attributes of their own: those two are
+    then all there is to compare.
+    """
+    if "settings" in study.user_attrs:
+        return study.user_attrs["settings"]
+    if study.user_attrs.get("search_space") is None:
+        return None
+    return {"search_space": study.user_attrs["search_space"], "population": study.user_attrs.get("population")}
+
+
+def _refuse_other_settings(config: EvolveConfig, stored: dict, earlier_version: bool) -> None:
+    """Raises a one-line error naming each setting in which `config` differs from the study's `stored` ones (of an
+    `earlier_version`'s study: only those it stored)."""
+    settings = study_settings(config)
+    if earlier_version:
+        settings = {key: settings[key] for key in stored}
+    if stored == settings:
+        return
+    differs = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
+    if "search_space" in differs:
+        space, old = settings["search_space"], stored.get("search_space") or {}
+        differs = [key for key in differs if key != "search_space"] + sorted(
+            key for key in set(old) | set(space) if old.get(key) != space.get(key)
+        )
+    raise UsageError(
+        f"study {config.study_name!r} was created with other settings (differs in: {', '.join(differs)}); "
+        "use the same settings or a new --study name"
+    )
 
 
 def run_search(config: EvolveConfig, print_line=print) -> Summary:

@@ -207,6 +207,11 @@ def test_a_study_with_other_settings_is_refused_and_kept(tmp_path, changed, name
     evolve_study.open_study(config)
     same = {"--max-epochs": "2", "--train-samples": "1000", "--seed": "0", "--population": "8"}
     same.update(dict(zip(changed[::2], changed[1::2])))
+    # The refusal comes before Keras is imported: a Keras that cannot be imported is never reached.
+    unimportable = tmp_path / "no-keras" / "keras"
+    unimportable.mkdir(parents=True)
+    (unimportable / "__init__.py").write_text("raise ImportError('Keras was imported')\n")
+    search_path = os.pathsep.join(filter(None, [str(unimportable.parent), os.environ.get("PYTHONPATH")]))
     result = run_cli(
         "evolve",
         "--backend",
@@ -218,6 +223,7 @@ def test_a_study_with_other_settings_is_refused_and_kept(tmp_path, changed, name
         *[item for pair in same.items() for item in pair],
         "--results",
         str(tmp_path),
+        env={"PYTHONPATH": search_path},
     )
     assert result.returncode == 2 and f"other settings (differs in: {named})" in result.stderr, result.stderr
     study = optuna.load_study(study_name="s", storage=storage)
