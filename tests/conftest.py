@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from multibackend.runtime.backend import DEFAULT_BACKEND, select_backend
+from multibackend.runtime.backend import DEFAULT_BACKEND, installed_backends, select_backend
 
 BACKEND = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
 select_backend(BACKEND, "cpu")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Verify's runs in tests whose subject is verify itself (state, downloads, isolation, faults, outputs), not a backend,
+# start the backend whose Keras imports quickest: each run is a process, and Keras's import cost here jax 3 s of CPU,
+# tensorflow 6 s, torch 7 s (Keras on torch imports torch._dynamo, and jax too when it is installed).
+QUICK_BACKEND = next((name for name in ("jax", "tensorflow") if name in installed_backends()), BACKEND)
 
 # Fixtures that train or build Keras models on the backend under test: their users are marked for it.
 BACKEND_FIXTURES = {"backend": ("backend",), "real_results": ("backend", "slow"), "mnist_arrays": ("backend",)}

@@ -20,6 +20,7 @@ from multibackend.evolve import objective as evolve_objective
 from multibackend.evolve import study as evolve_study
 from multibackend.evolve import summary as evolve_summary
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params, suggest_genome
+from multibackend.runtime.backend import DEFAULT_BACKEND
 
 from ..conftest import BACKEND, REPO, run_cli
 from ..helpers import evolve_command
@@ -295,6 +296,8 @@ def test_final_step_retrains_the_course_network_and_a_front_network_with_the_sam
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[-1] == f"test accuracy {expected:.4f} ({BACKEND})"
+    if BACKEND != DEFAULT_BACKEND:
+        return  # the script's refusals come before its backend does anything: checked under one backend
     for bad in (["--data", str(tmp_path / "absent.npz")], ["--data", str(mnist), "--evaluate", str(mnist)]):
         result = subprocess.run(
             [sys.executable, "trial-7.py", *bad], cwd=networks, capture_output=True, text=True, env=environment, timeout=300

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ..conftest import BACKEND, run_cli
+from ..conftest import QUICK_BACKEND, run_cli
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 CHUNKS = 16
@@ -82,7 +82,7 @@ def test_runs_side_by_side_download_a_file_once_into_the_shared_cache(tmp_path, 
         "verify",
         str(course),
         "--backends",
-        BACKEND,
+        QUICK_BACKEND,
         "--jobs",
         "2",
         "--list-datasets",
@@ -113,7 +113,7 @@ def test_offline_a_file_the_cache_lacks_fails_at_once_by_name(tmp_path, server):
         "verify",
         str(script),
         "--backends",
-        BACKEND,
+        QUICK_BACKEND,
         "--offline",
         "--list-datasets",
         "--data-cache",

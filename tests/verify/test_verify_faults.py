@@ -15,7 +15,7 @@ import pytest
 from multibackend.cli import main
 from multibackend.runtime.backend import installed_backends
 
-from ..conftest import BACKEND, assert_output_file_refused, one_line_error, run_cli
+from ..conftest import QUICK_BACKEND, assert_output_file_refused, one_line_error, run_cli
 from ..helpers import as_a_foreground_job, write_notebook
 
 pytestmark = pytest.mark.adversarial
@@ -39,17 +39,21 @@ def test_verify_skips_tool_folders_and_reports_a_missing_backend(tmp_path, monke
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "script.py").write_text("print('hi')\n")
     assert verify_run.collect_files([str(tmp_path)]) == [tmp_path / "course" / "script.py"]
-    missing = next(name for name in ("torch", "tensorflow", "jax") if name != BACKEND)
-    monkeypatch.setattr(verify_run, "installed_backends", lambda: [BACKEND])
+    missing = next(name for name in ("torch", "tensorflow", "jax") if name != QUICK_BACKEND)
+    monkeypatch.setattr(verify_run, "installed_backends", lambda: [QUICK_BACKEND])
     options = verify_run.VerifyOptions(timeout=60)
     payload = verify_run.verify(
-        [str(tmp_path / "course")], [BACKEND, missing], options, out_dir=str(tmp_path / "o"), progress=lambda line: None
+        [str(tmp_path / "course")],
+        [QUICK_BACKEND, missing],
+        options,
+        out_dir=str(tmp_path / "o"),
+        progress=lambda line: None,
     )
     from multibackend import schemas
 
     schemas.validate("verify", json.loads((tmp_path / "o" / "verify.json").read_text()))
     statuses = {cell["backend"]: cell["status"] for cell in payload["cells"]}
-    assert statuses == {BACKEND: "passed", missing: "not installed"} and payload["passed"]
+    assert statuses == {QUICK_BACKEND: "passed", missing: "not installed"} and payload["passed"]
     assert "not installed (pip install" in (tmp_path / "o" / "verify.md").read_text()
 
 
@@ -107,7 +111,7 @@ def test_a_signal_to_verify_ends_its_scripts_and_their_detached_helpers(tmp_path
         "verify",
         *map(str, scripts),
         "--backends",
-        BACKEND,
+        QUICK_BACKEND,
         "--jobs",
         "2",
         "--out",
@@ -140,7 +144,7 @@ def test_a_timed_out_verify_cell_leaves_nothing_running(tmp_path):
         "time.sleep(120)\n"
     )
     started = time.perf_counter()
-    code = main(["verify", str(script), "--backends", BACKEND, "--timeout", "3", "--out", str(tmp_path / "out")])
+    code = main(["verify", str(script), "--backends", QUICK_BACKEND, "--timeout", "3", "--out", str(tmp_path / "out")])
     assert code == 1 and time.perf_counter() - started < 30
     time.sleep(0.5)
     marker.unlink(missing_ok=True)
@@ -279,7 +283,7 @@ def test_a_course_file_deleted_by_an_earlier_run_fails_that_run_alone(tmp_path):
     course.mkdir()
     (course / "a_deletes.py").write_text(f"import os\nos.remove({str(course / 'b_deleted.ipynb')!r})\n")
     write_notebook(course / "b_deleted.ipynb", "print(1)")
-    result = run_cli("verify", str(course), "--backends", BACKEND, "--jobs", "1", "--out", str(tmp_path / "o"))
+    result = run_cli("verify", str(course), "--backends", QUICK_BACKEND, "--jobs", "1", "--out", str(tmp_path / "o"))
     assert result.returncode == 1, result.stdout + result.stderr
     statuses = {cell["file"].rsplit("/", 1)[1]: cell["status"] for cell in json_cells(tmp_path / "o")}
     assert statuses == {"a_deletes.py": "passed", "b_deleted.ipynb": "failed"}
@@ -377,7 +381,17 @@ def test_a_file_named_three_times_is_verified_once(tmp_path):
 
 def verify_in_a_process(path: Path, out: Path) -> subprocess.CompletedProcess:
     """`multibackend verify PATH` under the backend under test, as a command line, its output captured."""
-    command = [sys.executable, "-m", "multibackend", "verify", str(path), "--backends", BACKEND, "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "multibackend",
+        "verify",
+        str(path),
+        "--backends",
+        QUICK_BACKEND,
+        "--out",
+        str(out),
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from multibackend.verify import containment
 
-from ..conftest import BACKEND, run_cli
+from ..conftest import QUICK_BACKEND, run_cli
 from ..helpers import write_notebook
 from .test_verify_truth import PROBE_PACKAGE, installed_packages, probe_wheel
 
@@ -45,7 +45,9 @@ def test_pip_refuses_every_spelling_of_an_install_in_a_run(tmp_path):
     cells = install_spellings(wheel, logs)
     notebook = write_notebook(tmp_path / "installs.ipynb", *cells)
     before = installed_packages(sys.executable)
-    result = run_cli("verify", str(notebook), "--backends", BACKEND, "--out", str(tmp_path / "o"), "--timeout", "300")
+    result = run_cli(
+        "verify", str(notebook), "--backends", QUICK_BACKEND, "--out", str(tmp_path / "o"), "--timeout", "300"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     row = json.loads((tmp_path / "o" / "verify.json").read_text())["cells"][0]
     listed = {item["cell"] for item in row["code_cells_skipped"]}  # recognised and not run at all
@@ -71,7 +73,7 @@ def test_an_install_that_bypasses_pip_s_guard_meets_a_read_only_environment(tmp_
         "assert r.returncode != 0 and 'Read-only file system' in r.stdout + r.stderr, r.stdout + r.stderr\n"
     )
     before = installed_packages(sys.executable)
-    result = run_cli("verify", str(script), "--backends", BACKEND, "--out", str(tmp_path / "o"))
+    result = run_cli("verify", str(script), "--backends", QUICK_BACKEND, "--out", str(tmp_path / "o"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert installed_packages(sys.executable) == before
 
@@ -92,14 +94,22 @@ def test_a_run_gets_an_allow_list_of_the_caller_s_variables(tmp_path):
         "TF_CPP_MIN_LOG_LEVEL": "1",
     }
     result = run_cli(
-        "verify", str(script), "--backends", BACKEND, "--pass-env", "KAGGLE_*", "--out", str(tmp_path / "o"), env=caller
+        "verify",
+        str(script),
+        "--backends",
+        QUICK_BACKEND,
+        "--pass-env",
+        "KAGGLE_*",
+        "--out",
+        str(tmp_path / "o"),
+        env=caller,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     env = json.loads(seen.read_text())
     for name in ("FAKE_TOKEN", "MULTIBACKEND_SMOKE", "KERAS_MAX_STEPS_PER_EPOCH", "VIRTUAL_ENV", "OLDPWD"):
         assert name not in env, name
     assert env["KAGGLE_KEY"] == "k-secret" and env["KAGGLE_USERNAME"] == "student" and env["LC_ALL"] == "C.UTF-8"
-    assert env["KERAS_BACKEND"] == BACKEND and env["HOME"].startswith(env["PWD"])
+    assert env["KERAS_BACKEND"] == QUICK_BACKEND and env["HOME"].startswith(env["PWD"])
     written = json.loads((tmp_path / "o" / "verify.json").read_text())
     assert written["pass_env"] == ["KAGGLE_*"] and written["contained"] is containment.available()
     assert ("containment: namespaces" in result.stdout) is containment.available()
@@ -147,7 +157,7 @@ def test_one_run_s_end_does_not_touch_another_run_s_processes(tmp_path):
     token = "41.4159"
     two_runs_side_by_side(tmp_path / "course", token)
     result = run_cli(
-        "verify", str(tmp_path / "course"), "--backends", BACKEND, "--jobs", "2", "--out", str(tmp_path / "o")
+        "verify", str(tmp_path / "course"), "--backends", QUICK_BACKEND, "--jobs", "2", "--out", str(tmp_path / "o")
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert processes_with(token) == []  # and A's own leftover ended with A
@@ -163,7 +173,7 @@ def test_without_namespaces_runs_still_own_their_processes(tmp_path, monkeypatch
     a, b = two_runs_side_by_side(tmp_path / "course", token)
     options = verify_run.VerifyOptions(timeout=120, jobs=2)
     payload = verify_run.verify(
-        [str(a), str(b)], [BACKEND], options, out_dir=str(tmp_path / "o"), progress=lambda line: None
+        [str(a), str(b)], [QUICK_BACKEND], options, out_dir=str(tmp_path / "o"), progress=lambda line: None
     )
     assert [cell["status"] for cell in payload["cells"]] == ["passed", "passed"], payload["cells"]
     assert processes_with(token) == []
@@ -197,7 +207,11 @@ def test_a_descendant_that_forks_in_a_loop_ends_with_its_run(tmp_path):
     )
     started = time.monotonic()
     payload = verify_run.verify(
-        [str(script)], [BACKEND], verify_run.VerifyOptions(timeout=60), out_dir=str(tmp_path / "o"), progress=print
+        [str(script)],
+        [QUICK_BACKEND],
+        verify_run.VerifyOptions(timeout=60),
+        out_dir=str(tmp_path / "o"),
+        progress=print,
     )
     seconds = time.monotonic() - started
     before = beats.stat().st_size

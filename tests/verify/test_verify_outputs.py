@@ -19,7 +19,7 @@ from multibackend.verify.outputs import (
 )
 from multibackend.verify.render import html_matrix, markdown_matrix
 
-from ..conftest import BACKEND, run_cli
+from ..conftest import QUICK_BACKEND, run_cli
 
 PROGRESS = (
     "\x1b[1m469/469\x1b[0m \x1b[32m━━━━━━━━━━━━━━━━━━━━\x1b[0m\x1b[37m\x1b[0m \x1b[1m2s\x1b[0m 4ms/step - "
@@ -222,7 +222,7 @@ def test_nbval_directives_are_honoured_when_a_notebook_runs(tmp_path):
         "verify",
         *files,
         "--backends",
-        BACKEND,
+        QUICK_BACKEND,
         "--jobs",
         "2",
         "--out",
@@ -270,7 +270,9 @@ def test_cells_side_by_side_get_their_share_of_the_cores(tmp_path, monkeypatch):
     share = max(1, available_cores() // 2)
     for index in range(2):
         (tmp_path / f"threads{index}.py").write_text(f"import os\nassert os.environ['OMP_NUM_THREADS'] == '{share}'\n")
-    result = run_cli("verify", str(tmp_path), "--backends", BACKEND, "--jobs", "2", "--out", str(tmp_path / "out"))
+    result = run_cli(
+        "verify", str(tmp_path), "--backends", QUICK_BACKEND, "--jobs", "2", "--out", str(tmp_path / "out")
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     cells = json.loads((tmp_path / "out" / "verify.json").read_text())["cells"]
     assert [cell["status"] for cell in cells] == ["passed"] * 2

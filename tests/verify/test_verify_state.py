@@ -3,7 +3,7 @@
 import json
 import xml.etree.ElementTree as ElementTree
 
-from ..conftest import BACKEND, run_cli
+from ..conftest import QUICK_BACKEND, run_cli
 
 COUNTING_SCRIPT = "import keras\nopen(__file__ + '.runs', 'a').write('ran\\n')\nprint('version {version}')\n"
 
@@ -16,7 +16,15 @@ def runs_of(script) -> int:
 def verify_course(course, tmp_path, name, *extra):
     out = tmp_path / name
     result = run_cli(
-        "verify", str(course), "--backends", BACKEND, "--state", str(tmp_path / "state"), "--out", str(out), *extra
+        "verify",
+        str(course),
+        "--backends",
+        QUICK_BACKEND,
+        "--state",
+        str(tmp_path / "state"),
+        "--out",
+        str(out),
+        *extra,
     )
     payload = json.loads((out / "verify.json").read_text())
     return result, {cell["file"].rsplit("/", 1)[1]: cell for cell in payload["cells"]}, out
@@ -60,12 +68,14 @@ def test_the_inputs_are_the_code_the_settings_the_backend_and_the_downloads_read
     (cache / "datasets" / "imdb.npz").write_bytes(b"one")
     options = VerifyOptions(data_cache=str(cache))
     read = {"downloads": [{"origin": "https://host/imdb.npz", "file": "imdb.npz", "downloaded": False}]}
-    digest = inputs_digest(script, BACKEND, options, read)
-    assert digest == inputs_digest(script, BACKEND, VerifyOptions(data_cache=str(cache), jobs=4), read)  # machine's
-    assert digest != inputs_digest(script, BACKEND, VerifyOptions(data_cache=str(cache), smoke=True), read)
-    assert digest != inputs_digest(script, "jax" if BACKEND != "jax" else "torch", options, read)
+    digest = inputs_digest(script, QUICK_BACKEND, options, read)
+    assert digest == inputs_digest(
+        script, QUICK_BACKEND, VerifyOptions(data_cache=str(cache), jobs=4), read
+    )  # machine's
+    assert digest != inputs_digest(script, QUICK_BACKEND, VerifyOptions(data_cache=str(cache), smoke=True), read)
+    assert digest != inputs_digest(script, "jax" if QUICK_BACKEND != "jax" else "torch", options, read)
     (cache / "datasets" / "imdb.npz").write_bytes(b"other")  # the dataset changed in the cache
-    assert digest != inputs_digest(script, BACKEND, options, read)
+    assert digest != inputs_digest(script, QUICK_BACKEND, options, read)
 
 
 def test_a_failure_is_kept_until_its_inputs_change_and_a_timeout_always_runs_again(tmp_path):
@@ -109,7 +119,7 @@ def test_a_state_file_that_cannot_be_used_is_one_line(tmp_path):
     (tmp_path / "state" / "verify-state.json").write_text("{not json")
     script = tmp_path / "s.py"
     script.write_text("print(1)\n")
-    result = run_cli("verify", str(script), "--backends", BACKEND, "--state", str(tmp_path / "state"))
+    result = run_cli("verify", str(script), "--backends", QUICK_BACKEND, "--state", str(tmp_path / "state"))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "verify-state.json cannot be used" in result.stderr
 

@@ -16,7 +16,7 @@ import pytest
 
 from multibackend.runtime.backend import BACKENDS, installed_backends
 
-from ..conftest import BACKEND, REPO, run_cli
+from ..conftest import QUICK_BACKEND, REPO, run_cli
 from ..helpers import write_notebook
 
 COURSE = REPO / "scripts" / "course"
@@ -165,7 +165,7 @@ def test_verdicts_tell_a_broken_file_from_a_backend_difference(every_backend):
 
 
 def test_with_respect_backend_pins_a_pinned_run_is_never_a_pass(tmp_path):
-    pinned_to = next((name for name in installed_backends() if name != BACKEND), None)
+    pinned_to = next((name for name in installed_backends() if name != QUICK_BACKEND), None)
     if pinned_to is None:
         pytest.skip("needs a second backend")
     notebook = write_notebook(
@@ -174,10 +174,10 @@ def test_with_respect_backend_pins_a_pinned_run_is_never_a_pass(tmp_path):
         "import keras\nprint(keras.backend.backend())",
     )
     out = tmp_path / "out"
-    result = run_cli("verify", str(notebook), "--backends", BACKEND, "--respect-backend-pins", "--out", str(out))
+    result = run_cli("verify", str(notebook), "--backends", QUICK_BACKEND, "--respect-backend-pins", "--out", str(out))
     [row] = json.loads((out / "verify.json").read_text())["cells"]
     assert row["status"] == "pinned" and row["backend_used"] == pinned_to, row
-    assert row["error"] == f"pinned to {pinned_to} (cell 1), not {BACKEND}"
+    assert row["error"] == f"pinned to {pinned_to} (cell 1), not {QUICK_BACKEND}"
     assert json.loads((out / "verify.json").read_text())["verdicts"][str(notebook)] == "single-backend by design"
     assert result.returncode == 0 and "pinned" in result.stdout
 
@@ -192,7 +192,9 @@ def test_with_shell_run_an_install_cell_installs_into_this_environment(tmp_path)
     )
     before = installed_packages(sys.executable)
     try:
-        result = run_cli("verify", str(notebook), "--backends", BACKEND, "--shell", "run", "--out", str(tmp_path / "o"))
+        result = run_cli(
+            "verify", str(notebook), "--backends", QUICK_BACKEND, "--shell", "run", "--out", str(tmp_path / "o")
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"{PROBE_PACKAGE}==0.1" in installed_packages(sys.executable) and PROBE_PACKAGE not in before
     finally:
@@ -213,11 +215,6 @@ SMOKE_NOTEBOOK = (
 )
 
 
-def quickest_backend() -> str:
-    """The installed backend whose Keras imports fastest (jax: 4 s here, torch: 11 s); verify's own logic is tested."""
-    return "jax" if "jax" in installed_backends() else BACKEND
-
-
 @pytest.mark.slow
 def test_a_smoke_run_caps_training_and_says_so(tmp_path):
     # Our notebook shows the cap: 20 epochs of 16 batches each, and predictions for every test image.
@@ -225,13 +222,12 @@ def test_a_smoke_run_caps_training_and_says_so(tmp_path):
     own = write_notebook(tmp_path / "smoke.ipynb", *SMOKE_NOTEBOOK)
     course = [COURSE / "mnist_sparse.ipynb"]
     out = tmp_path / "out"
-    backend = quickest_backend()
     result = run_cli(
         "verify",
         str(own),
         *map(str, course),
         "--backends",
-        backend,
+        QUICK_BACKEND,
         "--smoke",
         "--jobs",
         "1",
@@ -248,7 +244,7 @@ def test_a_smoke_run_caps_training_and_says_so(tmp_path):
     rows = {Path(cell["file"]).name: cell for cell in payload["cells"]}
     assert rows["smoke.ipynb"]["last_line"] == "epochs 20, batches 320, predictions 10000"
     for name in ("mnist_sparse.ipynb",):
-        assert rows[name]["status"] == "passed" and rows[name]["backend_used"] == backend
+        assert rows[name]["status"] == "passed" and rows[name]["backend_used"] == QUICK_BACKEND
         assert rows[name]["trained"] and "test_accuracy" in rows[name]["last_line"]
     assert "(smoke)" in (tmp_path / "j.xml").read_text()
 
@@ -262,12 +258,11 @@ def test_a_smoke_sample_serves_the_first_images_and_reads_the_full_length_as_its
         "assert (len(x), len(y), len(x_test), len(y_test), flat.shape) == (1024, 1024, 512, 512, (1024, 784))\n",
     )
     out = tmp_path / "out"
-    quickest = quickest_backend()
     result = run_cli(
         "verify",
         str(script),
         "--backends",
-        quickest,
+        QUICK_BACKEND,
         "--smoke",
         "--smoke-sample",
         "1024,512",
@@ -283,7 +278,7 @@ def test_a_smoke_sample_serves_the_first_images_and_reads_the_full_length_as_its
 def test_keep_going_runs_every_cell_and_reports_each_failing_one(tmp_path):
     # One missing package hid every later cell of 14 of the book's 16 chapters: with --keep-going they run, and a
     # cell that fails only for want of a name the failed cell would have bound says so. Running on past a failed
-    # cell is the kernel's business, not the backend's: this runs once, under the default backend.
+    # cell is the kernel's business, not the backend's: this runs once.
     notebook = write_notebook(
         tmp_path / "chapter.ipynb",
         "import keras\nprint('first')",
@@ -296,7 +291,7 @@ def test_keep_going_runs_every_cell_and_reports_each_failing_one(tmp_path):
     for mode in ("stop", "keep-going"):
         out = tmp_path / mode
         extra = ["--keep-going"] if mode == "keep-going" else []
-        result = run_cli("verify", str(notebook), "--backends", BACKEND, "--out", str(out), *extra)
+        result = run_cli("verify", str(notebook), "--backends", QUICK_BACKEND, "--out", str(out), *extra)
         assert result.returncode == 1, result.stdout + result.stderr
         payload = json.loads((out / "verify.json").read_text())
         [runs[mode]] = payload["cells"]
