@@ -103,7 +103,7 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "max_pixels": self.max_pixels, "seed": self.seed}
 
 
-def glorot_uniform_weights(sizes, seed: int) -> list:
+def glorot_uniform_weights(sizes: list[int] | tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Glorot-uniform kernels (Keras's default) and zero biases drawn in NumPy, identical on every backend, all
     float32, in the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
 
