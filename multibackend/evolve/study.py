@@ -78,13 +78,12 @@ def open_study(config: EvolveConfig):
         load_if_exists=True,
         directions=["maximize", "minimize"],
     )
-    stored = _stored_settings(study)
-    if stored is None:
+    if _stored_settings(study) is None:
         study.set_user_attr("settings", study_settings(config))
         if baseline_trained(config):
             study.enqueue_trial(course_baseline(config.max_epochs).to_params(), user_attrs={"baseline": True})
     else:
-        _refuse_other_settings(config, stored, "settings" not in study.user_attrs)
+        _refuse_other_settings(config, study)
         requeue_owed_genomes(study, config)
     study.sampler = optuna.samplers.NSGAIISampler(
         population_size=config.population, seed=sampler_seed(config.seed, len(study.trials))
@@ -102,9 +101,7 @@ def check_study_settings(config: EvolveConfig) -> None:
         study = optuna.load_study(study_name=config.study_name, storage=make_storage(config.storage_url))
     except KeyError:
         return
-    stored = _stored_settings(study)
-    if stored is not None:
-        _refuse_other_settings(config, stored, "settings" not in study.user_attrs)
+    _refuse_other_settings(config, study)
 
 
 def _stored_settings(study) -> dict | None:
@@ -120,11 +117,14 @@ def _stored_settings(study) -> dict | None:
     return {"search_space": study.user_attrs["search_space"], "population": study.user_attrs.get("population")}
 
 
-def _refuse_other_settings(config: EvolveConfig, stored: dict, earlier_version: bool) -> None:
-    """Raises a one-line error naming each setting in which `config` differs from the study's `stored` ones (of an
-    `earlier_version`'s study: only those it stored)."""
+def _refuse_other_settings(config: EvolveConfig, study) -> None:
+    """Raises a one-line error naming each setting in which `config` differs from those stored in `study` (in an
+    earlier version's study: only those it stored). A new study has none to differ from."""
+    stored = _stored_settings(study)
+    if stored is None:
+        return
     settings = study_settings(config)
-    if earlier_version:
+    if "settings" not in study.user_attrs:  # an earlier version's study
         settings = {key: settings[key] for key in stored}
     if stored == settings:
         return
