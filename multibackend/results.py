@@ -139,6 +139,7 @@ class ParityResult(JsonRecord):
     Attributes:
         rows: One per check and pair: `{check, pair, difference, tolerance, passed}` (difference None: NaN).
         max_difference: The largest difference of each check (None: NaN).
+        train_samples: The MNIST training images trained on, the first ones (None: an older file, all 60,000).
     """
 
     SCHEMA: ClassVar[str] = "parity"
@@ -151,6 +152,7 @@ class ParityResult(JsonRecord):
     created: str
     seeds: int | None = None
     mnist_epochs: int | None = None
+    train_samples: int | None = None
     mnist_epoch_loss: dict[str, list[float]] | None = None
 
 

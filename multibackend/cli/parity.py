@@ -31,6 +31,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=positive_int, default=10, help="XOR trajectories to compare (default: 10)")
     parser.add_argument("--mnist-epochs", type=positive_int, default=1, help="MNIST epochs to compare (default: 1)")
     parser.add_argument(
+        "--train-samples",
+        type=positive_int,
+        help="train on the first N MNIST training images, 128 to 60,000 (default: all; fewer is a quicker check)",
+    )
+    parser.add_argument(
         "--out", type=output_folder, default="results", help="folder for parity.json (default: results/)"
     )
     parser.set_defaults(handler=handle)
@@ -41,7 +46,12 @@ def handle(args: argparse.Namespace) -> int:
     from multibackend.parity.checks import format_table, run_parity
 
     result = run_parity(
-        args.backends, device=args.device, seeds=args.seeds, mnist_epochs=args.mnist_epochs, out_dir=args.out
+        args.backends,
+        device=args.device,
+        seeds=args.seeds,
+        mnist_epochs=args.mnist_epochs,
+        train_samples=args.train_samples,
+        out_dir=args.out,
     )
     print(format_table(result.rows))
     print(f"results     {args.out}/parity.json")

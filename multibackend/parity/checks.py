@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multibackend.course.networks import MNIST
 from multibackend.parity.worker import ParityWork
 from multibackend.results import ParityResult, write_json_atomic
 from multibackend.runtime.backend import BACKENDS, chosen_backends
@@ -204,6 +205,7 @@ def run_parity(
     device: str = "cpu",
     seeds: int = 10,
     mnist_epochs: int = 1,
+    train_samples: int | None = None,
     out_dir: str = "results",
     timeout: float = 1200,
     progress=print,
@@ -215,6 +217,10 @@ def run_parity(
     """
     if seeds < 1 or mnist_epochs < 1:
         raise UsageError("--seeds and --mnist-epochs must be positive integers")
+    if train_samples is not None and not 128 <= train_samples <= MNIST.train_samples:
+        raise UsageError(
+            f"--train-samples must be from 128 (one batch) to {MNIST.train_samples:,}, got {train_samples}"
+        )
     members = participants(backends, device)
     tags = [f"{name}-{dev}" for name, dev in members]
     progress(f"parity: {', '.join(tags)}")
@@ -222,7 +228,7 @@ def run_parity(
         work = Path(temporary)
         for (name, dev), tag in zip(members, tags):
             progress(f"  computing on {tag} ...")
-            _run_worker("compute", ParityWork(name, dev, str(work), seeds, mnist_epochs), timeout)
+            _run_worker("compute", ParityWork(name, dev, str(work), seeds, mnist_epochs, train_samples), timeout)
         for (name, dev), tag in zip(members, tags):
             progress(f"  loading the other saved models on {tag} ...")
             others = tuple(t for t in tags if t != tag)
@@ -239,6 +245,7 @@ def run_parity(
         participants=tags,
         seeds=seeds,
         mnist_epochs=mnist_epochs,
+        train_samples=train_samples or MNIST.train_samples,
         mnist_epoch_loss={tag: outputs[tag]["mnist_epoch_loss"].tolist() for tag in tags},
         rows=[asdict(row) for row in rows],
         max_difference=max_by_check(rows),

@@ -32,6 +32,7 @@ class ParityWork:
         work: The folder where the participants exchange their `.npz` and `.keras` files.
         seeds: XOR trainings compared, one per seed.
         mnist_epochs: Epochs of the compared MNIST training.
+        train_samples: The first this many MNIST training images are trained on (None: all 60,000).
         others: The other participants' tags (for `load_others`).
     """
 
@@ -40,6 +41,7 @@ class ParityWork:
     work: str
     seeds: int = 10
     mnist_epochs: int = 1
+    train_samples: int | None = None
     others: tuple[str, ...] = ()
 
     @property
@@ -107,6 +109,7 @@ def compute(job: ParityWork) -> str:
 
     x_xor, y_xor = data.xor_data()
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
+    x_train, y_train = x_train[: job.train_samples], y_train[: job.train_samples]
     x_train, x_test = data.preprocess_images(x_train), data.preprocess_images(x_test)
     out: dict[str, np.ndarray] = {}
 

@@ -176,6 +176,8 @@ def test_real_parity_passes_between_backends_and_catches_one_planted_difference(
         ",".join(backends),
         "--seeds",
         "1",
+        "--train-samples",
+        "1024",  # 8 updates of the MNIST epoch: its checks compare what a full epoch's would, in a sixth of the time
         "--out",
         str(tmp_path),
         env={"MULTIBACKEND_PARITY_PERTURB": f"{planted}:1e-3"},
@@ -184,6 +186,7 @@ def test_real_parity_passes_between_backends_and_catches_one_planted_difference(
     assert "FAILED: " in result.stdout and "forward_xor" in result.stdout and "one_update_mnist" in result.stdout
     payload = schemas.validate("parity", json.loads((tmp_path / "parity.json").read_text()))
     assert not payload["passed"] and payload["participants"] == [f"{name}-cpu" for name in backends]
+    assert payload["train_samples"] == 1024
     agreeing = [row for row in payload["rows"] if f"{planted}-cpu" not in row["pair"]]
     assert agreeing and all(row["passed"] for row in agreeing), [row for row in agreeing if not row["passed"]]
     checks = {row["check"] for row in agreeing}

@@ -11,6 +11,13 @@ def test_parity_of_one_backend_with_itself_is_refused(capsys):
     assert "at least two distinct" in one_line_error(capsys, "parity", "--backends", f"{BACKEND},{BACKEND}")
 
 
+@pytest.mark.parametrize("samples", ["100", "60001"])
+def test_a_training_subset_smaller_than_a_batch_or_larger_than_mnist_is_refused(tmp_path, capsys, samples):
+    out = tmp_path / "out"
+    line = one_line_error(capsys, "parity", "--train-samples", samples, "--out", str(out))
+    assert "--train-samples must be from 128 (one batch) to 60,000" in line and not out.exists()
+
+
 @pytest.mark.parametrize("command", [["parity", "--out"]])
 def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
     assert_output_file_refused(tmp_path, capsys, *command)
