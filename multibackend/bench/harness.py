@@ -55,7 +55,8 @@ def estimated_peak_gflops() -> float:
 def measure_in_a_process(backend: str, trainer: str, epochs: int, warmup: int) -> dict:
     """Runs one bench process (a job with `backend` fixed) and returns what it measured."""
     measurement = Measurement(backend, trainer, epochs, warmup)
-    # import_keras=False: it hides the other frameworks before Keras is imported.
+    # The job hides the other frameworks (each backend measured as if only its own were installed); the worker
+    # imports Keras itself, after refusing an unknown trainer.
     request = JobRequest(backend, "multibackend.bench.worker:measure", measurement, import_keras=False)
     return run_job(request, timeout=3600).result(f"bench of {trainer} on {backend}")
 

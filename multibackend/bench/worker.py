@@ -11,9 +11,6 @@ the ratio of two epochs of one round measures their difference, not the machine'
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import sys
 import tempfile
 import threading
 import time
@@ -57,36 +54,6 @@ def alternating_trainers(backend: str) -> tuple[str, ...]:
     """The trainers of `backend` that the alternating process runs side by side: all but
     `run-mnist`, which is a whole `multibackend run`, not something trained epoch by epoch."""
     return tuple(trainer for trainer in TRAINERS[backend] if trainer != "run-mnist")
-
-
-FRAMEWORK_PACKAGES = {name: backend(name).MODULES for name in NAMES}
-
-
-class _Absent(importlib.abc.Loader):
-    def create_module(self, spec):
-        raise ModuleNotFoundError(f"No module named {spec.name!r} (hidden by the benchmark)", name=spec.name)
-
-    def exec_module(self, module):  # never reached
-        raise ModuleNotFoundError(module.__name__)
-
-
-class _HideFrameworks(importlib.abc.MetaPathFinder):
-    """Makes other frameworks look uninstalled: Keras imports JAX and TensorFlow wherever they
-    are installed, which would add hundreds of MiB to a torch measurement."""
-
-    def __init__(self, hidden: set[str]):
-        self.hidden = hidden
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname.split(".")[0] in self.hidden:
-            return importlib.machinery.ModuleSpec(fullname, _Absent(), origin=None)
-        return None
-
-
-def hide_other_frameworks(backend: str) -> None:
-    """Measures each backend as if only its framework were installed, like the per-backend nox venvs."""
-    hidden = {package for name, packages in FRAMEWORK_PACKAGES.items() if name != backend for package in packages}
-    sys.meta_path.insert(0, _HideFrameworks(hidden))
 
 
 class HugePageWatcher:
@@ -268,7 +235,6 @@ def measure(request: Measurement) -> dict:
     if request.trainer != ALTERNATING and request.trainer not in TRAINERS[request.backend]:
         choices = ", ".join((*TRAINERS[request.backend], ALTERNATING))
         raise UsageError(f"trainer {request.trainer!r} is not available on {request.backend} ({choices})")
-    hide_other_frameworks(request.backend)
     import_keras()
     if request.trainer == ALTERNATING:
         return run_alternating(request.backend, request.epochs, request.warmup)

@@ -7,6 +7,8 @@ What differs between backends is each one's own (`multibackend.backends`).
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -123,3 +125,34 @@ def import_keras():
             f"the install looks broken: reinstall it ({INSTALL_HINTS.get(name, 'pip install keras')})"
         ) from None
     return keras
+
+
+class _Absent(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (hidden: not this job's backend)", name=spec.name)
+
+    def exec_module(self, module):  # never reached
+        raise ModuleNotFoundError(module.__name__)
+
+
+class _HideFrameworks(importlib.abc.MetaPathFinder):
+    def __init__(self, hidden: set[str]):
+        self.hidden = hidden
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname.split(".")[0] in self.hidden:
+            return importlib.machinery.ModuleSpec(fullname, _Absent(), origin=None)
+        return None
+
+
+def hide_other_frameworks(name: str) -> None:
+    """Makes the frameworks of the other backends look uninstalled in this process, as in a venv of one backend.
+
+    Keras imports JAX wherever it is installed (its Orbax callback), and TensorFlow for some utilities: in an
+    environment with every backend, a torch process would load JAX too (about 1.2 s of CPU and 100 MiB here).
+
+    Args:
+        name: The backend whose framework stays importable.
+    """
+    hidden = {module for other in BACKENDS if other != name for module in backends.backend(other).MODULES}
+    sys.meta_path.insert(0, _HideFrameworks(hidden))

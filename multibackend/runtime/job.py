@@ -18,7 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from multibackend.runtime.backend import import_keras, select_backend
+from multibackend.runtime.backend import hide_other_frameworks, import_keras, select_backend
 from multibackend.runtime.devices import resolve_device
 from multibackend.runtime.errors import UsageError, one_line
 from multibackend.runtime.jobs import (
@@ -39,6 +39,8 @@ def run_request(request: JobRequest):
     device = resolve_device(request.backend, "auto") if request.device == "auto" else request.device
     select_backend(request.backend, device)
     os.environ[DEVICE_ENV] = device
+    if request.hide_other_frameworks:
+        hide_other_frameworks(request.backend)
     if request.import_keras:
         import_keras()
     function = resolve(request.function)

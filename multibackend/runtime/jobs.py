@@ -47,7 +47,9 @@ class JobRequest:
         device: `cpu` or `gpu`, for the frameworks' device settings; `auto`: the GPU where the backend finds one
             (resolved in the job's process).
         import_keras: Whether the child imports Keras before the call; False for a function that
-            must run first (one that hides other frameworks, or installs a sandbox).
+            must run first (one that installs a sandbox).
+        hide_other_frameworks: Whether the child makes the other backends' frameworks look uninstalled, as in a
+            venv of one backend (`runtime.backend.hide_other_frameworks`); False where code that is not ours runs.
     """
 
     backend: str
@@ -55,6 +57,7 @@ class JobRequest:
     arguments: Any = None
     device: str = "cpu"
     import_keras: bool = True
+    hide_other_frameworks: bool = True
 
     def to_json(self) -> dict:
         """The request as JSON values: the arguments with their dataclass's import path."""
@@ -71,6 +74,7 @@ class JobRequest:
             "arguments_type": arguments_type,
             "arguments": arguments,
             "import_keras": self.import_keras,
+            "hide_other_frameworks": self.hide_other_frameworks,
         }
 
     @classmethod
@@ -85,6 +89,7 @@ class JobRequest:
             arguments=arguments,
             device=data.get("device", "cpu"),
             import_keras=data.get("import_keras", True),
+            hide_other_frameworks=data.get("hide_other_frameworks", True),
         )
 
 

@@ -81,6 +81,7 @@ def job_request(run: ChildRun) -> JobRequest:
         arguments=run,
         device=run.device,
         import_keras=False,
+        hide_other_frameworks=False,  # a course file may use any framework it finds (a notebook's tf.data)
     )
 
 

@@ -51,6 +51,24 @@ def fail(arguments: Arguments) -> None:
     raise ValueError("a broken value\nand a second line that is not the error's first")
 
 
+def frameworks_seen(modules: Inner) -> dict:
+    """For each module named in `modules.name` (comma-separated): whether this process can import it."""
+    import importlib
+    import importlib.util
+
+    seen = {}
+    for module in modules.name.split(","):
+        if importlib.util.find_spec(module).origin is not None:
+            seen[module] = True  # found where it is installed (importing it would take seconds)
+            continue
+        try:
+            importlib.import_module(module)
+            seen[module] = True
+        except ModuleNotFoundError:
+            seen[module] = False
+    return seen
+
+
 def sleep_for_ever() -> None:
     time.sleep(3600)
 
@@ -72,6 +90,20 @@ def test_a_job_runs_in_another_process_with_its_backend_fixed_first():
     seen = outcome.value
     assert seen["pid"] != os.getpid() and seen["keras_backend"] == BACKEND and not seen["keras_imported"]
     assert seen["shape_is_tuple"] and seen["inner_is_dataclass"] and seen["inner"] == {"name": "hidden", "sizes": [512]}
+
+
+def test_a_job_sees_only_its_own_backend_s_framework_unless_it_runs_code_that_is_not_ours():
+    installed = backend_choice.installed_backends()
+    if len(installed) < 2:
+        pytest.skip(f"needs two backends, found {installed}")
+    own = installed[0]
+    modules = Inner(",".join(backend_choice.backends.backend(name).MODULES[0] for name in installed))
+    for hide, expected in ((True, {name: name == own for name in installed}), (False, dict.fromkeys(installed, True))):
+        request = JobRequest(own, "tests.runtime.test_jobs:frameworks_seen", modules, import_keras=False,
+                             hide_other_frameworks=hide)  # fmt: skip
+        outcome = run_job(request, timeout=120)
+        assert outcome.ok, outcome.failure()
+        assert {name: outcome.value[backend_choice.backends.backend(name).MODULES[0]] for name in installed} == expected
 
 
 def test_a_usage_error_and_an_exception_come_back_as_one_line():

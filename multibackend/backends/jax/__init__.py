@@ -6,7 +6,7 @@ ORDER = 2  # its place in listings, reports and the test runs
 PACKAGE = "jax"
 INSTALL_HINT = "pip install jax==0.10.2"
 COLOR = "#2a6fdb"  # in plots
-MODULES = ("jax", "jaxlib")  # what the benchmark hides from the others
+MODULES = ("jax", "jaxlib")  # what a job of another backend hides
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
 LOOP_TRAINS_LAYER_STATE = True  # its loop steps with the model's own compute_loss_and_updates
 # The caller's variables that reach every verified run: this framework's own settings.

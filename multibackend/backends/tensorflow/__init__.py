@@ -8,7 +8,7 @@ INSTALL_HINT = "pip install tensorflow-cpu==2.21.0"
 COLOR = "#ff8f00"  # in plots
 # Its data pipeline, which Keras 3 accepts on every backend: a file that uses only it is not pinned to this one.
 DATA_PIPELINES = ("tensorflow.data",)
-MODULES = ("tensorflow",)  # what the benchmark hides from the others
+MODULES = ("tensorflow",)  # what a job of another backend hides
 STEPS_PER_EXECUTION_COMPILED = True  # steps_per_execution runs in one compiled call
 LOOP_TRAINS_LAYER_STATE = True  # its loop steps with the model's own call and compute_loss, as fit does
 # The caller's variables that reach every verified run: this framework's own settings.

@@ -8,7 +8,7 @@ INSTALL_HINT = "pip install torch==2.13.0"
 COLOR = "#ee4c2c"  # in plots
 # Its data pipeline, which Keras 3 accepts on every backend: a file that uses only it is not pinned to this one.
 DATA_PIPELINES = ("torch.utils.data",)
-MODULES = ("torch",)  # what the benchmark hides from the others
+MODULES = ("torch",)  # what a job of another backend hides
 STEPS_PER_EXECUTION_COMPILED = False  # Keras's torch trainer runs them one by one in Python
 # Its loop runs batch normalization and shifts through their own `call` and smooths labels as the compiled loss does.
 LOOP_TRAINS_LAYER_STATE = True
