@@ -18,7 +18,7 @@ def test_xor_from_the_shared_weights_solves_xor(real_results, backend):
     assert payload.history["loss"][-1] < payload.history["loss"][0]
     assert payload.passed is True
     rate = payload.solve_rate
-    assert rate["seeds"] == [0, 1] and rate["rate"] == sum(rate["solved"]) / 2
+    assert rate["seeds"] == [0] and rate["rate"] == float(rate["solved"][0])
     assert len(payload.final_weights) == 4
     assert "solve rate  " in summary(payload)
 
