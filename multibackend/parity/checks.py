@@ -161,7 +161,12 @@ def exercise_rows(outputs: dict[str, dict]) -> list[Comparison]:
 
 
 def _run_worker(phase: str, work: ParityWork, timeout: float) -> None:
-    request = JobRequest(work.backend, f"multibackend.parity.worker:{phase}", work, device=work.device)
+    # A .keras file names its optimizer by the saving backend's module (keras.src.backend.torch.optimizers...):
+    # loading a torch-saved model under TensorFlow imports torch, and fails where torch is not installed.
+    hide = phase != "load_others"
+    request = JobRequest(
+        work.backend, f"multibackend.parity.worker:{phase}", work, device=work.device, hide_other_frameworks=hide
+    )
     run_job(request, timeout=timeout).result(f"parity worker {work.tag}")
 
 
