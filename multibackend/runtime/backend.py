@@ -148,8 +148,8 @@ class _HideFrameworks(importlib.abc.MetaPathFinder):
 def hide_other_frameworks(name: str) -> None:
     """Makes the frameworks of the other backends look uninstalled in this process, as in a venv of one backend.
 
-    Keras imports JAX wherever it is installed (its Orbax callback), and TensorFlow for some utilities: in an
-    environment with every backend, a torch process would load JAX too (about 1.2 s of CPU and 100 MiB here).
+    Keras imports JAX wherever it is installed (its Orbax checkpoint callback): in an environment with every
+    backend, a torch or TensorFlow process would load JAX too (0.8-1.0 s of CPU and about 105 MiB here).
 
     Args:
         name: The backend whose framework stays importable.
