@@ -20,7 +20,7 @@ from multibackend.evolve import objective as evolve_objective
 from multibackend.evolve import study as evolve_study
 from multibackend.evolve import summary as evolve_summary
 from multibackend.evolve.genome import Genome, course_baseline, genome_from_params, suggest_genome
-from multibackend.runtime.backend import DEFAULT_BACKEND
+from multibackend.runtime.backend import DEFAULT_BACKEND, installed_backends
 
 from ..conftest import BACKEND, REPO, run_cli
 from ..helpers import evolve_command
@@ -304,6 +304,22 @@ def test_final_step_retrains_the_course_network_and_a_front_network_with_the_sam
         )  # fmt: skip
         assert result.returncode == 2 and result.stderr.startswith("trial-7.py: error: cannot ")
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # A model saved under torch names torch's optimizer module; the script scores it where torch is not installed.
+    other = next((name for name in installed_backends() if name != BACKEND), None)
+    if other is None:
+        return
+    hiding = tmp_path / "one-backend"
+    hiding.mkdir()
+    (hiding / "sitecustomize.py").write_text(
+        f"from multibackend.runtime.backend import hide_other_frameworks\nhide_other_frameworks({other!r})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "trial-7.py", "--data", str(mnist), "--evaluate", str(networks / "trial-7.keras")],
+        cwd=networks, capture_output=True, text=True, timeout=300,
+        env={**environment, "KERAS_BACKEND": other, "PYTHONPATH": str(hiding)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"test accuracy {candidate['test_accuracies'][0]:.4f} ({other})"
 
 
 def test_the_full_preset_is_the_course_budget_and_options_override_it():
