@@ -103,7 +103,7 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "max_pixels": self.max_pixels, "seed": self.seed}
 
 
-def glorot_uniform_weights(sizes, seed: int) -> list:
+def glorot_uniform_weights(sizes: list[int] | tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Glorot-uniform kernels (Keras's default) and zero biases drawn in NumPy, identical on every backend, all
     float32, in the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
 
@@ -205,7 +205,9 @@ def main():
     x_test = preprocess_images(x_test)
     if args.evaluate:
         try:
-            model = keras.saving.load_model(args.evaluate)
+            # compile=False: scoring needs only predictions, and a model saved under torch names torch's
+            # optimizer module, which Keras would import (and fail to, where torch is not installed).
+            model = keras.saving.load_model(args.evaluate, compile=False)
         except (OSError, ValueError) as error:
             fail(f"cannot load the model {args.evaluate} ({str(error).splitlines()[0] if str(error) else error!r})")
     else:

@@ -1,17 +1,17 @@
-"""trial 321 of the search mnist-50k: 46-172 elu, adamw lr 0.0086, batch 459, dropout 0.01, 15 ep, cosine, wd 0.0002, input dropout 0.06, batchnorm, label smoothing 0.1.
+"""trial 748 of the search mnist-50k: 42-93 elu, adam lr 0.0086, batch 186, dropout 0.01, 21 ep, cosine, input dropout 0.06, batchnorm, shift 0.05.
 
-46,796 parameters. Trained here exactly as the search's final step trained it, on the jax
+38,449 parameters. Trained here exactly as the search's final step trained it, on the jax
 backend: Keras `fit` on the first --train-images of MNIST's training images (all 60,000 in the final step),
 initial Dense weights drawn in NumPy from the seed, `keras.utils.set_random_seed(seed)` before the model is built
 (the dropouts', the shifts' and fit's shuffling draws), then the 10,000 test images scored.
-The final step's test accuracies, seeds 0, 1, 2: 0.9799, 0.9788, 0.9792.
+The final step's test accuracies, seeds 0, 1, 2: 0.9848, 0.9864, 0.9855.
 
 Needs only keras 3.15.1 and NumPy; MNIST from `keras.datasets.mnist.load_data()` or --data FILE
 (an .npz with x_train, y_train, x_test, y_test, as Keras's mnist.npz).
 
-    python trial-321.py                      # train with seed 0, print the test accuracy
-    python trial-321.py --seed 1 --save m.keras
-    python trial-321.py --evaluate trial-321.keras   # score the final step's trained model (seed 0)
+    python trial-748.py                      # train with seed 0, print the test accuracy
+    python trial-748.py --seed 1 --save m.keras
+    python trial-748.py --evaluate trial-748.keras   # score the final step's trained model (seed 0)
 
 Written by `multibackend evolve`'s final step.
 """
@@ -26,18 +26,18 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-HIDDEN = [(46, "elu"), (172, "elu")]  # (units, activation) of each hidden Dense layer
+HIDDEN = [(42, "elu"), (93, "elu")]  # (units, activation) of each hidden Dense layer
 DROPOUT = 0.011042270518672459  # after each hidden layer
 INPUT_DROPOUT = 0.062295336925062714
 BATCH_NORM = True  # after each hidden Dense layer
-SHIFT_PIXELS = 0  # the largest shift of an image in each direction (0: none)
-OPTIMIZER = "AdamW"
+SHIFT_PIXELS = 1  # the largest shift of an image in each direction (0: none)
+OPTIMIZER = "Adam"
 LEARNING_RATE = 0.008570205614400606
 COSINE_DECAY = True  # to 0 over all of training's steps
-WEIGHT_DECAY = 0.00023146022724118302  # None: the optimizer's default
-LABEL_SMOOTHING = 0.1
-BATCH_SIZE = 459
-EPOCHS = 15
+WEIGHT_DECAY = None  # None: the optimizer's default
+LABEL_SMOOTHING = 0.0
+BATCH_SIZE = 186
+EPOCHS = 21
 
 
 class GivenValues(keras.initializers.Initializer):
@@ -103,7 +103,7 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "max_pixels": self.max_pixels, "seed": self.seed}
 
 
-def glorot_uniform_weights(sizes, seed: int) -> list:
+def glorot_uniform_weights(sizes: list[int] | tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Glorot-uniform kernels (Keras's default) and zero biases drawn in NumPy, identical on every backend, all
     float32, in the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
 
@@ -205,7 +205,9 @@ def main():
     x_test = preprocess_images(x_test)
     if args.evaluate:
         try:
-            model = keras.saving.load_model(args.evaluate)
+            # compile=False: scoring needs only predictions, and a model saved under torch names torch's
+            # optimizer module, which Keras would import (and fail to, where torch is not installed).
+            model = keras.saving.load_model(args.evaluate, compile=False)
         except (OSError, ValueError) as error:
             fail(f"cannot load the model {args.evaluate} ({str(error).splitlines()[0] if str(error) else error!r})")
     else:

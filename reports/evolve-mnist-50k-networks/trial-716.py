@@ -1,17 +1,17 @@
-"""trial 330 of the search mnist-50k: 55-16 sigmoid, adamw lr 0.0086, batch 186, dropout 0.01, 20 ep, cosine, wd 2e-05, input dropout 0.16, batchnorm, label smoothing 0.05, shift 0.05.
+"""trial 716 of the search mnist-50k: 42-124 elu, adam lr 0.0086, batch 186, dropout 0.01, 21 ep, cosine, input dropout 0.06, batchnorm, shift 0.05.
 
-44,525 parameters. Trained here exactly as the search's final step trained it, on the jax
+40,216 parameters. Trained here exactly as the search's final step trained it, on the jax
 backend: Keras `fit` on the first --train-images of MNIST's training images (all 60,000 in the final step),
 initial Dense weights drawn in NumPy from the seed, `keras.utils.set_random_seed(seed)` before the model is built
 (the dropouts', the shifts' and fit's shuffling draws), then the 10,000 test images scored.
-The final step's test accuracies, seeds 0, 1, 2: 0.9801, 0.9807, 0.9811.
+The final step's test accuracies, seeds 0, 1, 2: 0.9862, 0.9865, 0.9862.
 
 Needs only keras 3.15.1 and NumPy; MNIST from `keras.datasets.mnist.load_data()` or --data FILE
 (an .npz with x_train, y_train, x_test, y_test, as Keras's mnist.npz).
 
-    python trial-330.py                      # train with seed 0, print the test accuracy
-    python trial-330.py --seed 1 --save m.keras
-    python trial-330.py --evaluate trial-330.keras   # score the final step's trained model (seed 0)
+    python trial-716.py                      # train with seed 0, print the test accuracy
+    python trial-716.py --seed 1 --save m.keras
+    python trial-716.py --evaluate trial-716.keras   # score the final step's trained model (seed 0)
 
 Written by `multibackend evolve`'s final step.
 """
@@ -26,18 +26,18 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-HIDDEN = [(55, "sigmoid"), (16, "sigmoid")]  # (units, activation) of each hidden Dense layer
+HIDDEN = [(42, "elu"), (124, "elu")]  # (units, activation) of each hidden Dense layer
 DROPOUT = 0.011042270518672459  # after each hidden layer
-INPUT_DROPOUT = 0.1631986184171124
+INPUT_DROPOUT = 0.062295336925062714
 BATCH_NORM = True  # after each hidden Dense layer
 SHIFT_PIXELS = 1  # the largest shift of an image in each direction (0: none)
-OPTIMIZER = "AdamW"
+OPTIMIZER = "Adam"
 LEARNING_RATE = 0.008570205614400606
 COSINE_DECAY = True  # to 0 over all of training's steps
-WEIGHT_DECAY = 1.6280463373110248e-05  # None: the optimizer's default
-LABEL_SMOOTHING = 0.05
+WEIGHT_DECAY = None  # None: the optimizer's default
+LABEL_SMOOTHING = 0.0
 BATCH_SIZE = 186
-EPOCHS = 20
+EPOCHS = 21
 
 
 class GivenValues(keras.initializers.Initializer):
@@ -103,7 +103,7 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "max_pixels": self.max_pixels, "seed": self.seed}
 
 
-def glorot_uniform_weights(sizes, seed: int) -> list:
+def glorot_uniform_weights(sizes: list[int] | tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Glorot-uniform kernels (Keras's default) and zero biases drawn in NumPy, identical on every backend, all
     float32, in the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
 
@@ -205,7 +205,9 @@ def main():
     x_test = preprocess_images(x_test)
     if args.evaluate:
         try:
-            model = keras.saving.load_model(args.evaluate)
+            # compile=False: scoring needs only predictions, and a model saved under torch names torch's
+            # optimizer module, which Keras would import (and fail to, where torch is not installed).
+            model = keras.saving.load_model(args.evaluate, compile=False)
         except (OSError, ValueError) as error:
             fail(f"cannot load the model {args.evaluate} ({str(error).splitlines()[0] if str(error) else error!r})")
     else:

@@ -1,17 +1,17 @@
-"""trial 309 of the search mnist-50k: 46 elu, adamw lr 0.0086, batch 97, dropout 0.12, 18 ep, cosine, wd 0.09, input dropout 0.16.
+"""trial 746 of the search mnist-50k: 39-136 tanh, adam lr 0.0043, batch 186, dropout 0.01, 21 ep, cosine, input dropout 0.11, batchnorm, shift 0.05.
 
-36,580 parameters. Trained here exactly as the search's final step trained it, on the jax
+38,125 parameters. Trained here exactly as the search's final step trained it, on the jax
 backend: Keras `fit` on the first --train-images of MNIST's training images (all 60,000 in the final step),
 initial Dense weights drawn in NumPy from the seed, `keras.utils.set_random_seed(seed)` before the model is built
 (the dropouts', the shifts' and fit's shuffling draws), then the 10,000 test images scored.
-The final step's test accuracies, seeds 0, 1, 2: 0.9799, 0.9781, 0.9775.
+The final step's test accuracies, seeds 0, 1, 2: 0.9831, 0.9815, 0.9812.
 
 Needs only keras 3.15.1 and NumPy; MNIST from `keras.datasets.mnist.load_data()` or --data FILE
 (an .npz with x_train, y_train, x_test, y_test, as Keras's mnist.npz).
 
-    python trial-309.py                      # train with seed 0, print the test accuracy
-    python trial-309.py --seed 1 --save m.keras
-    python trial-309.py --evaluate trial-309.keras   # score the final step's trained model (seed 0)
+    python trial-746.py                      # train with seed 0, print the test accuracy
+    python trial-746.py --seed 1 --save m.keras
+    python trial-746.py --evaluate trial-746.keras   # score the final step's trained model (seed 0)
 
 Written by `multibackend evolve`'s final step.
 """
@@ -26,18 +26,18 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-HIDDEN = [(46, "elu")]  # (units, activation) of each hidden Dense layer
-DROPOUT = 0.1219268694111022  # after each hidden layer
-INPUT_DROPOUT = 0.1631986184171124
-BATCH_NORM = False  # after each hidden Dense layer
-SHIFT_PIXELS = 0  # the largest shift of an image in each direction (0: none)
-OPTIMIZER = "AdamW"
-LEARNING_RATE = 0.008570205614400606
+HIDDEN = [(39, "tanh"), (136, "tanh")]  # (units, activation) of each hidden Dense layer
+DROPOUT = 0.011042270518672459  # after each hidden layer
+INPUT_DROPOUT = 0.11397561474511314
+BATCH_NORM = True  # after each hidden Dense layer
+SHIFT_PIXELS = 1  # the largest shift of an image in each direction (0: none)
+OPTIMIZER = "Adam"
+LEARNING_RATE = 0.004269871983329952
 COSINE_DECAY = True  # to 0 over all of training's steps
-WEIGHT_DECAY = 0.08650041050175147  # None: the optimizer's default
+WEIGHT_DECAY = None  # None: the optimizer's default
 LABEL_SMOOTHING = 0.0
-BATCH_SIZE = 97
-EPOCHS = 18
+BATCH_SIZE = 186
+EPOCHS = 21
 
 
 class GivenValues(keras.initializers.Initializer):
@@ -103,7 +103,7 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "max_pixels": self.max_pixels, "seed": self.seed}
 
 
-def glorot_uniform_weights(sizes, seed: int) -> list:
+def glorot_uniform_weights(sizes: list[int] | tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Glorot-uniform kernels (Keras's default) and zero biases drawn in NumPy, identical on every backend, all
     float32, in the order of `model.get_weights()`: kernel, bias, kernel, bias, ...
 
@@ -205,7 +205,9 @@ def main():
     x_test = preprocess_images(x_test)
     if args.evaluate:
         try:
-            model = keras.saving.load_model(args.evaluate)
+            # compile=False: scoring needs only predictions, and a model saved under torch names torch's
+            # optimizer module, which Keras would import (and fail to, where torch is not installed).
+            model = keras.saving.load_model(args.evaluate, compile=False)
         except (OSError, ValueError) as error:
             fail(f"cannot load the model {args.evaluate} ({str(error).splitlines()[0] if str(error) else error!r})")
     else:
