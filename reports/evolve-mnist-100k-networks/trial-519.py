@@ -205,7 +205,9 @@ def main():
     x_test = preprocess_images(x_test)
     if args.evaluate:
         try:
-            model = keras.saving.load_model(args.evaluate)
+            # compile=False: scoring needs only predictions, and a model saved under torch names torch's
+            # optimizer module, which Keras would import (and fail to, where torch is not installed).
+            model = keras.saving.load_model(args.evaluate, compile=False)
         except (OSError, ValueError) as error:
             fail(f"cannot load the model {args.evaluate} ({str(error).splitlines()[0] if str(error) else error!r})")
     else:

@@ -1,17 +1,17 @@
-"""trial 112 of the search mnist-100k: 59 elu, adam lr 0.019, batch 292, dropout 0.08, 26 ep, cosine, input dropout 0.11, batchnorm.
+"""trial 1425 of the search mnist-100k: 62-179-24 elu, adam lr 0.024, batch 96, dropout 0.04, 21 ep, cosine, input dropout 0.00, batchnorm, label smoothing 0.1, shift 0.05.
 
-47,151 parameters. Trained here exactly as the search's final step trained it, on the jax
+65,577 parameters. Trained here exactly as the search's final step trained it, on the jax
 backend: Keras `fit` on the first --train-images of MNIST's training images (all 60,000 in the final step),
 initial Dense weights drawn in NumPy from the seed, `keras.utils.set_random_seed(seed)` before the model is built
 (the dropouts', the shifts' and fit's shuffling draws), then the 10,000 test images scored.
-The final step's test accuracies, seeds 0, 1, 2: 0.9819, 0.9804, 0.9786.
+The final step's test accuracies, seeds 0, 1, 2: 0.9868, 0.9873, 0.9865.
 
 Needs only keras 3.15.1 and NumPy; MNIST from `keras.datasets.mnist.load_data()` or --data FILE
 (an .npz with x_train, y_train, x_test, y_test, as Keras's mnist.npz).
 
-    python trial-112.py                      # train with seed 0, print the test accuracy
-    python trial-112.py --seed 1 --save m.keras
-    python trial-112.py --evaluate trial-112.keras   # score the final step's trained model (seed 0)
+    python trial-1425.py                      # train with seed 0, print the test accuracy
+    python trial-1425.py --seed 1 --save m.keras
+    python trial-1425.py --evaluate trial-1425.keras   # score the final step's trained model (seed 0)
 
 Written by `multibackend evolve`'s final step.
 """
@@ -26,18 +26,18 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-HIDDEN = [(59, "elu")]  # (units, activation) of each hidden Dense layer
-DROPOUT = 0.07864292869958373  # after each hidden layer
-INPUT_DROPOUT = 0.11345852033067816
+HIDDEN = [(62, "elu"), (179, "elu"), (24, "elu")]  # (units, activation) of each hidden Dense layer
+DROPOUT = 0.037259598896970336  # after each hidden layer
+INPUT_DROPOUT = 0.001188170810435951
 BATCH_NORM = True  # after each hidden Dense layer
-SHIFT_PIXELS = 0  # the largest shift of an image in each direction (0: none)
+SHIFT_PIXELS = 1  # the largest shift of an image in each direction (0: none)
 OPTIMIZER = "Adam"
-LEARNING_RATE = 0.018538581969878305
+LEARNING_RATE = 0.023934388246491654
 COSINE_DECAY = True  # to 0 over all of training's steps
 WEIGHT_DECAY = None  # None: the optimizer's default
-LABEL_SMOOTHING = 0.0
-BATCH_SIZE = 292
-EPOCHS = 26
+LABEL_SMOOTHING = 0.1
+BATCH_SIZE = 96
+EPOCHS = 21
 
 
 class GivenValues(keras.initializers.Initializer):
@@ -205,7 +205,9 @@ def main():
     x_test = preprocess_images(x_test)
     if args.evaluate:
         try:
-            model = keras.saving.load_model(args.evaluate)
+            # compile=False: scoring needs only predictions, and a model saved under torch names torch's
+            # optimizer module, which Keras would import (and fail to, where torch is not installed).
+            model = keras.saving.load_model(args.evaluate, compile=False)
         except (OSError, ValueError) as error:
             fail(f"cannot load the model {args.evaluate} ({str(error).splitlines()[0] if str(error) else error!r})")
     else:
