@@ -7,6 +7,7 @@ import optuna
 import pytest
 
 from multibackend.course.networks import dense_param_count
+from multibackend.evolve import attributes
 from multibackend.evolve import config as evolve_config
 from multibackend.evolve import genome as evolve_genome
 from multibackend.evolve import objective as evolve_objective
@@ -20,7 +21,7 @@ from multibackend.evolve.genome import (
     genome_from_params,
     suggest_genome,
 )
-from multibackend.evolve.stopping import FIRST_JUDGED_EPOCH, MIN_CURVES, median_bar
+from multibackend.evolve.stopping import FIRST_JUDGED_EPOCH, MIN_CURVES, comparable_curves, median_bar
 from multibackend.runtime import errors
 
 from ..conftest import BACKEND
@@ -76,6 +77,27 @@ def test_the_median_rule_judges_from_the_second_epoch_once_enough_trials_reached
     assert median_bar([0.1, 0.2], others) == pytest.approx(0.90)  # five curves reached epoch 2
     assert median_bar([0.1, 0.2, 0.3], others) is None  # only four reached epoch 3
     assert median_bar([0.1, 0.2], others[:2]) is None
+
+
+def test_a_trial_is_judged_only_against_trials_that_planned_as_many_epochs_or_more():
+    def finished(epochs: int, curve: list[float]):
+        return optuna.trial.create_trial(
+            params={"epochs": epochs},
+            distributions={"epochs": optuna.distributions.IntDistribution(1, 30)},
+            values=[curve[-1], 1000.0],
+            user_attrs={attributes.VAL_CURVE: curve},
+        )
+
+    # Five 3-epoch genomes, settled by the end of their decay, and five 21-epoch ones still at a high rate.
+    short = [finished(3, [0.95, 0.97, 0.975])] * MIN_CURVES
+    long = [finished(21, [0.90, 0.93, 0.95, 0.96])] * MIN_CURVES
+    no_curve = optuna.trial.create_trial(
+        params={"epochs": 21}, distributions={"epochs": optuna.distributions.IntDistribution(1, 30)}, values=[0.5, 9.0]
+    )
+    trials = short + long + [no_curve]
+    assert comparable_curves(trials, 21) == [[0.90, 0.93, 0.95, 0.96]] * MIN_CURVES
+    assert median_bar([0.91, 0.94], comparable_curves(trials, 21)) == pytest.approx(0.93)  # goes on
+    assert len(comparable_curves(trials, 3)) == 2 * MIN_CURVES  # a short genome meets the long ones too
 
 
 def test_the_hypervolume_is_the_area_the_front_dominates_up_to_the_reference():
