@@ -12,6 +12,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import tempfile
 
 from multibackend import backends
 from multibackend.runtime.errors import UsageError
@@ -25,8 +26,62 @@ INSTALL_HINTS = {name: backends.backend(name).INSTALL_HINT for name in BACKENDS}
 
 
 def quiet_framework_logs() -> None:
-    """Silences TensorFlow's C++ start-up chatter; must run before TensorFlow is first imported."""
+    """Silences TensorFlow's C++ start-up chatter; must run before TensorFlow is first imported.
+
+    `TF_CPP_MIN_LOG_LEVEL` quiets TensorFlow's own log, but TensorFlow 2.21's libraries also log through Abseil
+    before anything initializes it, and that goes to the process's stderr whatever the level: on a CPU with
+    AVX-512 each `import tensorflow` wrote four lines ("oneDNN custom operations are on..."), before the one
+    line of a refused command too. So TensorFlow's import, wherever it happens (Keras imports it lazily from
+    `set_random_seed` and its data adapters), runs with stderr captured, and what it wrote is shown only if the
+    import fails.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not any(isinstance(finder, _QuietImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport("tensorflow"))
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Imports one top-level package with the process's stderr (file descriptor 2) captured."""
+
+    def __init__(self, package: str):
+        self.package = package
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.package:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _CapturedStderrLoader(spec.loader)
+        return spec
+
+
+class _CapturedStderrLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader  # the package's own, for its resources
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+            except BaseException:
+                _restore_stderr(saved)
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+                raise
+            _restore_stderr(saved)
+
+
+def _restore_stderr(saved: int) -> None:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
 
 
 def installed_backends() -> list[str]:
