@@ -1,6 +1,7 @@
 """Helpers shared by test modules: files in the shapes the commands read."""
 
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -84,3 +85,24 @@ def evolve_command(tmp_path: Path, backend: str, *settings: str) -> list[str]:
         str(tmp_path / "reports"),
         *settings,
     ]
+
+
+# The command line as `multibackend` runs it, then which frameworks the process loaded.
+MAIN_THEN_FRAMEWORKS = (
+    "import sys\n"
+    "from multibackend.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('frameworks loaded:', sorted(m for m in ('torch', 'tensorflow', 'jax') if m in sys.modules))\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_main_listing_frameworks(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs `multibackend ARGS` in a fresh process whose last line of output lists the frameworks it loaded."""
+    return subprocess.run(
+        [sys.executable, "-c", MAIN_THEN_FRAMEWORKS, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -139,7 +139,7 @@ def handle(args: argparse.Namespace) -> int:
     from multibackend.evolve.config import EvolveConfig, validate
     from multibackend.evolve.study import check_study_settings, join_study, run_search
     from multibackend.evolve.summary import format_summary
-    from multibackend.runtime.backend import import_keras, select_backend
+    from multibackend.runtime.backend import hide_other_frameworks, import_keras, select_backend
     from multibackend.runtime.cores import thread_limits
 
     config = EvolveConfig(
@@ -159,6 +159,7 @@ def handle(args: argparse.Namespace) -> int:
     if config.workers > 1:  # set before the backend is imported, and inherited by the helper workers
         os.environ.update(thread_limits(config.workers))
     select_backend(args.backend, "cpu")
+    hide_other_frameworks(args.backend)  # as its helper jobs do: a search trains our own code only
     import_keras()
     if args.join:
         complete = join_study(config)

@@ -67,6 +67,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Runs the command; returns its exit status."""
+    from multibackend.runtime.backend import hide_other_frameworks
     from multibackend.training.runner import RunConfig, run, summary
 
     if args.seeds is not None and args.example != "xor":
@@ -85,6 +86,8 @@ def handle(args: argparse.Namespace) -> int:
         tf32=args.tf32,
         trainer=args.trainer,
     )
+    # Our own code on one backend, as in that backend's venv (`run` in-process, as a job does in its child).
+    hide_other_frameworks(config.backend)
     result = run(config)
     print(summary(result))
     return 0 if result.passed else 1

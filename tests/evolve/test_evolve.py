@@ -23,7 +23,7 @@ from multibackend.evolve.genome import Genome, course_baseline, genome_from_para
 from multibackend.runtime.backend import DEFAULT_BACKEND, installed_backends
 
 from ..conftest import BACKEND, REPO, run_cli
-from ..helpers import evolve_command
+from ..helpers import evolve_command, run_main_listing_frameworks
 
 TINY = ["--generations", "3", "--population", "2", "--max-epochs", "1", "--train-samples", "1500"]
 
@@ -159,8 +159,9 @@ def test_killed_search_resumes_without_losing_trials(tmp_path):
     process.wait()
     before = completed(db)
     assert 2 <= len(before) < 6, before
-    result = run_cli(*args[3:])
+    result = run_main_listing_frameworks(*args[3:])
     assert result.returncode == 0, result.stderr
+    assert f"frameworks loaded: ['{BACKEND}']" in result.stdout  # our own code on one backend, as its helpers
     after = completed(db)
     assert len(after) == 6
     assert set(before) <= set(after)  # every finished trial kept, with its value
