@@ -28,7 +28,10 @@ PLOTS = {
 
 
 SHORT_RUNS = """
+from multibackend.runtime.backend import hide_other_frameworks
 from multibackend.training.runner import RunConfig, run
+
+hide_other_frameworks({backend!r})  # as `multibackend run` does
 
 for example, settings in (("xor", {{"seeds": 1}}), ("mnist", {{"epochs": 1}})):
     payload = run(RunConfig(example, backend={backend!r}, device="cpu", out_dir={out!r}, verbose=0, **settings))
