@@ -49,7 +49,9 @@ class _QuietImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname != self.package:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        # The spec the other finders give, wherever they are: a framework hidden after this finder stays hidden.
+        others = (finder for finder in sys.meta_path if finder is not self and hasattr(finder, "find_spec"))
+        spec = next((found for finder in others if (found := finder.find_spec(fullname, path, target))), None)
         if spec is not None and spec.loader is not None:
             spec.loader = _CapturedStderrLoader(spec.loader)
         return spec

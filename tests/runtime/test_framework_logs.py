@@ -44,3 +44,14 @@ def test_a_failed_tensorflow_import_shows_what_it_wrote(tmp_path):
     assert result.returncode == 1
     assert "oneDNN custom operations are on." in result.stderr and "a Python warning at import" in result.stderr
     assert result.stderr.strip().endswith("ImportError: libtensorflow_framework.so.2: not found")
+
+
+def test_a_hidden_tensorflow_stays_hidden_whichever_comes_first():
+    code = (
+        "from multibackend.runtime.backend import hide_other_frameworks, quiet_framework_logs\n"
+        "hide_other_frameworks('jax')\n"
+        "quiet_framework_logs()\n"  # after the hiding: its finder comes first in sys.meta_path
+        "try:\n    import tensorflow\nexcept ModuleNotFoundError as error:\n    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.stdout == "No module named 'tensorflow' (hidden: not this job's backend)\n", result.stderr
