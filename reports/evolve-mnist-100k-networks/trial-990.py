@@ -1,17 +1,17 @@
-"""trial 1425 of the search mnist-100k: 62-179-24 elu, adam lr 0.024, batch 96, dropout 0.04, 21 ep, cosine, input dropout 0.00, batchnorm, label smoothing 0.1, shift 0.05.
+"""trial 990 of the search mnist-100k: 62-423 relu, adamw lr 0.0029, batch 159, dropout 0.07, 28 ep, cosine, wd 1e-05, input dropout 0.11, batchnorm, shift 0.05.
 
-65,577 parameters. Trained here exactly as the search's final step trained it, on the jax
+81,499 parameters. Trained here exactly as the search's final step trained it, on the jax
 backend: Keras `fit` on the first --train-images of MNIST's training images (all 60,000 in the final step),
 initial Dense weights drawn in NumPy from the seed, `keras.utils.set_random_seed(seed)` before the model is built
 (the dropouts', the shifts' and fit's shuffling draws), then the 10,000 test images scored.
-The final step's test accuracies, seeds 0, 1, 2: 0.9868, 0.9873, 0.9865.
+The final step's test accuracies, seeds 0, 1, 2: 0.9896, 0.9875, 0.9892.
 
 Needs only keras 3.15.1 and NumPy; MNIST from `keras.datasets.mnist.load_data()` or --data FILE
 (an .npz with x_train, y_train, x_test, y_test, as Keras's mnist.npz).
 
-    python trial-1425.py                      # train with seed 0, print the test accuracy
-    python trial-1425.py --seed 1 --save m.keras
-    python trial-1425.py --evaluate trial-1425.keras   # score the final step's trained model (seed 0)
+    python trial-990.py                      # train with seed 0, print the test accuracy
+    python trial-990.py --seed 1 --save m.keras
+    python trial-990.py --evaluate trial-990.keras   # score the final step's trained model (seed 0)
 
 Written by `multibackend evolve`'s final step.
 """
@@ -26,18 +26,18 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-HIDDEN = [(62, "elu"), (179, "elu"), (24, "elu")]  # (units, activation) of each hidden Dense layer
-DROPOUT = 0.037259598896970336  # after each hidden layer
-INPUT_DROPOUT = 0.001188170810435951
+HIDDEN = [(62, "relu"), (423, "relu")]  # (units, activation) of each hidden Dense layer
+DROPOUT = 0.06672760651166276  # after each hidden layer
+INPUT_DROPOUT = 0.11002988898747833
 BATCH_NORM = True  # after each hidden Dense layer
 SHIFT_PIXELS = 1  # the largest shift of an image in each direction (0: none)
-OPTIMIZER = "Adam"
-LEARNING_RATE = 0.023934388246491654
+OPTIMIZER = "AdamW"
+LEARNING_RATE = 0.002870249714919849
 COSINE_DECAY = True  # to 0 over all of training's steps
-WEIGHT_DECAY = None  # None: the optimizer's default
-LABEL_SMOOTHING = 0.1
-BATCH_SIZE = 96
-EPOCHS = 21
+WEIGHT_DECAY = 1.1586974367477497e-05  # None: the optimizer's default
+LABEL_SMOOTHING = 0.0
+BATCH_SIZE = 159
+EPOCHS = 28
 
 
 class GivenValues(keras.initializers.Initializer):

@@ -1,17 +1,17 @@
-"""trial 167 of the search mnist-100k: 80 relu, rmsprop lr 0.0007, batch 69, dropout 0.16, 21 ep, input dropout 0.10, batchnorm, shift 0.05.
+"""trial 840 of the search mnist-100k: 71-389 relu, adamw lr 0.0029, batch 159, dropout 0.07, 28 ep, cosine, wd 4e-05, input dropout 0.11, batchnorm, shift 0.05.
 
-63,930 parameters. Trained here exactly as the search's final step trained it, on the jax
+89,483 parameters. Trained here exactly as the search's final step trained it, on the jax
 backend: Keras `fit` on the first --train-images of MNIST's training images (all 60,000 in the final step),
 initial Dense weights drawn in NumPy from the seed, `keras.utils.set_random_seed(seed)` before the model is built
 (the dropouts', the shifts' and fit's shuffling draws), then the 10,000 test images scored.
-The final step's test accuracies, seeds 0, 1, 2: 0.9801, 0.9816, 0.9817.
+The final step's test accuracies, seeds 0, 1, 2: 0.9898, 0.9882, 0.988.
 
 Needs only keras 3.15.1 and NumPy; MNIST from `keras.datasets.mnist.load_data()` or --data FILE
 (an .npz with x_train, y_train, x_test, y_test, as Keras's mnist.npz).
 
-    python trial-167.py                      # train with seed 0, print the test accuracy
-    python trial-167.py --seed 1 --save m.keras
-    python trial-167.py --evaluate trial-167.keras   # score the final step's trained model (seed 0)
+    python trial-840.py                      # train with seed 0, print the test accuracy
+    python trial-840.py --seed 1 --save m.keras
+    python trial-840.py --evaluate trial-840.keras   # score the final step's trained model (seed 0)
 
 Written by `multibackend evolve`'s final step.
 """
@@ -26,18 +26,18 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-HIDDEN = [(80, "relu")]  # (units, activation) of each hidden Dense layer
-DROPOUT = 0.16264248564027584  # after each hidden layer
-INPUT_DROPOUT = 0.10160869399287155
+HIDDEN = [(71, "relu"), (389, "relu")]  # (units, activation) of each hidden Dense layer
+DROPOUT = 0.06672760651166276  # after each hidden layer
+INPUT_DROPOUT = 0.11002988898747833
 BATCH_NORM = True  # after each hidden Dense layer
 SHIFT_PIXELS = 1  # the largest shift of an image in each direction (0: none)
-OPTIMIZER = "RMSprop"
-LEARNING_RATE = 0.0007000082609934156
-COSINE_DECAY = False  # to 0 over all of training's steps
-WEIGHT_DECAY = None  # None: the optimizer's default
+OPTIMIZER = "AdamW"
+LEARNING_RATE = 0.002870249714919849
+COSINE_DECAY = True  # to 0 over all of training's steps
+WEIGHT_DECAY = 3.605858442256227e-05  # None: the optimizer's default
 LABEL_SMOOTHING = 0.0
-BATCH_SIZE = 69
-EPOCHS = 21
+BATCH_SIZE = 159
+EPOCHS = 28
 
 
 class GivenValues(keras.initializers.Initializer):
