@@ -19,6 +19,7 @@ PACKAGE = "numpy"
 INSTALL_HINT = "pip install numpy"
 COLOR = "#4d77cf"
 MODULES = ()  # NumPy is every course's, not a framework a course file would import instead of Keras
+USES_MODULES = ("jax", "jaxlib")  # Keras's NumPy backend imports JAX's lax
 STEPS_PER_EXECUTION_COMPILED = False
 LOOP_TRAINS_LAYER_STATE = False
 PASSED_ENVIRONMENT = ()

@@ -29,6 +29,7 @@ class Backend(Protocol):
     COLOR: str  # its colour in plots
     MODULES: tuple[str, ...]  # the top-level modules of its framework
     DATA_PIPELINES: tuple[str, ...]  # optional: its data-pipeline modules, which Keras 3 accepts on every backend
+    USES_MODULES: tuple[str, ...]  # optional: other frameworks' modules that Keras on this backend imports itself
     STEPS_PER_EXECUTION_COMPILED: bool  # whether Keras runs `steps_per_execution` steps in one compiled call
     # Whether its loop carries the layers' own state as `fit` does (the stateless API's, or the layers' own `call`),
     # and so also trains `LAYERS_WITH_STATE` and `CATEGORICAL_CROSSENTROPY` (see `check_trainable`).

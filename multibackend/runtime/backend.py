@@ -209,7 +209,9 @@ def hide_other_frameworks(name: str) -> None:
     backend, a torch or TensorFlow process would load JAX too (0.8-1.0 s of CPU and about 105 MiB here).
 
     Args:
-        name: The backend whose framework stays importable.
+        name: The backend whose framework stays importable, with the modules its Keras backend imports itself
+            (`USES_MODULES`: Keras's NumPy backend takes JAX's `lax`).
     """
-    hidden = {module for other in BACKENDS if other != name for module in backends.backend(other).MODULES}
+    kept = set(getattr(backends.backend(name), "USES_MODULES", ())) if name in BACKENDS else set()
+    hidden = {module for other in BACKENDS if other != name for module in backends.backend(other).MODULES} - kept
     sys.meta_path.insert(0, _HideFrameworks(hidden))

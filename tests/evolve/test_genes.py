@@ -163,8 +163,12 @@ def test_a_trial_trains_on_whole_batches_and_its_schedule_decays_over_their_step
 def test_a_hopeless_trial_stops_early_and_is_pruned_with_its_curve(tmp_path):
     config = evolve_config.EvolveConfig(backend=BACKEND, results_dir=str(tmp_path), population=2, max_epochs=4)
     study = evolve_study.open_study(config)
-    for _ in range(MIN_CURVES):  # complete trials (the queued baseline first) that reached 0.99 after two epochs
+    # Complete trials (the queued baseline first) that planned 4 epochs too and reached 0.99 after two.
+    for units in range(16, 16 + MIN_CURVES - 1):
+        study.enqueue_trial(Genome((units,), "relu", "adam", 1e-3, 128, 0.0, 4).to_params())
+    for _ in range(MIN_CURVES):
         trial = study.ask()
+        assert evolve_genome.suggest_genome(trial, config.max_epochs).epochs == 4
         trial.set_user_attr("val_curve", [0.98, 0.99, 0.99, 0.99])
         study.tell(trial, [0.99, 1000.0])
     # sgd at the lowest rate on 1,500 images: far below 0.99 after two of its four epochs
