@@ -166,10 +166,11 @@ def test_the_loop_trains_batch_normalization_shifts_and_label_smoothing_exactly_
     keras.utils.set_random_seed(11)
     loop_logs = fit_with_loop(with_loop, x, y, 2, 96, seed=0, shuffle=False, verbose=0)
     # The same steps: weights, the normalizations' moving statistics, the shifts' and dropouts' seeds, Adam's state.
-    # Up to float32 rounding: the torch loop takes the loss from log_softmax where Keras clips softmax, and Adam
-    # divides by the root of its second moment, which magnifies a rounding in a gradient near 0. On an AVX-512 CPU
-    # (Zen 5) one weight of 37,632 ended 3.1e-6 from fit's after 20 Adam steps (SGD: 6e-8); the loop with another
-    # smoothing, none, or another seed ended 1.7e-4 (SGD) to 4.3e-2 (Adam) from fit's there.
+    # Up to float32 rounding: a loop computes the same steps in another order (the torch loop takes the loss from
+    # log_softmax where Keras clips softmax), and Adam divides by the root of its second moment, which magnifies a
+    # rounding in a gradient near 0. On an AVX-512 CPU (Zen 5) one weight of 37,632 ended 3.1e-6 (torch) and
+    # 1.2e-6 (TensorFlow) from fit's after 20 Adam steps (SGD: 6e-8); the torch loop with another smoothing, none,
+    # or another seed ended 1.7e-4 (SGD) to 4.3e-2 (Adam) from fit's there.
     for fit_variable, loop_variable in zip(with_fit.variables, with_loop.variables):
         np.testing.assert_allclose(np.asarray(loop_variable), np.asarray(fit_variable), atol=1e-5)
     for fit_variable, loop_variable in zip(with_fit.optimizer.variables, with_loop.optimizer.variables):
