@@ -1,17 +1,17 @@
-"""trial 746 of the search mnist-50k: 39-136 tanh, adam lr 0.0043, batch 186, dropout 0.01, 21 ep, cosine, input dropout 0.11, batchnorm, shift 0.05.
+"""trial 519 of the search mnist-50k: 35-374 relu, adamw lr 0.002, batch 50, dropout 0.02, 23 ep, cosine, wd 0.002, input dropout 0.06, batchnorm, shift 0.05.
 
-38,125 parameters. Trained here exactly as the search's final step trained it, on the jax
+46,325 parameters. Trained here exactly as the search's final step trained it, on the jax
 backend: Keras `fit` on the first --train-images of MNIST's training images (all 60,000 in the final step),
 initial Dense weights drawn in NumPy from the seed, `keras.utils.set_random_seed(seed)` before the model is built
 (the dropouts', the shifts' and fit's shuffling draws), then the 10,000 test images scored.
-The final step's test accuracies, seeds 0, 1, 2: 0.9831, 0.9815, 0.9812.
+The final step's test accuracies, seeds 0, 1, 2: 0.9859, 0.9859, 0.987.
 
 Needs only keras 3.15.1 and NumPy; MNIST from `keras.datasets.mnist.load_data()` or --data FILE
 (an .npz with x_train, y_train, x_test, y_test, as Keras's mnist.npz).
 
-    python trial-746.py                      # train with seed 0, print the test accuracy
-    python trial-746.py --seed 1 --save m.keras
-    python trial-746.py --evaluate trial-746.keras   # score the final step's trained model (seed 0)
+    python trial-519.py                      # train with seed 0, print the test accuracy
+    python trial-519.py --seed 1 --save m.keras
+    python trial-519.py --evaluate trial-519.keras   # score the final step's trained model (seed 0)
 
 Written by `multibackend evolve`'s final step.
 """
@@ -26,18 +26,18 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-HIDDEN = [(39, "tanh"), (136, "tanh")]  # (units, activation) of each hidden Dense layer
-DROPOUT = 0.011042270518672459  # after each hidden layer
-INPUT_DROPOUT = 0.11397561474511314
+HIDDEN = [(35, "relu"), (374, "relu")]  # (units, activation) of each hidden Dense layer
+DROPOUT = 0.018288708032765666  # after each hidden layer
+INPUT_DROPOUT = 0.06102430045997317
 BATCH_NORM = True  # after each hidden Dense layer
 SHIFT_PIXELS = 1  # the largest shift of an image in each direction (0: none)
-OPTIMIZER = "Adam"
-LEARNING_RATE = 0.004269871983329952
+OPTIMIZER = "AdamW"
+LEARNING_RATE = 0.002046834558982877
 COSINE_DECAY = True  # to 0 over all of training's steps
-WEIGHT_DECAY = None  # None: the optimizer's default
+WEIGHT_DECAY = 0.0023367899887407387  # None: the optimizer's default
 LABEL_SMOOTHING = 0.0
-BATCH_SIZE = 186
-EPOCHS = 21
+BATCH_SIZE = 50
+EPOCHS = 23
 
 
 class GivenValues(keras.initializers.Initializer):
