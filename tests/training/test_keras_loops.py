@@ -323,10 +323,32 @@ def test_torch_loop_steps_plain_optimizers_itself_and_hands_any_other_setting_to
         (keras.optimizers.AdamW(weight_decay=1e-3), "AdamStep"),
         (keras.optimizers.SGD(0.1), "SGDStep"),
         (keras.optimizers.RMSprop(), "RMSpropStep"),
-        (keras.optimizers.Adam(clipnorm=1.0), "function"),
-        (keras.optimizers.Adam(amsgrad=True), "function"),
-        (keras.optimizers.SGD(0.1, momentum=0.9), "function"),
-        (keras.optimizers.RMSprop(centered=True), "function"),
+        (keras.optimizers.Adam(clipnorm=1.0), "ApplyStep"),
+        (keras.optimizers.Adam(amsgrad=True), "ApplyStep"),
+        (keras.optimizers.SGD(0.1, momentum=0.9), "ApplyStep"),
+        (keras.optimizers.RMSprop(centered=True), "ApplyStep"),
     ]:
         optimizer.build(model.trainable_variables)
         assert type(optimizer_step(optimizer, model.trainable_variables)).__name__ == step, optimizer.get_config()
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch loop's own optimizer steps")
+def test_torch_loop_takes_a_cosine_decays_rates_once_an_epoch_as_keras_computes_them_each_step():
+    import keras
+    import torch
+
+    from multibackend.backends.torch.optimizers import StepRates
+
+    schedule = keras.optimizers.schedules.CosineDecay(3e-3, decay_steps=1_000, alpha=0.1)
+    optimizer = keras.optimizers.Adam(schedule)
+    optimizer.build([keras.Variable(np.zeros(3, "float32"))])
+    optimizer.iterations.assign(250)
+    rates = StepRates(optimizer)
+    rates.start_epoch(800)  # past the decay's end too, where Keras holds the last rate
+    taken = []
+    for _ in range(801):  # one step more than announced: the rate Keras computes for it
+        taken.append(float(rates()))
+        optimizer.iterations.assign_add(1)
+    expected = [float(schedule(torch.tensor(step))) for step in range(250, 1_051)]
+    assert taken == expected
+    assert StepRates(keras.optimizers.Adam(0.01)).schedule is None  # a constant rate is read each step
