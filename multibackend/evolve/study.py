@@ -25,6 +25,7 @@ from multibackend.evolve.storage import make_storage, storage_writes
 from multibackend.evolve.summary import StudyAtStart, Summary, summarize
 from multibackend.results import write_json_atomic
 from multibackend.runtime.children import end_child
+from multibackend.runtime.cores import core_shares, pinned_to_cores
 from multibackend.runtime.errors import UsageError
 from multibackend.runtime.jobs import JobRequest, start_job
 
@@ -258,17 +259,22 @@ def checked_summary(summary: Summary) -> dict:
 @contextlib.contextmanager
 def helper_workers(config: EvolveConfig):
     """`config.workers - 1` more worker processes on the same study (the storage coordinates them), each a job with
-    the search's backend, for the block's length: on an error or a signal in it, no helper trains on alone.
+    the search's backend, for the block's length: on an error or a signal in it, no helper trains on alone. Where the
+    machine has a core for each, every worker runs on cores of its own, this process on the first share
+    (`runtime.cores.core_shares`: XLA's CPU threads are limited by nothing else).
 
     Yields:
         The helpers' processes.
     """
     helper = dataclasses.replace(config, workers=1, final_seeds=0)
+    shares = core_shares(config.workers) or [()] * config.workers
     helpers = []
-    try:
-        for _ in range(config.workers - 1):
-            helpers.append(start_job(JobRequest(config.backend, "multibackend.evolve.study:work_on_study", helper)))
-        yield helpers
-    finally:
-        for process in helpers:
-            end_child(process)
+    with pinned_to_cores(shares[0]):
+        try:
+            for cores in shares[1:]:
+                request = JobRequest(config.backend, "multibackend.evolve.study:work_on_study", helper, cores=cores)
+                helpers.append(start_job(request))
+            yield helpers
+        finally:
+            for process in helpers:
+                end_child(process)

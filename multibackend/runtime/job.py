@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from multibackend.runtime.backend import hide_other_frameworks, import_keras, select_backend
+from multibackend.runtime.cores import pin_to_cores
 from multibackend.runtime.devices import resolve_device
 from multibackend.runtime.errors import UsageError, one_line
 from multibackend.runtime.jobs import (
@@ -35,7 +36,9 @@ from multibackend.runtime.signals import Terminated, ending, ending_signals_rais
 
 
 def run_request(request: JobRequest):
-    """Fixes the backend, then calls the request's function; returns its value as JSON values."""
+    """Pins the process to the request's cores and fixes the backend, then calls the request's function; returns its
+    value as JSON values."""
+    pin_to_cores(request.cores)
     device = resolve_device(request.backend, "auto") if request.device == "auto" else request.device
     select_backend(request.backend, device)
     os.environ[DEVICE_ENV] = device

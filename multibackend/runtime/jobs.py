@@ -50,6 +50,8 @@ class JobRequest:
             must run first (one that installs a sandbox).
         hide_other_frameworks: Whether the child makes the other backends' frameworks look uninstalled, as in a
             venv of one backend (`runtime.backend.hide_other_frameworks`); False where code that is not ours runs.
+        cores: The CPU cores the child runs on (`runtime.cores.pin_to_cores`, before any framework starts its
+            threads); empty: those this process may use.
     """
 
     backend: str
@@ -58,6 +60,7 @@ class JobRequest:
     device: str = "cpu"
     import_keras: bool = True
     hide_other_frameworks: bool = True
+    cores: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         """The request as JSON values: the arguments with their dataclass's import path."""
@@ -75,6 +78,7 @@ class JobRequest:
             "arguments": arguments,
             "import_keras": self.import_keras,
             "hide_other_frameworks": self.hide_other_frameworks,
+            "cores": list(self.cores),
         }
 
     @classmethod
@@ -90,6 +94,7 @@ class JobRequest:
             device=data.get("device", "cpu"),
             import_keras=data.get("import_keras", True),
             hide_other_frameworks=data.get("hide_other_frameworks", True),
+            cores=tuple(int(core) for core in data.get("cores", ())),
         )
 
 

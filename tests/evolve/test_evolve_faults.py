@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from multibackend.evolve import config as evolve_config
 from multibackend.evolve import recovery as evolve_recovery
 from multibackend.evolve import storage as evolve_storage
 from multibackend.evolve import study as evolve_study
+from multibackend.runtime.cores import core_shares
 
 from ..conftest import (
     BACKEND,
@@ -80,6 +82,10 @@ def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
     helpers = worker_processes(str(results))
     assert helpers, "the helper worker never started"
     time.sleep(3)  # let it get into its first trial
+    shares = core_shares(2)
+    if shares:  # each worker on cores of its own: this process on the first share, the helper on the second
+        assert os.sched_getaffinity(process.pid) == set(shares[0])
+        assert os.sched_getaffinity(helpers[0]) == set(shares[1])
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143 and stderr.strip().splitlines()[-1] == "multibackend: terminated", stderr

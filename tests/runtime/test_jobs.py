@@ -69,6 +69,10 @@ def frameworks_seen(modules: Inner) -> dict:
     return seen
 
 
+def cores_of_this_process() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
 def sleep_for_ever() -> None:
     time.sleep(3600)
 
@@ -77,7 +81,7 @@ ARGUMENTS = Arguments(3, (28, 28), Inner("hidden", (512,)), 0.5)
 
 
 def test_a_request_comes_back_as_the_same_dataclasses():
-    request = JobRequest(BACKEND, "tests.runtime.test_jobs:describe", ARGUMENTS)
+    request = JobRequest(BACKEND, "tests.runtime.test_jobs:describe", ARGUMENTS, cores=(0, 1))
     assert JobRequest.from_json(request.to_json()) == request
     assert from_fields(Arguments, dataclasses.asdict(ARGUMENTS)) == ARGUMENTS
 
@@ -90,6 +94,18 @@ def test_a_job_runs_in_another_process_with_its_backend_fixed_first():
     seen = outcome.value
     assert seen["pid"] != os.getpid() and seen["keras_backend"] == BACKEND and not seen["keras_imported"]
     assert seen["shape_is_tuple"] and seen["inner_is_dataclass"] and seen["inner"] == {"name": "hidden", "sizes": [512]}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="the system cannot pin a process")
+def test_a_job_runs_on_the_cores_its_request_names_and_on_all_of_ours_when_it_names_none():
+    ours = sorted(os.sched_getaffinity(0))
+    function = "tests.runtime.test_jobs:cores_of_this_process"
+    pinned = run_job(JobRequest(BACKEND, function, import_keras=False, cores=(ours[-1],)), timeout=120)
+    assert pinned.ok, pinned.failure()
+    assert pinned.value == [ours[-1]]
+    free = run_job(JobRequest(BACKEND, function, import_keras=False), timeout=120)
+    assert free.ok, free.failure()
+    assert free.value == ours
 
 
 def test_a_job_sees_only_its_own_backend_s_framework_unless_it_runs_code_that_is_not_ours():
