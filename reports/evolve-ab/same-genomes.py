@@ -17,7 +17,12 @@ def main() -> None:
     parser.add_argument("--storage", required=True, help="the study's storage URL")
     parser.add_argument("--study", required=True, help="the study's name")
     parser.add_argument("--count", type=int, default=9, help="how many complete trials, the first ones (default: 9)")
+    parser.add_argument(
+        "--core", type=int, help="run on this CPU core only (XLA's CPU threads follow the cores a process may use)"
+    )
     args = parser.parse_args()
+    if args.core is not None:
+        os.sched_setaffinity(0, {args.core})
     os.environ.update(
         {"KERAS_BACKEND": args.backend, "OMP_NUM_THREADS": "1", "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
     )
