@@ -58,6 +58,20 @@ def worker_processes(parent_marker: str) -> list[int]:
     return found
 
 
+def cores_once_pinned(pid: int, cores: set[int], seconds: float = 20) -> set[int] | None:
+    """The cores process `pid` may run on, once they are `cores` (a job pins itself as it starts) or after `seconds`;
+    None when it ended first."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            seen = os.sched_getaffinity(pid)
+        except ProcessLookupError:
+            return None
+        if seen == cores or time.time() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
     results = tmp_path / "results"
@@ -67,7 +81,7 @@ def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
         "--workers",
         "2",
         "--generations",
-        "4",
+        "40",  # longer than the test waits: it ends the search itself
         "--population",
         "2",
         "--max-epochs",
@@ -81,11 +95,17 @@ def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
         time.sleep(0.5)
     helpers = worker_processes(str(results))
     assert helpers, "the helper worker never started"
-    time.sleep(3)  # let it get into its first trial
     shares = core_shares(2)
     if shares:  # each worker on cores of its own: this process on the first share, the helper on the second
-        assert os.sched_getaffinity(process.pid) == set(shares[0])
-        assert os.sched_getaffinity(helpers[0]) == set(shares[1])
+        helper_cores = cores_once_pinned(helpers[0], set(shares[1]))
+        assert helper_cores == set(shares[1]), (
+            f"the helper worker ran on cores {helper_cores} (None: it ended unpinned)"
+        )
+        search_cores = os.sched_getaffinity(process.pid)
+        # The search ends its helpers before it takes its cores back: with the helper still there, it was searching.
+        assert worker_processes(str(results)) == helpers, "the search ended before its cores could be read"
+        assert search_cores == set(shares[0]), f"the search's own process runs on cores {search_cores}"
+    time.sleep(3)  # let it get into its first trial
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143 and stderr.strip().splitlines()[-1] == "multibackend: terminated", stderr
