@@ -8,7 +8,9 @@ import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"
+# XLA's CPU runtime sizes its thread pool by the cores the process may use (no flag limits it): one core.
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 import numpy as np  # noqa: E402
 
 rng = np.random.default_rng(0)
