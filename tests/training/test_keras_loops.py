@@ -350,5 +350,7 @@ def test_torch_loop_takes_a_cosine_decays_rates_once_an_epoch_as_keras_computes_
         taken.append(float(rates()))
         optimizer.iterations.assign_add(1)
     expected = [float(schedule(torch.tensor(step))) for step in range(250, 1_051)]
-    assert taken == expected
+    # Equal here to the last bit; a CPU whose vector cosine rounds otherwise than its scalar one may differ by a
+    # float32 rounding (1.2e-7), while a step off moves a rate by 1e-3 of itself or more before the plateau.
+    np.testing.assert_allclose(taken, expected, rtol=2e-7, atol=0)
     assert StepRates(keras.optimizers.Adam(0.01)).schedule is None  # a constant rate is read each step

@@ -30,7 +30,8 @@ class StepRates:
 
     Keras evaluates the schedule at `iterations` in about ten of its operations each step; on a search trial's small
     network that was about 6% of the step here. The schedule is elementwise, so on a vector of steps it computes each
-    step's rate with the same float32 operations (`tests/training/test_keras_loops.py` checks them equal).
+    step's rate with the same float32 operations (`tests/training/test_keras_loops.py` checks them equal, to the
+    rounding of a vector cosine where a CPU's differs from its scalar one).
     """
 
     def __init__(self, optimizer):
