@@ -58,18 +58,12 @@ def worker_processes(parent_marker: str) -> list[int]:
     return found
 
 
-def cores_once_pinned(pid: int, cores: set[int], seconds: float = 20) -> set[int] | None:
-    """The cores process `pid` may run on, once they are `cores` (a job pins itself as it starts) or after `seconds`;
-    None when it ended first."""
-    deadline = time.time() + seconds
-    while True:
-        try:
-            seen = os.sched_getaffinity(pid)
-        except ProcessLookupError:
-            return None
-        if seen == cores or time.time() > deadline:
-            return seen
-        time.sleep(0.1)
+def runs_on(pid: int, cores: set[int]) -> bool:
+    """Whether process `pid` may run on `cores` only (False once it ended)."""
+    try:
+        return os.sched_getaffinity(pid) == cores
+    except ProcessLookupError:
+        return False
 
 
 @pytest.mark.slow
@@ -97,10 +91,7 @@ def test_sigterm_to_evolve_ends_its_helper_workers(tmp_path):
     assert helpers, "the helper worker never started"
     shares = core_shares(2)
     if shares:  # each worker on cores of its own: this process on the first share, the helper on the second
-        helper_cores = cores_once_pinned(helpers[0], set(shares[1]))
-        assert helper_cores == set(shares[1]), (
-            f"the helper worker ran on cores {helper_cores} (None: it ended unpinned)"
-        )
+        wait_for(lambda: runs_on(helpers[0], set(shares[1])), process, seconds=20)  # a job pins itself as it starts
         search_cores = os.sched_getaffinity(process.pid)
         # The search ends its helpers before it takes its cores back: with the helper still there, it was searching.
         assert worker_processes(str(results)) == helpers, "the search ended before its cores could be read"

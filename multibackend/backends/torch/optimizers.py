@@ -41,8 +41,7 @@ class StepRates:
         schedule = optimizer._learning_rate
         elementwise = type(schedule) is keras.optimizers.schedules.CosineDecay and schedule.warmup_target is None
         self.schedule = schedule if elementwise else None
-        self.rates: list[torch.Tensor] = []
-        self.taken = 0
+        self.rates = iter(())
 
     def start_epoch(self, steps: int) -> None:
         """Evaluates the schedule for the next `steps` steps (nothing for a constant rate or another schedule)."""
@@ -50,15 +49,12 @@ class StepRates:
             return
         iterations = self.optimizer.iterations.value
         first = int(iterations)
-        self.rates = list(self.schedule(torch.arange(first, first + steps, device=iterations.device)).unbind())
-        self.taken = 0
+        self.rates = iter(self.schedule(torch.arange(first, first + steps, device=iterations.device)).unbind())
 
     def __call__(self):
         """The rate of the optimizer's next step: a float32 tensor, or the rate's variable."""
-        if self.taken < len(self.rates):
-            self.taken += 1
-            return self.rates[self.taken - 1]
-        return self.optimizer._get_current_learning_rate()
+        rate = next(self.rates, None)
+        return self.optimizer._get_current_learning_rate() if rate is None else rate
 
 
 class ApplyStep:
